@@ -1,0 +1,32 @@
+# DyGenePT: predict single-cell responses to genetic perturbations from context-dependent gene facets.
+#   snakemake --cores 2                                   (config/config.yaml)
+#   snakemake --configfile config/demo.yaml --cores 2     (the embedded offline demo; or: make demo)
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, schema="config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/annotations.smk"
+include: "rules/data.smk"
+include: "rules/genes.smk"
+include: "rules/knowledge.smk"
+include: "rules/enrich.smk"
+include: "rules/facets.smk"
+include: "rules/facet_embed.smk"
+include: "rules/cells.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        rules.report.output,
+    default_target: True

@@ -1,0 +1,49 @@
+# Helpers shared by the stage rules: paths, the stage CLI, and how each rule's inputs reach it.
+import json
+import shlex
+import sys
+from pathlib import Path
+
+OUT = config["outdir"]
+PACKAGE_DIR = Path(workflow.basedir) / "workflow" / "dygenept"
+# The package runs from the source tree, so the same command works in the project's venv and in the
+# per-stage conda envs (which carry only third-party dependencies).
+CLI = (
+    f"PYTHONPATH={shlex.quote(str(PACKAGE_DIR.parent))}${{PYTHONPATH:+:$PYTHONPATH}} python -m dygenept"
+)
+sys.path.insert(0, str(PACKAGE_DIR.parent))
+from dygenept.facet_backends import backend_source  # noqa: E402  (light: no heavy imports)
+
+SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
+
+
+def stage_code(module):
+    """A stage module's source file: an input, so that editing the code reruns the stage and what follows."""
+    return str(PACKAGE_DIR / f"{module}.py")
+
+
+def annotation_db(key):
+    """An existing SQLite copy named in config, else the cached one that rule fetch_annotations makes."""
+    existing = config["annotations"]["sqlite"][key]
+    path = existing or f"{config['annotations']['cache_dir']}/{SQLITE_FILES[key]}"
+    return ancient(path)
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def io_args(input, output):
+    """`--in name=path ... --out name=path ...` for every named input and output."""
+    pairs = [("--in", name, path) for name, path in input.items()]
+    pairs += [("--out", name, path) for name, path in output.items()]
+    return " ".join(f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs)
+
+
+def log_path(stage):
+    return f"{OUT}/logs/{stage}.log"
+
+
+def benchmark_path(stage):
+    return f"{OUT}/benchmarks/{stage}.tsv"
+

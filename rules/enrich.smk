@@ -1,0 +1,23 @@
+# Genes with thin text get a marked paragraph about their nearest neighbours.
+
+rule enrich:
+    input:
+        gene_text=rules.knowledge.output.gene_text,
+        org_db=annotation_db("org_hs_eg"),
+        go_db=annotation_db("go"),
+        code=stage_code("enrich"),
+    output:
+        gene_text=f"{OUT}/enrich/gene_text.parquet",
+    log:
+        log_path("enrich"),
+    benchmark:
+        benchmark_path("enrich")
+    params:
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {**config["enrich"], "excluded_evidence": config["annotations"]["excluded_evidence"]}
+        ),
+    conda:
+        "../envs/knowledge.yaml"
+    shell:
+        "{CLI} enrich {params.io} --params {params.config:q} 2> {log}"

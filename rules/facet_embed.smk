@@ -1,0 +1,23 @@
+# Facet texts → (genes, K, D) tensor + mask with a frozen text encoder.
+
+rule facet_embed:
+    input:
+        facets=rules.facets.output.facets,
+        code=stage_code("facet_embed"),
+        encoder_code=stage_code("encoders"),
+    output:
+        tensor=f"{OUT}/facet_embed/facet_tensor.safetensors",
+    log:
+        log_path("facet_embed"),
+    benchmark:
+        benchmark_path("facet_embed")
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(config["facet_embed"]),
+    conda:
+        "../envs/facet_embed.yaml"
+    shell:
+        "{CLI} facet_embed {params.io} --params {params.config:q} 2> {log}"

@@ -1,0 +1,25 @@
+# Each gene's text → K facet paragraphs or NONE. Editing resources/facets.yaml or the backend reruns this.
+
+rule facets:
+    input:
+        gene_text=rules.enrich.output.gene_text,
+        facets_yaml=config["facets"]["spec"],
+        org_db=annotation_db("org_hs_eg"),
+        go_db=annotation_db("go"),
+        code=stage_code("facets"),
+        backend_code=str(backend_source(config["facets"]["backend"])),
+    output:
+        facets=f"{OUT}/facets/facets.parquet",
+    log:
+        log_path("facets"),
+    benchmark:
+        benchmark_path("facets")
+    params:
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {**config["facets"], "excluded_evidence": config["annotations"]["excluded_evidence"]}
+        ),
+    conda:
+        "../envs/facets.yaml"
+    shell:
+        "{CLI} facets {params.io} --params {params.config:q} 2> {log}"

@@ -1,0 +1,23 @@
+# Gene function text, one sentence at a time with its source.
+
+rule knowledge:
+    input:
+        genes=rules.genes.output.genes,
+        org_db=annotation_db("org_hs_eg"),
+        go_db=annotation_db("go"),
+        code=stage_code("knowledge"),
+    output:
+        gene_text=f"{OUT}/knowledge/gene_text.parquet",
+    log:
+        log_path("knowledge"),
+    benchmark:
+        benchmark_path("knowledge")
+    params:
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {**config["knowledge"], "excluded_evidence": config["annotations"]["excluded_evidence"]}
+        ),
+    conda:
+        "../envs/knowledge.yaml"
+    shell:
+        "{CLI} knowledge {params.io} --params {params.config:q} 2> {log}"

@@ -1,0 +1,21 @@
+# A Markdown/HTML report with the metrics table and the facet-attention heatmap.
+
+rule report:
+    input:
+        metrics=rules.evaluate.output.metrics,
+        facet_weights=rules.evaluate.output.facet_weights,
+        facets_yaml=config["facets"]["spec"],
+        code=stage_code("report"),
+    output:
+        markdown=f"{OUT}/report/report.md",
+        html=f"{OUT}/report/report.html",
+        heatmap=f"{OUT}/report/facet_heatmap.png",
+        table=f"{OUT}/report/metrics_table.txt",
+    log:
+        log_path("report"),
+    params:
+        io=lambda wildcards, input, output: io_args(input, output),
+    conda:
+        "../envs/report.yaml"
+    shell:
+        "{CLI} report {params.io} 2> {log}"

@@ -1,0 +1,273 @@
+"""The embedded knowledge sources: Bioconductor's org.Hs.eg.db and GO.db SQLite databases.
+
+They are fetched once from Debian's packages (``apt-get download`` + ``dpkg -x``: no R, no root
+needed once apt's lists are current), or, where apt is missing, from the Bioconductor source
+tarballs of the same versions, which hold the same SQLite files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import InputError
+from .artifacts import atomic_path, sha256_file
+
+log = logging.getLogger(__name__)
+
+ONTOLOGIES = ("BP", "MF", "CC")
+
+
+@dataclass(frozen=True)
+class AnnotationPackage:
+    """One Bioconductor annotation package and where its SQLite file sits inside each archive."""
+
+    debian_name: str
+    bioc_name: str
+    sqlite_name: str
+
+    @property
+    def debian_member(self) -> str:
+        return f"usr/lib/R/site-library/{self.bioc_name}/extdata/{self.sqlite_name}"
+
+    @property
+    def tarball_member(self) -> str:
+        return f"{self.bioc_name}/inst/extdata/{self.sqlite_name}"
+
+
+ORG_HS_EG = AnnotationPackage("r-bioc-org.hs.eg.db", "org.Hs.eg.db", "org.Hs.eg.sqlite")
+GO_DB = AnnotationPackage("r-bioc-go.db", "GO.db", "GO.sqlite")
+PACKAGES = {"org_hs_eg": ORG_HS_EG, "go": GO_DB}
+
+
+class AnnotationFetchError(InputError):
+    pass
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    log.info("running: %s", " ".join(command))
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def fetch_with_apt(package: AnnotationPackage, version: str | None, workdir: Path) -> Path:
+    """``apt-get download`` the package (refreshing apt's lists once if it is unknown) and unpack it."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise AnnotationFetchError("apt-get/dpkg not found")
+    spec = f"{package.debian_name}={version}" if version else package.debian_name
+    result = _run(["apt-get", "download", spec], workdir)
+    if result.returncode != 0 and os.geteuid() == 0:
+        log.info("apt-get download failed (%s); refreshing apt lists once", result.stderr.strip()[-200:])
+        _run(["apt-get", "update"], workdir)
+        result = _run(["apt-get", "download", spec], workdir)
+    if result.returncode != 0:
+        raise AnnotationFetchError(f"apt-get download {spec} failed: {result.stderr.strip()[-500:]}")
+    debs = sorted(workdir.glob(f"{package.debian_name}_*.deb"))
+    if not debs:
+        raise AnnotationFetchError(f"apt-get download {spec} produced no .deb in {workdir}")
+    unpack_dir = workdir / "unpacked"
+    result = _run(["dpkg-deb", "-x", str(debs[0]), str(unpack_dir)], workdir)
+    if result.returncode != 0:
+        raise AnnotationFetchError(f"dpkg-deb -x {debs[0].name} failed: {result.stderr.strip()}")
+    sqlite_path = unpack_dir / package.debian_member
+    if not sqlite_path.is_file():
+        raise AnnotationFetchError(f"{debs[0].name} has no {package.debian_member}")
+    log.info("unpacked %s (sha256 %s)", debs[0].name, sha256_file(debs[0]))
+    return sqlite_path
+
+
+def fetch_with_tarball(package: AnnotationPackage, url: str, workdir: Path, timeout: float = 120.0) -> Path:
+    """Download a Bioconductor source tarball and extract the SQLite file from it."""
+    tarball = workdir / Path(url).name
+    log.info("downloading %s", url)
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(tarball, "wb") as out:
+        shutil.copyfileobj(response, out, length=1 << 20)
+    with tarfile.open(tarball, "r:gz") as archive:
+        try:
+            member = archive.getmember(package.tarball_member)
+        except KeyError as error:
+            raise AnnotationFetchError(f"{url} has no member {package.tarball_member}") from error
+        source = archive.extractfile(member)
+        if source is None:
+            raise AnnotationFetchError(f"{url}: {package.tarball_member} is not a file")
+        sqlite_path = workdir / package.sqlite_name
+        with source, open(sqlite_path, "wb") as out:
+            shutil.copyfileobj(source, out, length=1 << 20)
+    return sqlite_path
+
+
+def fetch_package(package: AnnotationPackage, destination: Path, apt_version: str | None, tarball_url: str | None) -> dict:
+    """Fetch one database to ``destination`` (atomically), trying apt first, then the tarball."""
+    errors = []
+    with tempfile.TemporaryDirectory(dir=destination.parent) as tmp:
+        workdir = Path(tmp).resolve()
+        sqlite_path = None
+        method = None
+        try:
+            sqlite_path, method = fetch_with_apt(package, apt_version, workdir), "apt"
+        except AnnotationFetchError as error:
+            errors.append(f"apt: {error}")
+        if sqlite_path is None and tarball_url:
+            try:
+                sqlite_path, method = fetch_with_tarball(package, tarball_url, workdir), "bioconductor-tarball"
+            except (OSError, AnnotationFetchError, tarfile.TarError) as error:
+                errors.append(f"tarball {tarball_url}: {error}")
+        if sqlite_path is None:
+            raise AnnotationFetchError(
+                f"could not fetch {package.bioc_name}: " + "; ".join(errors)
+                + ". Fix: install apt (Debian/Ubuntu), check the tarball URL in config "
+                "'annotations.tarball_urls', or point 'annotations.sqlite' at an existing "
+                f"{package.sqlite_name} (e.g. from an R library: <lib>/{package.bioc_name}/extdata/)."
+            )
+        check_sqlite(sqlite_path, package)
+        with atomic_path(destination) as tmp_target:
+            shutil.move(str(sqlite_path), tmp_target)
+    return {"package": package.bioc_name, "method": method, "sha256": sha256_file(destination), "metadata": read_metadata(destination)}
+
+
+def check_sqlite(path: Path, package: AnnotationPackage) -> None:
+    required = {"org.Hs.eg.sqlite": {"genes", "gene_info", "alias", "go_bp"}, "GO.sqlite": {"go_term", "go_bp_offspring"}}
+    try:
+        tables = set(_tables(path))
+    except sqlite3.DatabaseError as error:
+        raise AnnotationFetchError(f"{path} is not a readable SQLite database ({error})") from error
+    missing = required.get(package.sqlite_name, set()) - tables
+    if missing:
+        raise AnnotationFetchError(f"{path} lacks tables {sorted(missing)}; is it really {package.sqlite_name}?")
+
+
+def _tables(path: Path) -> list[str]:
+    with connect(path) as db:
+        return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")]
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open read-only: the databases are shared inputs that no stage may change."""
+    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    with connect(path) as db:
+        return dict(db.execute("SELECT name, value FROM metadata").fetchall())
+
+
+def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Stage entry: fetch each database named in ``outputs`` (keys of PACKAGES)."""
+    details = {}
+    for key, destination in outputs.items():
+        package = PACKAGES[key]
+        details[key] = fetch_package(
+            package,
+            Path(destination),
+            apt_version=params.get("apt_versions", {}).get(key),
+            tarball_url=params.get("tarball_urls", {}).get(key),
+        )
+    return details
+
+
+# ---- queries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneRecord:
+    entrez_id: str
+    symbol: str
+    name: str
+
+
+def gene_records(org_db: str | Path) -> dict[str, GeneRecord]:
+    """Every gene in org.Hs.eg.db, keyed by Entrez id."""
+    with connect(org_db) as db:
+        rows = db.execute(
+            "SELECT g.gene_id, i.symbol, i.gene_name FROM genes g JOIN gene_info i ON g._id = i._id"
+        ).fetchall()
+    return {entrez: GeneRecord(entrez, symbol, name) for entrez, symbol, name in rows}
+
+
+def alias_table(org_db: str | Path) -> list[tuple[str, str]]:
+    """(alias symbol, Entrez id) pairs, the official symbols included."""
+    with connect(org_db) as db:
+        return db.execute("SELECT a.alias_symbol, g.gene_id FROM alias a JOIN genes g ON a._id = g._id").fetchall()
+
+
+def gene_go_annotations(
+    org_db: str | Path, entrez_ids: Iterable[str] | None = None, excluded_evidence: Iterable[str] = ("ND",)
+) -> dict[str, set[tuple[str, str]]]:
+    """Direct GO annotations: Entrez id → {(GO id, ontology)}; ``None`` means every gene."""
+    excluded = tuple(excluded_evidence)
+    clauses, args = [], []
+    if excluded:
+        clauses.append(f"a.evidence NOT IN ({','.join('?' * len(excluded))})")
+        args.extend(excluded)
+    wanted = None if entrez_ids is None else set(entrez_ids)
+    annotations: dict[str, set[tuple[str, str]]] = {}
+    with connect(org_db) as db:
+        for ontology in ONTOLOGIES:
+            where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+            query = f"SELECT g.gene_id, a.go_id FROM go_{ontology.lower()} a JOIN genes g ON a._id = g._id {where}"
+            for entrez, go_id in db.execute(query, args):
+                if wanted is None or entrez in wanted:
+                    annotations.setdefault(entrez, set()).add((go_id, ontology))
+    return annotations
+
+
+@dataclass(frozen=True)
+class GoTerm:
+    go_id: str
+    term: str
+    ontology: str
+    definition: str
+
+
+def go_terms(go_db: str | Path) -> dict[str, GoTerm]:
+    with connect(go_db) as db:
+        rows = db.execute("SELECT go_id, term, ontology, COALESCE(definition, '') FROM go_term").fetchall()
+    return {go_id: GoTerm(go_id, term, ontology, definition) for go_id, term, ontology, definition in rows}
+
+
+def go_descendants(go_db: str | Path, roots: Iterable[str]) -> dict[str, set[str]]:
+    """root GO id → the root and all its offspring (is_a, part_of and regulates, as GO.db closes them)."""
+    result: dict[str, set[str]] = {}
+    with connect(go_db) as db:
+        for root in roots:
+            ontology_row = db.execute("SELECT ontology FROM go_term WHERE go_id = ?", (root,)).fetchone()
+            if ontology_row is None:
+                raise KeyError(root)
+            table = f"go_{ontology_row[0].lower()}_offspring"
+            rows = db.execute(
+                f"SELECT c.go_id FROM {table} o JOIN go_term p ON o._id = p._id "
+                f"JOIN go_term c ON o._offspring_id = c._id WHERE p.go_id = ?",
+                (root,),
+            ).fetchall()
+            result[root] = {root} | {row[0] for row in rows}
+    return result
+
+
+def obsolete_go_ids(go_db: str | Path, ids: Iterable[str]) -> set[str]:
+    ids = list(ids)
+    with connect(go_db) as db:
+        rows = db.execute(
+            f"SELECT go_id FROM go_obsolete WHERE go_id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def offspring_counts(go_db: str | Path) -> dict[str, int]:
+    """GO id → number of descendant terms (0 for leaves): fewer means more specific."""
+    counts: dict[str, int] = {}
+    with connect(go_db) as db:
+        for ontology in ONTOLOGIES:
+            rows = db.execute(
+                f"SELECT t.go_id, COUNT(*) FROM go_{ontology.lower()}_offspring o "
+                "JOIN go_term t ON o._id = t._id GROUP BY t.go_id"
+            ).fetchall()
+            counts.update(dict(rows))
+    return counts

@@ -1,0 +1,115 @@
+"""Atomic artifact writing and the provenance record written beside every artifact."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+PROVENANCE_SUFFIX = ".provenance.json"
+_TRACKED_PACKAGES = (
+    "dygenept", "numpy", "pandas", "anndata", "scanpy", "torch", "transformers",
+    "entmax", "safetensors", "pyarrow", "snakemake",
+)
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's directory; rename it onto ``path`` only on success.
+
+    A crash mid-write leaves the previous artifact (or nothing) in place, never a truncated file.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: str | Path, value: Any) -> Path:
+    return write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def package_versions(names: tuple[str, ...] = _TRACKED_PACKAGES) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def provenance_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + PROVENANCE_SUFFIX)
+
+
+def build_provenance(
+    stage: str,
+    inputs: dict[str, str | Path],
+    params: dict[str, Any],
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record kept beside an artifact: what went in, with which settings and software."""
+    return {
+        "stage": stage,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": {
+            name: {"path": str(path), "sha256": sha256_file(path)}
+            for name, path in sorted(inputs.items())
+            if Path(path).is_file()
+        },
+        "params": params,
+        "params_sha256": sha256_text(canonical_json(params)),
+        "details": details or {},
+        "versions": package_versions(),
+        "host": {"platform": platform.platform(), "machine": platform.machine()},
+    }
+
+
+def write_provenance(artifact: str | Path, record: dict[str, Any]) -> Path:
+    return write_json_atomic(provenance_path(artifact), record)

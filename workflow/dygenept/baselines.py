@@ -1,0 +1,74 @@
+"""Honest baselines, fitted on the same training perturbations as the model.
+
+Each returns predicted mean expression for a condition, or None where it does not apply.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from .dataset import condition_genes
+from .perturbations import PerturbationData
+
+Predictor = Callable[[str], Optional[np.ndarray]]
+
+
+def no_change(data: PerturbationData, train: list[str]) -> Predictor:
+    control = data.control_mean
+    return lambda condition: control
+
+
+def train_mean(data: PerturbationData, train: list[str]) -> Predictor:
+    """The mean change over all training perturbations, added to control."""
+    shift = np.mean([data.true_mean(c) - data.control_mean for c in train], axis=0)
+    prediction = data.control_mean + shift
+    return lambda condition: prediction
+
+
+def additive(data: PerturbationData, train: list[str]) -> Predictor:
+    """Doubles: control + δA + δB where both singles were trained on; None otherwise."""
+    singles = {condition_genes(c)[0]: data.true_mean(c) - data.control_mean for c in train if len(condition_genes(c)) == 1}
+
+    def predict(condition: str) -> Optional[np.ndarray]:
+        genes = condition_genes(condition)
+        if len(genes) != 2 or not all(g in singles for g in genes):
+            return None
+        return data.control_mean + singles[genes[0]] + singles[genes[1]]
+
+    return predict
+
+
+def mean_facet_features(data: PerturbationData, condition: str) -> np.ndarray:
+    """A gene's mean embedding over its present facets (zero if it has none), summed over the genes."""
+    vectors = []
+    for row in data.facet_rows[condition]:
+        mask = data.facets.mask[row]
+        vectors.append(data.facets.embeddings[row][mask].mean(axis=0) if mask.any() else np.zeros(data.facets.embeddings.shape[-1]))
+    return np.sum(vectors, axis=0)
+
+
+def linear(data: PerturbationData, train: list[str], alpha: float = 1.0) -> Predictor:
+    """Linear: ridge regression from the static (facet-averaged) gene embedding to the change."""
+    modelled = data.modelled(train)
+    features = np.stack([mean_facet_features(data, c) for c in modelled])
+    targets = np.stack([data.true_mean(c) - data.control_mean for c in modelled])
+    feature_mean, target_mean = features.mean(axis=0), targets.mean(axis=0)
+    centred = features - feature_mean
+    weights = np.linalg.solve(centred.T @ centred + alpha * np.eye(centred.shape[1]), centred.T @ (targets - target_mean))
+
+    def predict(condition: str) -> Optional[np.ndarray]:
+        if condition not in data.facet_rows:
+            return None
+        return data.control_mean + target_mean + (mean_facet_features(data, condition) - feature_mean) @ weights
+
+    return predict
+
+
+BASELINES: dict[str, Callable[[PerturbationData, list[str]], Predictor]] = {
+    "no_change": no_change,
+    "train_mean": train_mean,
+    "additive": additive,
+    "linear": linear,
+}

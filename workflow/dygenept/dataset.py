@@ -1,0 +1,231 @@
+"""The data stage: read a Perturb-seq AnnData, check it early, and write it in canonical form.
+
+Canonical form: ``obs['condition']`` in GEARS style (``ctrl``, ``A+ctrl``, ``A+B``), ``obs['control']``
+bool, log-normalised ``X``; plus the train/test split of perturbations and each perturbation's top DE genes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import InputError
+from .artifacts import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CONTROL = "ctrl"
+CONDITION_KEY = "condition"
+CONTROL_KEY = "control"
+MAX_LOG_EXPRESSION = 30.0
+
+
+class DatasetError(InputError):
+    """Bad input data, with a message naming the file, the field and the fix."""
+
+
+# ---- conditions ------------------------------------------------------------------------------
+
+
+def canonical_condition(raw: str, control_values: Sequence[str], separator: str) -> str:
+    """Map a raw perturbation label to GEARS style: ``ctrl``, ``A+ctrl`` or ``A+B`` (sorted)."""
+    if raw in control_values:
+        return CONTROL
+    genes = [part.strip() for part in str(raw).split(separator) if part.strip() and part.strip() not in control_values]
+    if not genes:
+        return CONTROL
+    if len(genes) == 1:
+        return f"{genes[0]}+{CONTROL}"
+    return "+".join(sorted(genes))
+
+
+def condition_genes(condition: str) -> list[str]:
+    return [gene for gene in condition.split("+") if gene != CONTROL]
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+
+def looks_like_counts(matrix) -> bool:
+    """Raw counts: every stored value integral and some large. log1p-normalised data is neither."""
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix).ravel()
+    sample = values[: 1_000_000]
+    if sample.size == 0:
+        return False
+    return bool(np.all(np.equal(np.mod(sample, 1), 0)) and sample.max() > MAX_LOG_EXPRESSION)
+
+
+def check_expression(matrix, path: str, expression: str) -> None:
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    if not np.all(np.isfinite(values)):
+        raise DatasetError(f"{path}: X holds NaN or infinite values. Fix: remove or impute them before running.")
+    if np.any(values < 0):
+        raise DatasetError(
+            f"{path}: X holds negative values (scaled or centred data?). Fix: give log-normalised "
+            "expression (sc.pp.normalize_total + sc.pp.log1p), not scaled data."
+        )
+    if expression == "log_normalized" and looks_like_counts(matrix):
+        raise DatasetError(
+            f"{path}: X looks like raw counts (integers up to {values.max():.0f}) but config "
+            "'dataset.expression' says log_normalized. Fix: set dataset.expression: counts to let DyGenePT "
+            "normalise (normalize_total + log1p), or normalise the file yourself."
+        )
+
+
+def check_columns(obs: pd.DataFrame, path: str, columns: dict[str, str]) -> None:
+    for field, column in columns.items():
+        if column not in obs.columns:
+            raise DatasetError(
+                f"{path}: obs has no column '{column}' (config 'dataset.{field}'). "
+                f"Columns present: {', '.join(map(str, obs.columns))}. Fix: set dataset.{field} to one of them."
+            )
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
+    """Read and validate ``path``; return AnnData in canonical form (see module docstring)."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: file not found. Fix: set config 'dataset.path' to an existing .h5ad.")
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as error:  # h5py/anndata raise many types for a damaged file
+        raise DatasetError(f"{path}: cannot be read as .h5ad ({error}). Fix: check that the file is complete.") from error
+    perturbation_column = params["perturbation_column"]
+    check_columns(adata.obs, path, {"perturbation_column": perturbation_column})
+    for column, value in (params.get("filter") or {}).items():
+        check_columns(adata.obs, path, {f"filter.{column}": column})
+        adata = adata[adata.obs[column].astype(str) == str(value)].copy()
+        if adata.n_obs == 0:
+            raise DatasetError(f"{path}: no cell has obs['{column}'] == '{value}' (config 'dataset.filter').")
+    control_values = list(params["control_values"])
+    raw = adata.obs[perturbation_column].astype(str)
+    conditions = raw.map(lambda label: canonical_condition(label, control_values, params["separator"]))
+    if not (conditions == CONTROL).any():
+        common = ", ".join(raw.value_counts().index[:10])
+        raise DatasetError(
+            f"{path}: no control cells: no value of obs['{perturbation_column}'] is in "
+            f"dataset.control_values={control_values}. Most common values: {common}. "
+            "Fix: set dataset.control_values to the label of the control cells."
+        )
+    if adata.var_names.duplicated().any():
+        duplicated = adata.var_names[adata.var_names.duplicated()].unique()[:10].tolist()
+        raise DatasetError(f"{path}: duplicate gene names in var: {duplicated}. Fix: make var_names unique.")
+    check_expression(adata.X, path, params.get("expression", "log_normalized"))
+    if params.get("expression") == "counts":
+        import scanpy as sc
+
+        adata.layers["counts"] = adata.X.copy()
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+    adata.obs[CONDITION_KEY] = pd.Categorical(conditions.values)
+    adata.obs[CONTROL_KEY] = (conditions == CONTROL).values
+    if sp.issparse(adata.X):
+        adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    else:
+        adata.X = np.asarray(adata.X, dtype=np.float32)
+    return adata
+
+
+# ---- splits ----------------------------------------------------------------------------------
+
+SplitKind = Literal["simulation"]
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[str]
+    test: list[str]
+    subgroups: dict[str, list[str]]
+
+    def as_dict(self) -> dict:
+        return {"train": self.train, "test": self.test, "test_subgroups": self.subgroups}
+
+
+def simulation_split(
+    conditions: Sequence[str], seed: int, train_gene_set_size: float, combo_seen2_train_frac: float
+) -> Split:
+    """GEARS-style "simulation" split of perturbation conditions (control excluded).
+
+    A share of the single-gene perturbations is kept for training; the rest are ``unseen_single``.
+    Doubles are labelled by how many of their genes are seen in training singles: ``combo_seen0/1/2``;
+    a share of combo_seen2 goes to training.
+    """
+    rng = np.random.default_rng(seed)
+    conditions = sorted(set(conditions) - {CONTROL})
+    singles = [c for c in conditions if len(condition_genes(c)) == 1]
+    doubles = [c for c in conditions if len(condition_genes(c)) == 2]
+    single_genes = sorted({condition_genes(c)[0] for c in singles})
+    n_train_genes = int(round(len(single_genes) * train_gene_set_size))
+    seen_genes = set(rng.permutation(single_genes)[:n_train_genes].tolist())
+    train = [c for c in singles if condition_genes(c)[0] in seen_genes]
+    subgroups: dict[str, list[str]] = {
+        "unseen_single": [c for c in singles if condition_genes(c)[0] not in seen_genes],
+        "combo_seen0": [], "combo_seen1": [], "combo_seen2": [],
+    }
+    for condition in doubles:
+        n_seen = sum(gene in seen_genes for gene in condition_genes(condition))
+        subgroups[f"combo_seen{n_seen}"].append(condition)
+    seen2 = list(rng.permutation(subgroups["combo_seen2"]))
+    n_seen2_train = int(round(len(seen2) * combo_seen2_train_frac))
+    train += sorted(seen2[:n_seen2_train])
+    subgroups["combo_seen2"] = sorted(seen2[n_seen2_train:])
+    test = sorted(c for group in subgroups.values() for c in group)
+    return Split(train=sorted(train), test=test, subgroups={k: sorted(v) for k, v in subgroups.items()})
+
+
+# ---- differential expression -----------------------------------------------------------------
+
+
+def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
+    """Top DE genes of every perturbation against control (t-test, ranked by |score|, as GEARS does)."""
+    import scanpy as sc
+
+    groups = [c for c in adata.obs[CONDITION_KEY].cat.categories if c != CONTROL]
+    scratch = ad.AnnData(X=adata.X, obs=adata.obs[[CONDITION_KEY]].copy(), var=pd.DataFrame(index=adata.var_names))
+    sc.tl.rank_genes_groups(
+        scratch, groupby=CONDITION_KEY, groups=groups, reference=CONTROL, method="t-test",
+        rankby_abs=True, n_genes=n_genes, use_raw=False,
+    )
+    names = scratch.uns["rank_genes_groups"]["names"]
+    return {group: [str(gene) for gene in names[group]] for group in groups}
+
+
+# ---- stage entry -----------------------------------------------------------------------------
+
+
+def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    adata = load_dataset(inputs["h5ad"], params)
+    split_params = params["split"]
+    split = simulation_split(
+        adata.obs[CONDITION_KEY].unique().tolist(),
+        seed=split_params["seed"],
+        train_gene_set_size=split_params["train_gene_set_size"],
+        combo_seen2_train_frac=split_params["combo_seen2_train_frac"],
+    )
+    log.info("split: %d train, %d test perturbations (%s)", len(split.train), len(split.test),
+             {k: len(v) for k, v in split.subgroups.items()})
+    de_genes = top_de_genes(adata, params["de_genes"])
+    keep = [column for column in (CONDITION_KEY, CONTROL_KEY) if column in adata.obs]
+    canonical = ad.AnnData(X=adata.X, obs=adata.obs[keep].copy(), var=pd.DataFrame(index=adata.var_names.astype(str)))
+    with atomic_path(outputs["h5ad"]) as tmp:
+        canonical.write_h5ad(tmp, compression="gzip")
+    write_json_atomic(outputs["split"], split.as_dict())
+    write_json_atomic(outputs["de_genes"], de_genes)
+    counts = adata.obs[CONDITION_KEY].value_counts()
+    return {
+        "cells": int(adata.n_obs),
+        "genes": int(adata.n_vars),
+        "control_cells": int(counts.get(CONTROL, 0)),
+        "perturbations": int(len(counts) - 1),
+        "split_sizes": {"train": len(split.train), **{k: len(v) for k, v in split.subgroups.items()}},
+    }

@@ -1,0 +1,93 @@
+"""The facet-embedding stage: every non-NONE facet text → a frozen text encoder's vector.
+
+Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`` (genes, K) uint8
+(1 = the gene has that facet), and in its metadata the gene index and facet ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file, safe_open, save_file
+
+from .artifacts import atomic_path
+from .encoders import TextEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FacetTensor:
+    embeddings: np.ndarray  # (genes, K, D)
+    mask: np.ndarray  # (genes, K) bool
+    entrez_ids: list[str]
+    symbols: list[str]
+    facet_ids: list[str]
+
+    def row_of(self) -> dict[str, int]:
+        return {entrez: i for i, entrez in enumerate(self.entrez_ids)}
+
+
+def assemble(table: pd.DataFrame, vectors: dict[str, np.ndarray], dim: int) -> FacetTensor:
+    """Place each facet text's vector at (gene, facet); NONE facets stay zero with mask 0."""
+    genes = table.drop_duplicates("entrez_id")[["entrez_id", "symbol"]]
+    facet_ids = table.sort_values("facet_index").drop_duplicates("facet")["facet"].tolist()
+    row = {entrez: i for i, entrez in enumerate(genes["entrez_id"])}
+    embeddings = np.zeros((len(genes), len(facet_ids), dim), dtype=np.float32)
+    mask = np.zeros((len(genes), len(facet_ids)), dtype=bool)
+    for record in table.itertuples(index=False):
+        if not record.is_none:
+            embeddings[row[record.entrez_id], record.facet_index] = vectors[record.text]
+            mask[row[record.entrez_id], record.facet_index] = True
+    return FacetTensor(embeddings, mask, genes["entrez_id"].tolist(), genes["symbol"].tolist(), facet_ids)
+
+
+def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str, str]) -> None:
+    with atomic_path(path) as tmp:
+        save_file(
+            {"embeddings": tensor.embeddings.astype(np.float16), "mask": tensor.mask.astype(np.uint8)},
+            str(tmp),
+            metadata={
+                **metadata,
+                "entrez_ids": json.dumps(tensor.entrez_ids),
+                "symbols": json.dumps(tensor.symbols),
+                "facet_ids": json.dumps(tensor.facet_ids),
+            },
+        )
+
+
+def load_facet_tensor(path: str | Path) -> FacetTensor:
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata()
+    arrays = load_file(str(path))
+    return FacetTensor(
+        arrays["embeddings"].astype(np.float32),
+        arrays["mask"].astype(bool),
+        json.loads(metadata["entrez_ids"]),
+        json.loads(metadata["symbols"]),
+        json.loads(metadata["facet_ids"]),
+    )
+
+
+def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    table = pd.read_parquet(inputs["facets"])
+    encoder = TextEncoder.from_spec(params["encoder"])
+    unique_texts = sorted(set(table.loc[~table["is_none"], "text"]))
+    log.info("encoding %d distinct facet texts with %s (D=%d)", len(unique_texts), encoder.model_dir, encoder.dim)
+    vectors = dict(zip(unique_texts, encoder.encode(unique_texts)))
+    tensor = assemble(table, vectors, encoder.dim)
+    model_id = params["encoder"].get("hub_id") or str(encoder.model_dir)
+    save_facet_tensor(tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.weights_sha256})
+    return {
+        "encoder_model_id": model_id,
+        "encoder_revision": params["encoder"].get("revision"),
+        "weights_sha256": encoder.weights_sha256,
+        "model_dir": str(encoder.model_dir),
+        "shape": list(tensor.embeddings.shape),
+        "facets_present": int(tensor.mask.sum()),
+    }

@@ -1,0 +1,131 @@
+"""The genes stage: the gene universe (perturbed genes + an optional extra list) mapped to Entrez ids.
+
+Symbols are resolved against org.Hs.eg.db: the official symbol first, then aliases (old names such as
+KIAA1804 → MAP3K21). Names that map to nothing, or only ambiguously, are reported by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal
+
+import anndata as ad
+import pandas as pd
+
+from . import annotations
+from .errors import InputError
+from .artifacts import atomic_path
+from .dataset import CONDITION_KEY, condition_genes
+
+log = logging.getLogger(__name__)
+
+MatchKind = Literal["symbol", "alias", "override"]
+GENES_COLUMNS = ["query", "symbol", "entrez_id", "name", "match"]
+
+
+class UnmappedGenesError(InputError):
+    pass
+
+
+@dataclass(frozen=True)
+class SymbolIndex:
+    """Lookup tables built once from org.Hs.eg.db."""
+
+    records: dict[str, annotations.GeneRecord]
+    by_symbol: dict[str, str]
+    by_alias: dict[str, set[str]]
+
+    @classmethod
+    def from_db(cls, org_db: str | Path) -> "SymbolIndex":
+        records = annotations.gene_records(org_db)
+        by_symbol = {record.symbol.upper(): entrez for entrez, record in records.items()}
+        by_alias: dict[str, set[str]] = defaultdict(set)
+        for alias, entrez in annotations.alias_table(org_db):
+            by_alias[alias.upper()].add(entrez)
+        return cls(records, by_symbol, dict(by_alias))
+
+
+@dataclass(frozen=True)
+class Mapping:
+    query: str
+    entrez_id: str | None
+    match: MatchKind | None
+    candidates: tuple[str, ...] = ()
+
+
+def map_symbol(query: str, index: SymbolIndex, overrides: dict[str, str]) -> Mapping:
+    if query in overrides:
+        return Mapping(query, str(overrides[query]), "override")
+    key = query.upper()
+    if key in index.by_symbol:
+        return Mapping(query, index.by_symbol[key], "symbol")
+    candidates = tuple(sorted(index.by_alias.get(key, ())))
+    if len(candidates) == 1:
+        return Mapping(query, candidates[0], "alias")
+    return Mapping(query, None, None, candidates)
+
+
+def perturbed_genes(conditions: Iterable[str]) -> list[str]:
+    return sorted({gene for condition in conditions for gene in condition_genes(condition)})
+
+
+def describe_unmapped(unmapped: list[Mapping], index: SymbolIndex) -> str:
+    lines = []
+    for mapping in unmapped:
+        if mapping.candidates:
+            options = ", ".join(f"{index.records[c].symbol} (Entrez {c})" for c in mapping.candidates)
+            lines.append(f"  {mapping.query}: ambiguous alias of {options}")
+        else:
+            lines.append(f"  {mapping.query}: not a symbol or alias in org.Hs.eg.db")
+    return "\n".join(lines)
+
+
+def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, str], on_unmapped: str, source: str) -> pd.DataFrame:
+    mappings = [map_symbol(query, index, overrides) for query in queries]
+    unmapped = [m for m in mappings if m.entrez_id is None]
+    if unmapped:
+        message = (
+            f"{len(unmapped)} gene(s) from {source} could not be mapped to an Entrez id:\n"
+            f"{describe_unmapped(unmapped, index)}\n"
+            "Fix: add them to config 'genes.symbol_overrides' as SYMBOL: ENTREZ_ID, or set "
+            "'genes.on_unmapped: warn' to leave them (and their perturbations) out."
+        )
+        if on_unmapped == "error":
+            raise UnmappedGenesError(message)
+        log.warning(message)
+    rows = []
+    for mapping in mappings:
+        if mapping.entrez_id is None:
+            continue
+        record = index.records.get(mapping.entrez_id)
+        if record is None:
+            raise UnmappedGenesError(
+                f"genes.symbol_overrides maps {mapping.query} to Entrez {mapping.entrez_id}, which org.Hs.eg.db "
+                "does not know. Fix: correct the id."
+            )
+        rows.append([mapping.query, record.symbol, record.entrez_id, record.name, mapping.match])
+    table = pd.DataFrame(rows, columns=GENES_COLUMNS)
+    collisions = table[table.duplicated("entrez_id", keep=False)]
+    if not collisions.empty:
+        log.warning("several names map to one gene: %s", collisions[["query", "symbol"]].to_dict("records"))
+    return table
+
+
+def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
+    queries = sorted(set(perturbed_genes(conditions)) | set(params.get("extra", [])))
+    index = SymbolIndex.from_db(inputs["org_db"])
+    table = map_universe(queries, index, params.get("symbol_overrides", {}), params["on_unmapped"], str(inputs["h5ad"]))
+    with atomic_path(outputs["genes"]) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    by_match = table["match"].value_counts().to_dict()
+    log.info("%d genes mapped (%s) of %d names", len(table), by_match, len(queries))
+    return {"queried": len(queries), "mapped": len(table), "by_match": by_match,
+            "unmapped": sorted(set(queries) - set(table["query"]))}
+
+
+def read_genes(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)

@@ -1,0 +1,112 @@
+"""The DyGenePT network: tensors in, tensors out; no I/O, no device strings.
+
+For a control cell with frozen state ``z`` and a perturbed gene with frozen facet embeddings F (K, D):
+
+    q      = LayerNorm(ReLU(W_q z + b))                      cell query
+    F'_k   = F_k if the gene has facet k else null           learnable null vector for NONE facets
+    α      = sparsemax(q · (W_k F')ᵀ / √h)                   interpretable facet weights (or entmax-1.5)
+    e      = Σ_k α_k W_v F'_k                                cell-specific gene embedding
+    shift  = Σ_genes MLP([e, q]) + MLP_pair(e_a ⊙ e_b)       the pair term only for double perturbations
+    x̂      = x_ctrl + decode(z + shift) − decode(z)          residual decoding keeps each cell's own detail
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+AttentionKind = Literal["sparsemax", "entmax15", "softmax"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell_dim: int
+    facet_dim: int
+    n_facets: int
+    n_genes: int
+    hidden_dim: int = 128
+    mlp_dim: int = 256
+    dropout: float = 0.1
+    attention: AttentionKind = "sparsemax"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def attention_normaliser(kind: AttentionKind):
+    if kind == "softmax":
+        return lambda scores: torch.softmax(scores, dim=-1)
+    from entmax import entmax15, sparsemax
+
+    return {"sparsemax": lambda s: sparsemax(s, dim=-1), "entmax15": lambda s: entmax15(s, dim=-1)}[kind]
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+
+
+class FacetAttention(nn.Module):
+    """Cross-attention of a cell query over one gene's facets."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.query = nn.Sequential(nn.Linear(config.cell_dim, config.hidden_dim), nn.ReLU(), nn.LayerNorm(config.hidden_dim))
+        self.key = nn.Linear(config.facet_dim, config.hidden_dim)
+        self.value = nn.Linear(config.facet_dim, config.hidden_dim)
+        self.null_facet = nn.Parameter(torch.randn(config.facet_dim) * 0.02)
+        self.normalise = attention_normaliser(config.attention)
+        self.scale = 1.0 / math.sqrt(config.hidden_dim)
+
+    def forward(self, cell_state: torch.Tensor, facets: torch.Tensor, mask: torch.Tensor):
+        """cell_state (B, d), facets (B, K, D), mask (B, K) → embedding (B, h), weights (B, K), query (B, h)."""
+        facets = torch.where(mask.unsqueeze(-1), facets, self.null_facet.expand_as(facets))
+        query = self.query(cell_state)
+        scores = torch.einsum("bh,bkh->bk", query, self.key(facets)) * self.scale
+        weights = self.normalise(scores)
+        embedding = torch.einsum("bk,bkh->bh", weights, self.value(facets))
+        return embedding, weights, query
+
+
+class DyGenePTModule(nn.Module):
+    def __init__(self, config: ModelConfig, decoder_weight: torch.Tensor | None = None, decoder_bias: torch.Tensor | None = None):
+        super().__init__()
+        self.config = config
+        self.attention = FacetAttention(config)
+        self.shift = mlp(2 * config.hidden_dim, config.mlp_dim, config.cell_dim, config.dropout)
+        self.pair_shift = mlp(config.hidden_dim, config.mlp_dim, config.cell_dim, config.dropout)
+        self.decoder = nn.Linear(config.cell_dim, config.n_genes)
+        if decoder_weight is not None:
+            with torch.no_grad():
+                self.decoder.weight.copy_(decoder_weight)
+                self.decoder.bias.copy_(decoder_bias)
+
+    def forward(
+        self, cell_state: torch.Tensor, control_expression: torch.Tensor,
+        facets: torch.Tensor, mask: torch.Tensor, present: torch.Tensor,
+    ):
+        """Predict perturbed expression.
+
+        cell_state (B, d) and control_expression (B, G) describe control cells; facets (B, P, K, D) and
+        mask (B, P, K) the P ≤ 2 perturbed genes of each cell's perturbation; present (B, P) says which
+        gene slots hold a gene (False: a single perturbation's empty second slot). A gene whose facets are
+        all NONE is present, with only null facets. Returns (expression (B, G), facet weights (B, P, K)).
+        """
+        batch, n_slots = facets.shape[:2]
+        states = cell_state.unsqueeze(1).expand(-1, n_slots, -1).reshape(batch * n_slots, -1)
+        embedding, weights, query = self.attention(
+            states, facets.reshape(batch * n_slots, *facets.shape[2:]), mask.reshape(batch * n_slots, -1)
+        )
+        slot_weight = present.unsqueeze(-1).to(embedding.dtype)
+        embedding = embedding.view(batch, n_slots, -1) * slot_weight
+        query = query.view(batch, n_slots, -1)
+        shift = (self.shift(torch.cat([embedding, query], dim=-1)) * slot_weight).sum(dim=1)
+        if n_slots > 1:
+            is_pair = present.all(dim=1, keepdim=True).to(embedding.dtype)
+            shift = shift + self.pair_shift(embedding[:, 0] * embedding[:, 1]) * is_pair
+        expression = control_expression + self.decoder(cell_state + shift) - self.decoder(cell_state)
+        return expression, weights.view(batch, n_slots, -1)

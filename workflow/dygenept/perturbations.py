@@ -1,0 +1,80 @@
+"""What the train and evaluate stages share: perturbations linked to their genes' facets and their cells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+
+from .cells import CellEmbedding, dense, load_cell_embedding
+from .dataset import CONDITION_KEY, CONTROL, CONTROL_KEY, condition_genes
+from .facet_embed import FacetTensor, load_facet_tensor
+from .genes import read_genes
+
+MAX_GENES_PER_PERTURBATION = 2
+
+
+@dataclass
+class PerturbationData:
+    gene_names: list[str]
+    control_expression: np.ndarray  # (control cells, G), rows aligned with cell_state
+    cell_state: np.ndarray  # (control cells, d)
+    cells_by_condition: dict[str, np.ndarray]  # condition → (cells, G)
+    facet_rows: dict[str, list[int]]  # condition → facet-tensor row of each perturbed gene
+    facets: FacetTensor
+    cells: CellEmbedding
+    skipped: dict[str, str]  # condition → why it cannot be modelled
+
+    @property
+    def control_mean(self) -> np.ndarray:
+        return self.control_expression.mean(axis=0)
+
+    def true_mean(self, condition: str) -> np.ndarray:
+        return self.cells_by_condition[condition].mean(axis=0)
+
+    def modelled(self, conditions: list[str]) -> list[str]:
+        return [c for c in conditions if c in self.facet_rows]
+
+    def facet_inputs(self, conditions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Facets (n, 2, K, D), mask (n, 2, K) and present (n, 2) for each condition."""
+        _, n_facets, dim = self.facets.embeddings.shape
+        facets = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION, n_facets, dim), dtype=np.float32)
+        mask = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION, n_facets), dtype=bool)
+        present = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION), dtype=bool)
+        for i, condition in enumerate(conditions):
+            for slot, row in enumerate(self.facet_rows[condition]):
+                facets[i, slot] = self.facets.embeddings[row]
+                mask[i, slot] = self.facets.mask[row]
+                present[i, slot] = True
+        return torch.from_numpy(facets), torch.from_numpy(mask), torch.from_numpy(present)
+
+
+def load_perturbation_data(h5ad: str | Path, genes: str | Path, facet_tensor: str | Path, cell_embedding: str | Path) -> PerturbationData:
+    adata = ad.read_h5ad(h5ad)
+    cells = load_cell_embedding(cell_embedding)
+    facets = load_facet_tensor(facet_tensor)
+    gene_table = read_genes(genes)
+    entrez_of_query = dict(zip(gene_table["query"], gene_table["entrez_id"]))
+    row_of_entrez = facets.row_of()
+    controls = adata[adata.obs[CONTROL_KEY].values]
+    control_expression = dense(controls[cells.cell_ids].X)
+    conditions = adata.obs[CONDITION_KEY].astype(str)
+    cells_by_condition, facet_rows, skipped = {}, {}, {}
+    for condition in sorted(set(conditions) - {CONTROL}):
+        genes_of = condition_genes(condition)
+        if len(genes_of) > MAX_GENES_PER_PERTURBATION:
+            skipped[condition] = f"more than {MAX_GENES_PER_PERTURBATION} genes"
+            continue
+        missing = [g for g in genes_of if entrez_of_query.get(g) not in row_of_entrez]
+        cells_by_condition[condition] = dense(adata[(conditions == condition).values].X)
+        if missing:
+            skipped[condition] = f"no facets for {missing} (unmapped gene)"
+            continue
+        facet_rows[condition] = [row_of_entrez[entrez_of_query[g]] for g in genes_of]
+    return PerturbationData(
+        adata.var_names.astype(str).tolist(), control_expression, cells.embeddings, cells_by_condition,
+        facet_rows, facets, cells, skipped,
+    )

@@ -1,0 +1,103 @@
+"""The train stage: fit the DyGenePT adapters on the training perturbations; the backbones stay frozen.
+
+Each step draws a few training perturbations and, for each, a batch of control cells; the loss is the
+squared error between the mean predicted and the mean observed expression of that perturbation
+(observed cells are not paired with control cells in Perturb-seq, so the mean is the target).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+from .artifacts import atomic_path, read_json, write_json_atomic
+from .model import DyGenePTModule, ModelConfig
+from .perturbations import PerturbationData, load_perturbation_data
+
+log = logging.getLogger(__name__)
+
+
+def build_model(data: PerturbationData, model_params: dict) -> DyGenePTModule:
+    n_genes_in_tensor, n_facets, facet_dim = data.facets.embeddings.shape
+    config = ModelConfig(
+        cell_dim=data.cell_state.shape[1], facet_dim=facet_dim, n_facets=n_facets, n_genes=len(data.gene_names),
+        hidden_dim=model_params["hidden_dim"], mlp_dim=model_params["mlp_dim"], dropout=model_params["dropout"],
+        attention=model_params["attention"],
+    )
+    decoder = data.cells
+    weight = None if decoder.decoder_weight is None else torch.from_numpy(decoder.decoder_weight)
+    bias = None if decoder.decoder_bias is None else torch.from_numpy(decoder.decoder_bias)
+    return DyGenePTModule(config, weight, bias)
+
+
+def training_step_loss(model: DyGenePTModule, data: PerturbationData, conditions: list[str], cells_per_condition: int, rng: np.random.Generator) -> torch.Tensor:
+    facets, mask, present = data.facet_inputs(conditions)
+    n_controls = data.cell_state.shape[0]
+    picks = rng.integers(0, n_controls, size=(len(conditions), cells_per_condition))
+    state = torch.from_numpy(data.cell_state[picks.ravel()])
+    control = torch.from_numpy(data.control_expression[picks.ravel()])
+    repeat = lambda t: t.repeat_interleave(cells_per_condition, dim=0)  # noqa: E731
+    predicted, _ = model(state, control, repeat(facets), repeat(mask), repeat(present))
+    predicted_mean = predicted.view(len(conditions), cells_per_condition, -1).mean(dim=1)
+    target = torch.from_numpy(np.stack([data.true_mean(c) for c in conditions]))
+    return torch.mean((predicted_mean - target) ** 2)
+
+
+def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[str], params: dict) -> list[dict]:
+    torch.manual_seed(params["seed"])
+    rng = np.random.default_rng(params["seed"])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
+    history = []
+    model.train()
+    for step in range(1, params["steps"] + 1):
+        batch = list(rng.choice(train_conditions, size=min(params["conditions_per_step"], len(train_conditions)), replace=False))
+        loss = training_step_loss(model, data, batch, params["cells_per_condition"], rng)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % params["log_every"] == 0 or step == params["steps"]:
+            history.append({"step": step, "loss": float(loss)})
+            log.info("step %d/%d loss %.5f", step, params["steps"], float(loss))
+    model.eval()
+    return history
+
+
+def save_checkpoint(model: DyGenePTModule, weights_path: Path, config_path: Path, extra: dict) -> None:
+    with atomic_path(weights_path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_json_atomic(config_path, {"model": model.config.to_dict(), **extra})
+
+
+def load_checkpoint(weights_path: str | Path, config_path: str | Path) -> tuple[DyGenePTModule, dict]:
+    saved = read_json(config_path)
+    model = DyGenePTModule(ModelConfig(**saved["model"]))
+    model.load_state_dict(load_file(str(weights_path)))
+    model.eval()
+    return model, saved
+
+
+def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    data = load_perturbation_data(inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"])
+    split = read_json(inputs["split"])
+    train_conditions = data.modelled(split["train"])
+    if not train_conditions:
+        raise InputError(f"{inputs['split']}: no training perturbation has facets for its genes; nothing to train on.")
+    torch.manual_seed(params["seed"])
+    model = build_model(data, params["model"])
+    history = fit(model, data, train_conditions, params)
+    save_checkpoint(model, Path(outputs["weights"]), Path(outputs["config"]), {
+        "gene_names": data.gene_names,
+        "facet_ids": data.facets.facet_ids,
+        "train_conditions": train_conditions,
+        "training": {k: v for k, v in params.items() if k != "model"},
+        "history": history,
+    })
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"train_conditions": len(train_conditions), "trainable_parameters": trainable,
+            "final_loss": history[-1]["loss"], "skipped": data.skipped}
+
