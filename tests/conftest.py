@@ -1,0 +1,71 @@
+"""Shared fixtures: the real annotation databases, the real demo data, and the repository layout."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+from dygenept import annotations  # noqa: E402
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEMO_H5AD = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
+ANNOTATION_CACHE = Path(os.environ.get("DYGENEPT_ANNOTATION_CACHE", ROOT / "resources" / "annotations"))
+DEMO_DATASET_PARAMS = {
+    "perturbation_column": "perturbation",
+    "control_values": ["control"],
+    "separator": "+",
+    "filter": {"dataset": "norman19"},
+    "expression": "log_normalized",
+}
+
+
+def _annotation_db(key: str) -> Path:
+    """The same cached SQLite file the pipeline uses; fetched once (apt-get download) if absent."""
+    package = annotations.PACKAGES[key]
+    path = ANNOTATION_CACHE / package.sqlite_name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        annotations.fetch_package(package, path, apt_version="3.16.0-1", tarball_url=None)
+    return path
+
+
+@pytest.fixture(scope="session")
+def org_db() -> Path:
+    return _annotation_db("org_hs_eg")
+
+
+@pytest.fixture(scope="session")
+def go_db() -> Path:
+    return _annotation_db("go")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not present")
+    return SHARED_DATA
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("DYGENEPT_NETWORK_TESTS") != "1":
+        skip = pytest.mark.skip(reason="needs the real internet; set DYGENEPT_NETWORK_TESTS=1")
+        for item in items:
+            if "network" in item.keywords:
+                item.add_marker(skip)
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        has_gpu = False
+    if not has_gpu:
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
