@@ -1,5 +1,6 @@
 # Frozen cell-state embeddings of the control cells.
 
+
 rule cells:
     input:
         h5ad=rules.dataset.output.h5ad,
@@ -10,10 +11,11 @@ rule cells:
         log_path("cells"),
     benchmark:
         benchmark_path("cells")
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["cells"]),
     conda:
         "../envs/cells.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(config["cells"]),
     shell:
-        "{CLI} cells {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} cells {params.io} --params {params.config:q} 2> {log}"

@@ -1,18 +1,19 @@
 # Helpers shared by the stage rules: paths, the stage CLI, and how each rule's inputs reach it.
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
 OUT = config["outdir"]
-PACKAGE_DIR = Path(workflow.basedir) / "workflow" / "dygenept"
+# Relative to the working directory, so that moving the checkout does not look like a change of code.
+PACKAGE_DIR = Path(os.path.relpath(Path(workflow.basedir) / "workflow" / "dygenept"))
 # The package runs from the source tree, so the same command works in the project's venv and in the
 # per-stage conda envs (which carry only third-party dependencies).
-CLI = (
-    f"PYTHONPATH={shlex.quote(str(PACKAGE_DIR.parent))}${{PYTHONPATH:+:$PYTHONPATH}} python -m dygenept"
-)
+CLI = f"PYTHONPATH={shlex.quote(str(PACKAGE_DIR.parent))}${{PYTHONPATH:+:$PYTHONPATH}} python -m dygenept"
 sys.path.insert(0, str(PACKAGE_DIR.parent))
-from dygenept.facet_backends import backend_source  # noqa: E402  (light: no heavy imports)
+# The backend registry imports nothing heavy, so reading it here keeps DAG building fast.
+from dygenept.facet_backends import backend_source
 
 SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
 
@@ -37,7 +38,9 @@ def io_args(input, output):
     """`--in name=path ... --out name=path ...` for every named input and output."""
     pairs = [("--in", name, path) for name, path in input.items()]
     pairs += [("--out", name, path) for name, path in output.items()]
-    return " ".join(f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs)
+    return " ".join(
+        f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs
+    )
 
 
 def log_path(stage):
@@ -46,4 +49,3 @@ def log_path(stage):
 
 def benchmark_path(stage):
     return f"{OUT}/benchmarks/{stage}.tsv"
-

@@ -1,5 +1,6 @@
 # Validate the Perturb-seq data early; write it canonical, with the split and each perturbation's DE genes.
 
+
 rule dataset:
     input:
         h5ad=config["dataset"]["path"],
@@ -12,10 +13,11 @@ rule dataset:
         log_path("dataset"),
     benchmark:
         benchmark_path("dataset")
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["dataset"]),
     conda:
         "../envs/cells.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(config["dataset"]),
     shell:
-        "{CLI} dataset {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} dataset {params.io} --params {params.config:q} 2> {log}"

@@ -1,5 +1,6 @@
 # Genes with thin text get a marked paragraph about their nearest neighbours.
 
+
 rule enrich:
     input:
         gene_text=rules.knowledge.output.gene_text,
@@ -12,12 +13,16 @@ rule enrich:
         log_path("enrich"),
     benchmark:
         benchmark_path("enrich")
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {**config["enrich"], "excluded_evidence": config["annotations"]["excluded_evidence"]}
-        ),
     conda:
         "../envs/knowledge.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {
+                **config["enrich"],
+                "excluded_evidence": config["annotations"]["excluded_evidence"],
+            }
+        ),
     shell:
-        "{CLI} enrich {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} enrich {params.io} --params {params.config:q} 2> {log}"

@@ -1,5 +1,6 @@
 # The model and the baselines on held-out perturbations, plus the facet weights.
 
+
 rule evaluate:
     input:
         h5ad=rules.dataset.output.h5ad,
@@ -21,10 +22,11 @@ rule evaluate:
         log_path("evaluate"),
     benchmark:
         benchmark_path("evaluate")
-    threads: 2
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
     conda:
         "../envs/train.yaml"
+    threads: 2
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
     shell:
-        "{CLI} evaluate {params.io} 2> {log}"
+        "{params.cli} evaluate {params.io} 2> {log}"

@@ -1,5 +1,6 @@
 # Facet texts → (genes, K, D) tensor + mask with a frozen text encoder.
 
+
 rule facet_embed:
     input:
         facets=rules.facets.output.facets,
@@ -11,13 +12,14 @@ rule facet_embed:
         log_path("facet_embed"),
     benchmark:
         benchmark_path("facet_embed")
+    conda:
+        "../envs/facet_embed.yaml"
     threads: 2
     resources:
         mem_mb=4000,
     params:
+        cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
         config=as_json(config["facet_embed"]),
-    conda:
-        "../envs/facet_embed.yaml"
     shell:
-        "{CLI} facet_embed {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} facet_embed {params.io} --params {params.config:q} 2> {log}"

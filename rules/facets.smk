@@ -1,5 +1,6 @@
 # Each gene's text → K facet paragraphs or NONE. Editing resources/facets.yaml or the backend reruns this.
 
+
 rule facets:
     input:
         gene_text=rules.enrich.output.gene_text,
@@ -7,19 +8,27 @@ rule facets:
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("facets"),
-        backend_code=str(backend_source(config["facets"]["backend"])),
+        backend_code=str(
+            PACKAGE_DIR
+            / "facet_backends"
+            / backend_source(config["facets"]["backend"]).name
+        ),
     output:
         facets=f"{OUT}/facets/facets.parquet",
     log:
         log_path("facets"),
     benchmark:
         benchmark_path("facets")
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {**config["facets"], "excluded_evidence": config["annotations"]["excluded_evidence"]}
-        ),
     conda:
         "../envs/facets.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {
+                **config["facets"],
+                "excluded_evidence": config["annotations"]["excluded_evidence"],
+            }
+        ),
     shell:
-        "{CLI} facets {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"

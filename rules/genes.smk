@@ -1,5 +1,6 @@
 # The gene universe: perturbed genes (+ config genes.extra) mapped to Entrez ids via org.Hs.eg.db aliases.
 
+
 rule genes:
     input:
         h5ad=rules.dataset.output.h5ad,
@@ -9,10 +10,11 @@ rule genes:
         genes=f"{OUT}/genes/genes.tsv",
     log:
         log_path("genes"),
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["genes"]),
     conda:
         "../envs/knowledge.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(config["genes"]),
     shell:
-        "{CLI} genes {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} genes {params.io} --params {params.config:q} 2> {log}"

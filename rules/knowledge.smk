@@ -1,5 +1,6 @@
 # Gene function text, one sentence at a time with its source.
 
+
 rule knowledge:
     input:
         genes=rules.genes.output.genes,
@@ -12,12 +13,16 @@ rule knowledge:
         log_path("knowledge"),
     benchmark:
         benchmark_path("knowledge")
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {**config["knowledge"], "excluded_evidence": config["annotations"]["excluded_evidence"]}
-        ),
     conda:
         "../envs/knowledge.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {
+                **config["knowledge"],
+                "excluded_evidence": config["annotations"]["excluded_evidence"],
+            }
+        ),
     shell:
-        "{CLI} knowledge {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} knowledge {params.io} --params {params.config:q} 2> {log}"

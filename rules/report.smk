@@ -1,5 +1,6 @@
 # A Markdown/HTML report with the metrics table and the facet-attention heatmap.
 
+
 rule report:
     input:
         metrics=rules.evaluate.output.metrics,
@@ -13,9 +14,10 @@ rule report:
         table=f"{OUT}/report/metrics_table.txt",
     log:
         log_path("report"),
-    params:
-        io=lambda wildcards, input, output: io_args(input, output),
     conda:
         "../envs/report.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
     shell:
-        "{CLI} report {params.io} 2> {log}"
+        "{params.cli} report {params.io} 2> {log}"

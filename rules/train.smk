@@ -1,5 +1,6 @@
 # Train the DyGenePT adapters (cell query, facet attention, shift MLP, decoder); backbones stay frozen.
 
+
 rule train:
     input:
         h5ad=rules.dataset.output.h5ad,
@@ -16,13 +17,14 @@ rule train:
         log_path("train"),
     benchmark:
         benchmark_path("train")
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,
     params:
+        cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
         config=as_json(config["train"]),
-    conda:
-        "../envs/train.yaml"
     shell:
-        "{CLI} train {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} train {params.io} --params {params.config:q} 2> {log}"

@@ -1,0 +1,157 @@
+"""End-to-end: real Snakemake runs of the demo in a scratch copy of the project.
+
+Covers the promises of the Foundation issue: the whole pipeline runs on the embedded default, a
+finished run has nothing left to do, editing the facet spec or the facet backend reruns the facet stage
+and what depends on it but not the knowledge or cell stages, and bad config fails before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+PROJECT_FILES = ["Snakefile", "rules", "workflow/dygenept", "config", "profiles", "envs", "resources/facets.yaml", "resources/demo"]
+DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "report", "all"}
+
+
+def copy_project(destination: Path) -> Path:
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    return destination
+
+
+def snakemake(project: Path, *args: str, config_files: tuple[str, ...] = ("config/demo.yaml", "config/test.yaml")) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "snakemake", "--configfile", *config_files, "--cores", "2", *args]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run (empty when there is nothing to do)."""
+    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", result.stdout + result.stderr, re.S)
+    return set() if match is None else {line.split()[0] for line in match.group(1).splitlines() if line.strip()}
+
+
+def append_line(path: Path, line: str) -> str:
+    original = path.read_text()
+    path.write_text(original + line)
+    return original
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, org_db, go_db):
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    overrides = {"annotations": {"sqlite": {"org_hs_eg": str(org_db), "go": str(go_db)}}}
+    (project / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
+    result = snakemake(project)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return project, project / "results" / "demo"
+
+
+def test_demo_writes_every_artifact_with_provenance(demo_run):
+    _, out = demo_run
+    artifacts = [
+        "data/dataset.h5ad", "data/split.json", "data/de_genes.json", "genes/genes.tsv",
+        "knowledge/gene_text.parquet", "enrich/gene_text.parquet", "facets/facets.parquet",
+        "facet_embed/facet_tensor.safetensors", "cells/control_embeddings.safetensors",
+        "train/model.safetensors", "train/model.json", "evaluate/metrics.json", "report/report.md",
+    ]
+    for artifact in artifacts:
+        path = out / artifact
+        assert path.is_file(), artifact
+        record = json.loads(path.with_name(path.name + ".provenance.json").read_text())
+        assert record["versions"]["torch"] and record["params_sha256"], artifact
+        assert all(len(entry["sha256"]) == 64 for entry in record["inputs"].values()), artifact
+
+
+def test_demo_results_are_complete_and_consistent(demo_run):
+    from dygenept.facet_embed import load_facet_tensor
+
+    _, out = demo_run
+    genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
+    assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
+    tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
+    assert tensor.embeddings.shape == (31, 8, 384)
+    facets = pd.read_parquet(out / "facets/facets.parquet")
+    expected_mask = ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none").loc[tensor.entrez_ids].to_numpy()
+    assert np.array_equal(tensor.mask, expected_mask)
+    assert np.allclose(np.linalg.norm(tensor.embeddings[tensor.mask], axis=-1), 1.0, atol=1e-2)
+    assert not tensor.embeddings[~tensor.mask].any()
+    provenance = json.loads((out / "facet_embed/facet_tensor.safetensors.provenance.json").read_text())
+    assert provenance["details"]["weights_sha256"] == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    metrics = json.loads((out / "evaluate/metrics.json").read_text())["summary"]
+    assert set(metrics) == {"dygenept", "no_change", "train_mean", "additive", "linear"}
+    assert metrics["dygenept"]["all"]["n"] == len(json.loads((out / "data/split.json").read_text())["test"])
+    assert "| dygenept" in (out / "report/metrics_table.txt").read_text()
+    assert (out / "report/facet_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_finished_run_has_nothing_to_do(demo_run):
+    project, _ = demo_run
+    result = snakemake(project, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result) == set()
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("edited", ["resources/facets.yaml", "workflow/dygenept/facet_backends/go_rules.py"])
+def test_editing_facet_spec_or_backend_reruns_facets_and_downstream_only(demo_run, edited):
+    project, _ = demo_run
+    path = project / edited
+    original = append_line(path, "\n# an edit\n")
+    try:
+        result = snakemake(project, "--dry-run")
+    finally:
+        path.write_text(original)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result) == DOWNSTREAM_OF_FACETS
+
+
+def test_invalid_config_fails_before_any_job(demo_run):
+    project, _ = demo_run
+    (project / "config" / "bad.yaml").write_text("train:\n  steps: 0\n")
+    result = snakemake(project, "--dry-run", config_files=("config/demo.yaml", "config/test.yaml", "config/bad.yaml"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "steps" in output and "minimum" in output and "Building DAG" not in output
+
+
+def test_bad_dataset_column_names_the_field_and_leaves_no_artifact(demo_run, tmp_path):
+    project, _ = demo_run
+    out = tmp_path / "bad_run"
+    (project / "config" / "bad_column.yaml").write_text(
+        yaml.safe_dump({"outdir": str(out), "dataset": {"perturbation_column": "guide_identity"}})
+    )
+    result = snakemake(project, f"{out}/data/dataset.h5ad", config_files=("config/demo.yaml", "config/test.yaml", "config/bad_column.yaml"))
+    assert result.returncode != 0
+    log = (out / "logs" / "dataset.log").read_text()
+    assert "no column 'guide_identity'" in log and "dataset.perturbation_column" in log and "perturbation_raw" in log
+    assert not (out / "data" / "dataset.h5ad").exists()
+
+
+def test_lint_and_format_are_clean():
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "config/demo.yaml", "--lint"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout[-3000:]
+    fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
