@@ -61,8 +61,8 @@ def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[st
         loss.backward()
         optimiser.step()
         if step % params["log_every"] == 0 or step == params["steps"]:
-            history.append({"step": step, "loss": float(loss)})
-            log.info("step %d/%d loss %.5f", step, params["steps"], float(loss))
+            history.append({"step": step, "loss": loss.item()})
+            log.info("step %d/%d loss %.5f", step, params["steps"], loss.item())
     model.eval()
     return history
 
