@@ -6,6 +6,7 @@ bool, log-normalised ``X``; plus the train/test split of perturbations and each 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ class DatasetError(InputError):
 
 
 def canonical_condition(raw: str, control_values: Sequence[str], separator: str) -> str:
-    """Map a raw perturbation label to GEARS style: ``ctrl``, ``A+ctrl`` or ``A+B`` (sorted)."""
+    """Map a raw perturbation label to GEARS style: ``ctrl``, ``A+ctrl`` or ``A+B`` (the data's gene order)."""
     if raw in control_values:
         return CONTROL
     genes = [part.strip() for part in str(raw).split(separator) if part.strip() and part.strip() not in control_values]
@@ -43,7 +44,7 @@ def canonical_condition(raw: str, control_values: Sequence[str], separator: str)
         return CONTROL
     if len(genes) == 1:
         return f"{genes[0]}+{CONTROL}"
-    return "+".join(sorted(genes))
+    return "+".join(genes)
 
 
 def condition_genes(condition: str) -> list[str]:
@@ -138,49 +139,59 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
 
 # ---- splits ----------------------------------------------------------------------------------
 
-SplitKind = Literal["simulation"]
+SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
 
 
 @dataclass(frozen=True)
 class Split:
     train: list[str]
+    val: list[str]
     test: list[str]
-    subgroups: dict[str, list[str]]
+    test_subgroups: dict[str, list[str]]
+    val_subgroups: dict[str, list[str]]
 
     def as_dict(self) -> dict:
-        return {"train": self.train, "test": self.test, "test_subgroups": self.subgroups}
+        return dataclasses.asdict(self)
 
 
-def simulation_split(
-    conditions: Sequence[str], seed: int, train_gene_set_size: float, combo_seen2_train_frac: float
-) -> Split:
-    """GEARS-style "simulation" split of perturbation conditions (control excluded).
+def _draw(population: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices GEARS' ``np.random.seed(seed); np.random.choice(items, int(n * fraction), replace=False)`` picks."""
+    return np.random.RandomState(seed).choice(population, int(population * fraction), replace=False)
 
-    A share of the single-gene perturbations is kept for training; the rest are ``unseen_single``.
-    Doubles are labelled by how many of their genes are seen in training singles: ``combo_seen0/1/2``;
-    a share of combo_seen2 goes to training.
+
+def _holdout(conditions: Sequence[str], train_gene_set_size: float, combo_seen2_train_frac: float, seed: int):
+    """One GEARS "simulation" hold-out (``DataSplitter.get_simulation_split`` of cell-gears 0.1).
+
+    A share of all perturbed genes (those of doubles included) is drawn as "seen"; singles of seen genes
+    train, the others are ``unseen_single``; doubles are ``combo_seen0/1/2`` by their seen genes, and a
+    share of combo_seen2 trains. The draws use numpy's legacy ``RandomState(seed)`` on sorted names, as
+    GEARS does, so the same seed gives GEARS' split.
     """
-    rng = np.random.default_rng(seed)
-    conditions = sorted(set(conditions) - {CONTROL})
     singles = [c for c in conditions if len(condition_genes(c)) == 1]
-    doubles = [c for c in conditions if len(condition_genes(c)) == 2]
-    single_genes = sorted({condition_genes(c)[0] for c in singles})
-    n_train_genes = int(round(len(single_genes) * train_gene_set_size))
-    seen_genes = set(rng.permutation(single_genes)[:n_train_genes].tolist())
-    train = [c for c in singles if condition_genes(c)[0] in seen_genes]
-    subgroups: dict[str, list[str]] = {
-        "unseen_single": [c for c in singles if condition_genes(c)[0] not in seen_genes],
-        "combo_seen0": [], "combo_seen1": [], "combo_seen2": [],
+    combos = [c for c in conditions if len(condition_genes(c)) == 2]
+    genes = np.unique([g for c in conditions for g in condition_genes(c)])
+    seen = set(genes[_draw(len(genes), train_gene_set_size, seed)])
+    n_seen = {c: sum(g in seen for g in condition_genes(c)) for c in combos}
+    seen2 = sorted(c for c in combos if n_seen[c] == 2)
+    seen2_train = {seen2[i] for i in _draw(len(seen2), combo_seen2_train_frac, seed)}
+    subgroups = {
+        "combo_seen0": [c for c in combos if n_seen[c] == 0],
+        "combo_seen1": [c for c in combos if n_seen[c] == 1],
+        "combo_seen2": [c for c in seen2 if c not in seen2_train],
+        "unseen_single": [c for c in singles if condition_genes(c)[0] not in seen],
     }
-    for condition in doubles:
-        n_seen = sum(gene in seen_genes for gene in condition_genes(condition))
-        subgroups[f"combo_seen{n_seen}"].append(condition)
-    seen2 = list(rng.permutation(subgroups["combo_seen2"]))
-    n_seen2_train = int(round(len(seen2) * combo_seen2_train_frac))
-    train += sorted(seen2[:n_seen2_train])
-    subgroups["combo_seen2"] = sorted(seen2[n_seen2_train:])
-    test = sorted(c for group in subgroups.values() for c in group)
-    return Split(train=sorted(train), test=test, subgroups={k: sorted(v) for k, v in subgroups.items()})
+    train = [c for c in singles if condition_genes(c)[0] in seen] + [c for c in seen2 if c in seen2_train]
+    test = [c for group in SUBGROUPS for c in subgroups[group]]
+    return train, test, subgroups
+
+
+def simulation_split(conditions: Sequence[str], seed: int, train_gene_set_size: float, combo_seen2_train_frac: float) -> Split:
+    """GEARS "simulation" split: test hold-out, then a validation hold-out (0.9, 0.9) from training."""
+    conditions = sorted(set(conditions) - {CONTROL})
+    train, test, test_subgroups = _holdout(conditions, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, val, val_subgroups = _holdout(train, 0.9, 0.9, seed)
+    return Split(sorted(train), sorted(val), sorted(test),
+                 {k: sorted(v) for k, v in test_subgroups.items()}, {k: sorted(v) for k, v in val_subgroups.items()})
 
 
 # ---- differential expression -----------------------------------------------------------------
@@ -212,8 +223,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         train_gene_set_size=split_params["train_gene_set_size"],
         combo_seen2_train_frac=split_params["combo_seen2_train_frac"],
     )
-    log.info("split: %d train, %d test perturbations (%s)", len(split.train), len(split.test),
-             {k: len(v) for k, v in split.subgroups.items()})
+    log.info("split: %d train, %d val, %d test perturbations (test: %s)", len(split.train), len(split.val),
+             len(split.test), {k: len(v) for k, v in split.test_subgroups.items()})
     de_genes = top_de_genes(adata, params["de_genes"])
     keep = [column for column in (CONDITION_KEY, CONTROL_KEY) if column in adata.obs]
     canonical = ad.AnnData(X=adata.X, obs=adata.obs[keep].copy(), var=pd.DataFrame(index=adata.var_names.astype(str)))
@@ -227,5 +238,6 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         "genes": int(adata.n_vars),
         "control_cells": int(counts.get(CONTROL, 0)),
         "perturbations": int(len(counts) - 1),
-        "split_sizes": {"train": len(split.train), **{k: len(v) for k, v in split.subgroups.items()}},
+        "split_sizes": {"train": len(split.train), "val": len(split.val),
+                        **{k: len(v) for k, v in split.test_subgroups.items()}},
     }

@@ -2,7 +2,8 @@
 
 Each step draws a few training perturbations and, for each, a batch of control cells; the loss is the
 squared error between the mean predicted and the mean observed expression of that perturbation
-(observed cells are not paired with control cells in Perturb-seq, so the mean is the target).
+(observed cells are not paired with control cells in Perturb-seq, so the mean is the target). With
+validation perturbations in the split, the weights of the best validation loss are kept.
 """
 
 from __future__ import annotations
@@ -48,11 +49,21 @@ def training_step_loss(model: DyGenePTModule, data: PerturbationData, conditions
     return torch.mean((predicted_mean - target) ** 2)
 
 
-def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[str], params: dict) -> list[dict]:
+def validation_loss(model: DyGenePTModule, data: PerturbationData, conditions: list[str], params: dict) -> float:
+    """The training loss on held-out validation perturbations, with a fixed draw of control cells."""
+    model.eval()
+    with torch.no_grad():
+        loss = training_step_loss(model, data, conditions, params["cells_per_condition"], np.random.default_rng(params["seed"]))
+    model.train()
+    return loss.item()
+
+
+def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[str], params: dict, val_conditions: list[str] = ()) -> list[dict]:
+    """Train with AdamW; with validation perturbations, keep the weights of the best validation loss."""
     torch.manual_seed(params["seed"])
     rng = np.random.default_rng(params["seed"])
     optimiser = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
-    history = []
+    history, best = [], (float("inf"), None)
     model.train()
     for step in range(1, params["steps"] + 1):
         batch = list(rng.choice(train_conditions, size=min(params["conditions_per_step"], len(train_conditions)), replace=False))
@@ -61,8 +72,16 @@ def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[st
         loss.backward()
         optimiser.step()
         if step % params["log_every"] == 0 or step == params["steps"]:
-            history.append({"step": step, "loss": loss.item()})
-            log.info("step %d/%d loss %.5f", step, params["steps"], loss.item())
+            record = {"step": step, "loss": loss.item()}
+            if val_conditions:
+                record["val_loss"] = validation_loss(model, data, list(val_conditions), params)
+                if record["val_loss"] < best[0]:
+                    best = (record["val_loss"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+            history.append(record)
+            log.info("step %d/%d %s", step, params["steps"], ", ".join(f"{k} {v:.5f}" for k, v in record.items() if k != "step"))
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+        log.info("kept the weights of the best validation loss %.5f", best[0])
     model.eval()
     return history
 
@@ -89,15 +108,17 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         raise InputError(f"{inputs['split']}: no training perturbation has facets for its genes; nothing to train on.")
     torch.manual_seed(params["seed"])
     model = build_model(data, params["model"])
-    history = fit(model, data, train_conditions, params)
+    val_conditions = data.modelled(split.get("val", []))
+    history = fit(model, data, train_conditions, params, val_conditions)
     save_checkpoint(model, Path(outputs["weights"]), Path(outputs["config"]), {
         "gene_names": data.gene_names,
         "facet_ids": data.facets.facet_ids,
         "train_conditions": train_conditions,
+        "val_conditions": val_conditions,
         "training": {k: v for k, v in params.items() if k != "model"},
         "history": history,
     })
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"train_conditions": len(train_conditions), "trainable_parameters": trainable,
+    return {"train_conditions": len(train_conditions), "val_conditions": len(val_conditions), "trainable_parameters": trainable,
             "final_loss": history[-1]["loss"], "skipped": data.skipped}
 
