@@ -159,6 +159,21 @@ def _draw(population: int, fraction: float, seed: int) -> np.ndarray:
     return np.random.RandomState(seed).choice(population, int(population * fraction), replace=False)
 
 
+def label_subgroups(conditions: Sequence[str], seen_genes: set[str], seen2_in_train: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Training conditions and test subgroups, given the seen genes and the combo_seen2 drawn for training."""
+    singles = [c for c in conditions if len(condition_genes(c)) == 1]
+    combos = [c for c in conditions if len(condition_genes(c)) == 2]
+    n_seen = {c: sum(g in seen_genes for g in condition_genes(c)) for c in combos}
+    subgroups = {
+        "combo_seen0": [c for c in combos if n_seen[c] == 0],
+        "combo_seen1": [c for c in combos if n_seen[c] == 1],
+        "combo_seen2": [c for c in combos if n_seen[c] == 2 and c not in seen2_in_train],
+        "unseen_single": [c for c in singles if condition_genes(c)[0] not in seen_genes],
+    }
+    train = [c for c in singles if condition_genes(c)[0] in seen_genes] + [c for c in combos if c in seen2_in_train]
+    return train, subgroups
+
+
 def _holdout(conditions: Sequence[str], train_gene_set_size: float, combo_seen2_train_frac: float, seed: int):
     """One GEARS "simulation" hold-out (``DataSplitter.get_simulation_split`` of cell-gears 0.1).
 
@@ -167,20 +182,11 @@ def _holdout(conditions: Sequence[str], train_gene_set_size: float, combo_seen2_
     share of combo_seen2 trains. The draws use numpy's legacy ``RandomState(seed)`` on sorted names, as
     GEARS does, so the same seed gives GEARS' split.
     """
-    singles = [c for c in conditions if len(condition_genes(c)) == 1]
-    combos = [c for c in conditions if len(condition_genes(c)) == 2]
     genes = np.unique([g for c in conditions for g in condition_genes(c)])
     seen = set(genes[_draw(len(genes), train_gene_set_size, seed)])
-    n_seen = {c: sum(g in seen for g in condition_genes(c)) for c in combos}
-    seen2 = sorted(c for c in combos if n_seen[c] == 2)
+    seen2 = sorted(c for c in conditions if len(condition_genes(c)) == 2 and all(g in seen for g in condition_genes(c)))
     seen2_train = {seen2[i] for i in _draw(len(seen2), combo_seen2_train_frac, seed)}
-    subgroups = {
-        "combo_seen0": [c for c in combos if n_seen[c] == 0],
-        "combo_seen1": [c for c in combos if n_seen[c] == 1],
-        "combo_seen2": [c for c in seen2 if c not in seen2_train],
-        "unseen_single": [c for c in singles if condition_genes(c)[0] not in seen],
-    }
-    train = [c for c in singles if condition_genes(c)[0] in seen] + [c for c in seen2 if c in seen2_train]
+    train, subgroups = label_subgroups(conditions, seen, seen2_train)
     test = [c for group in SUBGROUPS for c in subgroups[group]]
     return train, test, subgroups
 
