@@ -14,13 +14,13 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
 from .artifacts import atomic_path, sha256_file
+from .http import RetryPolicy, download
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def fetch_with_tarball(package: AnnotationPackage, url: str, workdir: Path, time
     """Download a Bioconductor source tarball and extract the SQLite file from it."""
     tarball = workdir / Path(url).name
     log.info("downloading %s", url)
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(tarball, "wb") as out:
-        shutil.copyfileobj(response, out, length=1 << 20)
+    download(url, tarball, policy=RetryPolicy(timeout_seconds=timeout))
     with tarfile.open(tarball, "r:gz") as archive:
         try:
             member = archive.getmember(package.tarball_member)
@@ -118,7 +117,7 @@ def fetch_package(package: AnnotationPackage, destination: Path, apt_version: st
         if sqlite_path is None and tarball_url:
             try:
                 sqlite_path, method = fetch_with_tarball(package, tarball_url, workdir), "bioconductor-tarball"
-            except (OSError, AnnotationFetchError, tarfile.TarError) as error:
+            except (OSError, InputError, tarfile.TarError) as error:
                 errors.append(f"tarball {tarball_url}: {error}")
         if sqlite_path is None:
             raise AnnotationFetchError(
