@@ -65,15 +65,18 @@ class FacetSpecError(InputError):
 
 def load_facet_specs(path: str | Path) -> list[FacetSpec]:
     """Read and check ``facets.yaml``: unique ids, a name, well-formed GO roots."""
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
-    entries = document.get("facets")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        raise FacetSpecError(f"{path}: not valid YAML ({error}). Fix: compare with the shipped resources/facets.yaml.") from error
+    entries = document.get("facets") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise FacetSpecError(f"{path}: expected a non-empty list under 'facets'. Fix: see the shipped resources/facets.yaml.")
     specs, seen = [], set()
     for position, entry in enumerate(entries):
         where = f"{path}: facets[{position}]"
-        missing = [key for key in ("id", "name", "description", "go_roots") if not entry.get(key)]
+        missing = [key for key in ("id", "name", "description", "go_roots") if not isinstance(entry, dict) or not entry.get(key)]
         if missing:
             raise FacetSpecError(f"{where} lacks {missing}. Fix: give every facet an id, name, description and go_roots.")
         if entry["id"] in seen:
