@@ -5,6 +5,7 @@ rule genes:
     input:
         h5ad=rules.dataset.output.h5ad,
         org_db=annotation_db("org_hs_eg"),
+        previous_symbols=config["genes"]["previous_symbols"],
         code=stage_code("genes"),
     output:
         genes=f"{OUT}/genes/genes.tsv",

@@ -1,7 +1,9 @@
 """The genes stage: the gene universe (perturbed genes + an optional extra list) mapped to Entrez ids.
 
-Symbols are resolved against org.Hs.eg.db: the official symbol first, then aliases (old names such as
-KIAA1804 → MAP3K21). Names that map to nothing, or only ambiguously, are reported by name.
+Symbols are resolved in this order: config overrides, org.Hs.eg.db official symbols, its unambiguous
+aliases, then the curated table of previous symbols that org.Hs.eg.db no longer lists
+(``resources/previous_symbols.tsv``: KIAA1804 → MAP3K21). Names that map to nothing, or only
+ambiguously, are reported by name.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .dataset import CONDITION_KEY, condition_genes
 
 log = logging.getLogger(__name__)
 
-MatchKind = Literal["symbol", "alias", "override"]
+MatchKind = Literal["symbol", "alias", "previous", "override"]
 GENES_COLUMNS = ["query", "symbol", "entrez_id", "name", "match"]
 
 
@@ -37,15 +39,20 @@ class SymbolIndex:
     records: dict[str, annotations.GeneRecord]
     by_symbol: dict[str, str]
     by_alias: dict[str, set[str]]
+    by_previous: dict[str, str]
 
     @classmethod
-    def from_db(cls, org_db: str | Path) -> "SymbolIndex":
+    def from_db(cls, org_db: str | Path, previous_symbols: str | Path | None = None) -> "SymbolIndex":
         records = annotations.gene_records(org_db)
         by_symbol = {record.symbol.upper(): entrez for entrez, record in records.items()}
         by_alias: dict[str, set[str]] = defaultdict(set)
         for alias, entrez in annotations.alias_table(org_db):
             by_alias[alias.upper()].add(entrez)
-        return cls(records, by_symbol, dict(by_alias))
+        by_previous = {}
+        if previous_symbols is not None:
+            table = pd.read_csv(previous_symbols, sep="\t", dtype=str)
+            by_previous = dict(zip(table["previous_symbol"].str.upper(), table["entrez_id"]))
+        return cls(records, by_symbol, dict(by_alias), by_previous)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ def map_symbol(query: str, index: SymbolIndex, overrides: dict[str, str]) -> Map
     candidates = tuple(sorted(index.by_alias.get(key, ())))
     if len(candidates) == 1:
         return Mapping(query, candidates[0], "alias")
+    if not candidates and key in index.by_previous:
+        return Mapping(query, index.by_previous[key], "previous")
     return Mapping(query, None, None, candidates)
 
 
@@ -90,7 +99,8 @@ def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, st
         message = (
             f"{len(unmapped)} gene(s) from {source} could not be mapped to an Entrez id:\n"
             f"{describe_unmapped(unmapped, index)}\n"
-            "Fix: add them to config 'genes.symbol_overrides' as SYMBOL: ENTREZ_ID, or set "
+            "Fix: add them to config 'genes.symbol_overrides' as SYMBOL: ENTREZ_ID (or, for renamed genes, to "
+            "resources/previous_symbols.tsv), or set "
             "'genes.on_unmapped: warn' to leave them (and their perturbations) out."
         )
         if on_unmapped == "error":
@@ -117,7 +127,7 @@ def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, st
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
     queries = sorted(set(perturbed_genes(conditions)) | set(params.get("extra", [])))
-    index = SymbolIndex.from_db(inputs["org_db"])
+    index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
     table = map_universe(queries, index, params.get("symbol_overrides", {}), params["on_unmapped"], str(inputs["h5ad"]))
     with atomic_path(outputs["genes"]) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
