@@ -24,7 +24,7 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = ["Snakefile", "rules", "workflow/dygenept", "config", "profiles", "envs", "resources/facets.yaml", "resources/demo"]
+PROJECT_FILES = ["Snakefile", "rules", "workflow/dygenept", "config", "profiles", "envs", "resources/facets.yaml", "resources/previous_symbols.tsv", "resources/demo"]
 DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "report", "all"}
 
 
@@ -63,7 +63,7 @@ def demo_run(tmp_path_factory, org_db, go_db):
     overrides = {"annotations": {"sqlite": {"org_hs_eg": str(org_db), "go": str(go_db)}}}
     (project / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
     result = snakemake(project)
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return project, project / "results" / "demo"
 
 
