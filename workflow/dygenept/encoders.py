@@ -96,12 +96,18 @@ class TextEncoder:
                    spec.get("max_length", 256), spec.get("batch_size", 32), digest)
 
     def encode(self, texts: Sequence[str], progress_every: int = 10) -> np.ndarray:
+        """Unit-length (if ``normalize``) embeddings of ``texts``, in their order.
+
+        Texts are batched by length, so a batch pads to similar lengths rather than to its longest member.
+        """
         torch = self._torch
-        batches = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
-        chunks = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        result = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for number, batch in enumerate(batches, start=1):
-                tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+                tokens = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
+                                        max_length=self.max_length, return_tensors="pt")
                 hidden = self.model(**tokens).last_hidden_state
                 if self.pooling == "cls":
                     pooled = hidden[:, 0]
@@ -110,7 +116,7 @@ class TextEncoder:
                     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 if self.normalize:
                     pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                chunks.append(pooled.float().numpy())
+                result[batch] = pooled.float().numpy()
                 if number % progress_every == 0 or number == len(batches):
                     log.info("encoded batch %d/%d", number, len(batches))
-        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
+        return result

@@ -120,7 +120,8 @@ def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, st
     table = pd.DataFrame(rows, columns=GENES_COLUMNS)
     collisions = table[table.duplicated("entrez_id", keep=False)]
     if not collisions.empty:
-        log.warning("several names map to one gene: %s", collisions[["query", "symbol"]].to_dict("records"))
+        shown = ", ".join(f"{q}→{s}" for q, s in collisions[["query", "symbol"]].head(10).itertuples(index=False))
+        log.warning("%d names share a gene with another name (%s%s)", len(collisions), shown, ", ..." if len(collisions) > 10 else "")
     return table
 
 
