@@ -23,6 +23,11 @@ def stage_code(module):
     return str(PACKAGE_DIR / f"{module}.py")
 
 
+def facet_backend_code(backend):
+    """The facet backend's module source: editing it reruns the facet stage and what follows."""
+    return str(PACKAGE_DIR / "facet_backends" / backend_source(backend).name)
+
+
 def annotation_db(key):
     """An existing SQLite copy named in config, else the cached one that rule fetch_annotations makes."""
     existing = config["annotations"]["sqlite"][key]

@@ -8,11 +8,7 @@ rule facets:
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("facets"),
-        backend_code=str(
-            PACKAGE_DIR
-            / "facet_backends"
-            / backend_source(config["facets"]["backend"]).name
-        ),
+        backend_code=facet_backend_code(config["facets"]["backend"]),
     output:
         facets=f"{OUT}/facets/facets.parquet",
     log:
