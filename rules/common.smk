@@ -35,6 +35,33 @@ def annotation_db(key):
     return ancient(path)
 
 
+FILE_SOURCES = {"knowledge": "refseq_tsv", "enrich": "string_table"}
+
+
+def selected_sources(stage):
+    settings = config[stage]
+    return settings.get("sources", [settings.get("neighbours")])
+
+
+def check_file_sources():
+    """A selected file-backed source needs its path: say so before any job is planned."""
+    for stage, source in FILE_SOURCES.items():
+        if source in selected_sources(stage) and not config[stage][source]["path"]:
+            raise WorkflowError(
+                f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
+            )
+
+
+check_file_sources()
+
+
+def optional_source_inputs(stage, source):
+    """{source: path} when the stage's config selects a file-backed source, else nothing."""
+    if source not in selected_sources(stage):
+        return {}
+    return {source: config[stage][source]["path"]}
+
+
 def as_json(value):
     return json.dumps(value, sort_keys=True)
 

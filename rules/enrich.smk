@@ -3,6 +3,7 @@
 
 rule enrich:
     input:
+        unpack(lambda wildcards: optional_source_inputs("enrich", "string_table")),
         gene_text=rules.knowledge.output.gene_text,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),

@@ -3,10 +3,12 @@
 
 rule knowledge:
     input:
+        unpack(lambda wildcards: optional_source_inputs("knowledge", "refseq_tsv")),
         genes=rules.genes.output.genes,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("knowledge"),
+        cleaning_code=stage_code("text_cleaning"),
     output:
         gene_text=f"{OUT}/knowledge/gene_text.parquet",
     log:

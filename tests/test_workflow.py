@@ -126,13 +126,20 @@ def test_editing_facet_spec_or_backend_reruns_facets_and_downstream_only(demo_ru
     assert planned_jobs(result) == DOWNSTREAM_OF_FACETS
 
 
-def test_invalid_config_fails_before_any_job(demo_run):
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train:\n  steps: 0\n", ["steps", "minimum"]),  # the schema
+        ("knowledge:\n  sources: [refseq_tsv, go]\n", ["knowledge.refseq_tsv.path"]),  # a file source without its file
+    ],
+)
+def test_bad_config_fails_before_any_job(demo_run, override, expected):
     project, _ = demo_run
-    (project / "config" / "bad.yaml").write_text("train:\n  steps: 0\n")
+    (project / "config" / "bad.yaml").write_text(override)
     result = snakemake(project, "--dry-run", config_files=("config/demo.yaml", "config/test.yaml", "config/bad.yaml"))
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "steps" in output and "minimum" in output and "Building DAG" not in output
+    assert all(text in output for text in expected) and "Building DAG" not in output
 
 
 def test_bad_dataset_column_names_the_field_and_leaves_no_artifact(demo_run, tmp_path):
@@ -155,3 +162,4 @@ def test_lint_and_format_are_clean():
     assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout[-3000:]
     fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stderr
+

@@ -1,8 +1,9 @@
 """The enrich stage: genes with thin text get a clearly marked paragraph about their nearest neighbours.
 
-Embedded default neighbours: Gene Ontology annotation similarity (cosine of IDF-weighted annotation
-vectors over all human genes), so generic terms such as "protein binding" count for little. A STRING
-interaction source slots in as another ``NeighbourSource``.
+Neighbour sources: ``go_similarity`` (embedded default; cosine of IDF-weighted GO annotation vectors over
+all human genes, so generic terms such as "protein binding" count for little) and ``string_table`` (a
+local STRING edge table with Entrez ids, e.g. combined score ≥ 700). Each neighbour is described in one
+sentence: its name, the score, and its most specific GO terms.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -85,29 +85,60 @@ def neighbour_paragraph(symbol: str, neighbours: list[Neighbour], source: str) -
     )
 
 
-NeighbourSource = Callable[[list[str], dict[str, Path], dict], dict[str, list[Neighbour]]]
+Ranked = dict[str, list[tuple[str, float]]]  # gene → [(neighbour, score in 0..1)], best first
 
 
-def go_similarity_source(entrez_ids: list[str], inputs: dict[str, Path], params: dict) -> dict[str, list[Neighbour]]:
-    gene_annotations = annotations.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"])
-    matrix = AnnotationMatrix.build(gene_annotations)
-    records = annotations.gene_records(inputs["org_db"])
-    terms = annotations.go_terms(inputs["go_db"])
-    result = {}
-    for entrez_id in entrez_ids:
-        neighbours = []
-        for neighbour_id, score in matrix.nearest(entrez_id, params["top_k"], params["min_score"]):
-            record = records[neighbour_id]
-            top = ", ".join(terms[t].term for t in matrix.top_terms(neighbour_id, params["terms_per_neighbour"]))
-            summary = f"{record.symbol} ({record.name}; similarity {score:.2f}) is annotated with {top}."
-            neighbours.append(Neighbour(neighbour_id, record.symbol, round(score, 4), summary))
-        result[entrez_id] = neighbours
-    return result
+def go_similarity_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix) -> Ranked:
+    return {entrez_id: matrix.nearest(entrez_id, params["top_k"], params["min_score"]) for entrez_id in entrez_ids}
 
 
-NEIGHBOUR_SOURCES: dict[str, tuple[str, NeighbourSource]] = {
-    "go_similarity": ("Gene Ontology annotation similarity", go_similarity_source),
+STRING_COLUMNS = ("gene1_entrez", "gene2_entrez", "combined_score")
+
+
+def read_string_edges(path: str | Path, min_combined_score: int) -> pd.DataFrame:
+    """Undirected STRING edges (Entrez ids, combined score 0-1000) at or above the threshold, both directions."""
+    edges = pd.read_csv(path, sep="\t", dtype={"gene1_entrez": str, "gene2_entrez": str})
+    missing = [column for column in STRING_COLUMNS if column not in edges.columns]
+    if missing:
+        raise InputError(
+            f"{path}: no column(s) {missing} (columns present: {', '.join(edges.columns)}). "
+            "Fix: config 'enrich.string_table.path' needs an edge table with gene1_entrez, gene2_entrez, combined_score."
+        )
+    edges = edges.loc[edges["combined_score"] >= min_combined_score, list(STRING_COLUMNS)]
+    flipped = edges.rename(columns={"gene1_entrez": "gene2_entrez", "gene2_entrez": "gene1_entrez"})
+    return pd.concat([edges, flipped], ignore_index=True)
+
+
+def string_table_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix) -> Ranked:
+    settings = params["string_table"]
+    edges = read_string_edges(inputs["string_table"], settings["min_combined_score"])
+    edges = edges[edges["gene1_entrez"].isin(entrez_ids)].sort_values(["gene1_entrez", "combined_score", "gene2_entrez"], ascending=[True, False, True])
+    ranked: Ranked = {entrez_id: [] for entrez_id in entrez_ids}
+    for gene, group in edges.groupby("gene1_entrez", sort=False):
+        ranked[gene] = [(n, s / 1000.0) for n, s in zip(group["gene2_entrez"], group["combined_score"])][: params["top_k"]]
+    return ranked
+
+
+NEIGHBOUR_SOURCES = {
+    "go_similarity": ("Gene Ontology annotation similarity", "similarity", go_similarity_neighbours),
+    "string_table": ("STRING protein interactions", "STRING score", string_table_neighbours),
 }
+
+
+def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dict, score_label: str, n_terms: int) -> dict[str, list[Neighbour]]:
+    """A one-sentence summary of each neighbour: its name, the score, and its most specific GO terms."""
+    described = {}
+    for gene, neighbours in ranked.items():
+        described[gene] = []
+        for neighbour_id, score in neighbours:
+            record = records.get(neighbour_id)
+            if record is None:
+                continue
+            top = [terms[t].term for t in matrix.top_terms(neighbour_id, n_terms)] if neighbour_id in matrix.row_of else []
+            annotated = f" is annotated with {', '.join(top)}." if top else " has no GO annotation."
+            summary = f"{record.symbol} ({record.name}; {score_label} {score:.2f}){annotated}"
+            described[gene].append(Neighbour(neighbour_id, record.symbol, round(score, 4), summary))
+    return described
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
@@ -115,21 +146,35 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     thin = table.loc[table["n_chars"] < params["min_chars"], "entrez_id"].tolist()
     if params["neighbours"] not in NEIGHBOUR_SOURCES:
         raise InputError(f"config 'enrich.neighbours' is '{params['neighbours']}'; known: {sorted(NEIGHBOUR_SOURCES)}")
-    description, source = NEIGHBOUR_SOURCES[params["neighbours"]]
-    neighbours = source(thin, inputs, params) if thin else {}
+    neighbours: dict[str, list[Neighbour]] = {}
+    described_by: dict[str, str] = {}
+    if thin:
+        matrix = AnnotationMatrix.build(annotations.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"]))
+        records, terms = annotations.gene_records(inputs["org_db"]), annotations.go_terms(inputs["go_db"])
+        # A gene without neighbours in the chosen source falls back to GO similarity.
+        for name in dict.fromkeys([params["neighbours"], "go_similarity"]):
+            pending = [gene for gene in thin if not neighbours.get(gene)]
+            description, score_label, source = NEIGHBOUR_SOURCES[name]
+            found = describe(source(pending, inputs, params, matrix), matrix, records, terms, score_label, params["terms_per_neighbour"])
+            for gene, listed in found.items():
+                if listed:
+                    neighbours[gene], described_by[gene] = listed, description
     enriched_text, enriched_flag, neighbour_lists = [], [], []
     for gene in table.itertuples(index=False):
         found = neighbours.get(gene.entrez_id, [])
         if found:
-            enriched_text.append(f"{gene.text}\n\n{neighbour_paragraph(gene.symbol, found, description)}".strip())
+            enriched_text.append(f"{gene.text}\n\n{neighbour_paragraph(gene.symbol, found, described_by[gene.entrez_id])}".strip())
         else:
             enriched_text.append(gene.text)
         enriched_flag.append(bool(found))
         neighbour_lists.append([{"entrez_id": n.entrez_id, "symbol": n.symbol, "score": n.score} for n in found])
-    table = table.assign(text=enriched_text, enriched=enriched_flag, neighbours=neighbour_lists)
+    table = table.assign(text=enriched_text, enriched=enriched_flag, neighbours=neighbour_lists,
+                         neighbour_source=[described_by.get(gene, "") for gene in table["entrez_id"]])
     table["n_chars"] = table["text"].str.len()
     with atomic_path(outputs["gene_text"]) as tmp:
         table.to_parquet(tmp, index=False)
     enriched = table.loc[table["enriched"], "symbol"].tolist()
-    log.info("%d thin genes (< %d chars); enriched: %s", len(thin), params["min_chars"], enriched)
-    return {"thin_genes": len(thin), "enriched": enriched, "neighbour_source": params["neighbours"]}
+    no_neighbour = sorted(set(table.loc[table["entrez_id"].isin(thin), "symbol"]) - set(enriched))
+    log.info("%d thin genes (< %d chars); enriched: %s; no neighbour found: %s", len(thin), params["min_chars"], enriched, no_neighbour)
+    return {"thin_genes": len(thin), "enriched": enriched, "thin_without_neighbours": no_neighbour,
+            "neighbour_source": params["neighbours"]}
