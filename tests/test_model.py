@@ -76,8 +76,8 @@ def tiny_data(seed=0) -> PerturbationData:
     control = rng.normal(size=(30, n_genes)).astype(np.float32)
     conditions = {"G0+ctrl": [0], "G1+ctrl": [1], "G2+ctrl": [2], "G0+G1": [0, 1]}
     shifts = {c: rng.normal(scale=2.0, size=n_genes).astype(np.float32) for c in conditions}
-    cells_by_condition = {c: control[:20] + shifts[c] for c in conditions}
-    return PerturbationData([f"g{i}" for i in range(n_genes)], control, cells.embeddings, cells_by_condition, conditions, facets, cells, {})
+    mean_by_condition = {c: control[:20].mean(axis=0) + shifts[c] for c in conditions}
+    return PerturbationData([f"g{i}" for i in range(n_genes)], control, cells.embeddings, mean_by_condition, conditions, facets, cells, {})
 
 
 def test_training_lowers_the_loss_and_checkpoint_round_trips(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -209,10 +210,13 @@ def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
 
     groups = [c for c in adata.obs[CONDITION_KEY].cat.categories if c != CONTROL]
     scratch = ad.AnnData(X=adata.X, obs=adata.obs[[CONDITION_KEY]].copy(), var=pd.DataFrame(index=adata.var_names))
-    sc.tl.rank_genes_groups(
-        scratch, groupby=CONDITION_KEY, groups=groups, reference=CONTROL, method="t-test",
-        rankby_abs=True, n_genes=n_genes, use_raw=False,
-    )
+    with warnings.catch_warnings():
+        # scanpy builds its result frame column by column; pandas warns about that, not about the data.
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        sc.tl.rank_genes_groups(
+            scratch, groupby=CONDITION_KEY, groups=groups, reference=CONTROL, method="t-test",
+            rankby_abs=True, n_genes=n_genes, use_raw=False,
+        )
     names = scratch.uns["rank_genes_groups"]["names"]
     return {group: [str(gene) for gene in names[group]] for group in groups}
 

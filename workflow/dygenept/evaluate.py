@@ -49,7 +49,7 @@ def evaluate(model: DyGenePTModule, data: PerturbationData, split: dict, de_gene
     predictors = {name: make(data, train) for name, make in BASELINES.items()}
     rows, weight_rows = [], []
     for condition in split["test"]:
-        if condition not in data.cells_by_condition:
+        if condition not in data.mean_by_condition:
             continue
         de_index = np.array([gene_position[g] for g in de_genes[condition] if g in gene_position])
         true = data.true_mean(condition)

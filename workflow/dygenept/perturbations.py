@@ -22,7 +22,7 @@ class PerturbationData:
     gene_names: list[str]
     control_expression: np.ndarray  # (control cells, G), rows aligned with cell_state
     cell_state: np.ndarray  # (control cells, d)
-    cells_by_condition: dict[str, np.ndarray]  # condition → (cells, G)
+    mean_by_condition: dict[str, np.ndarray]  # condition → observed mean expression (G,)
     facet_rows: dict[str, list[int]]  # condition → facet-tensor row of each perturbed gene
     facets: FacetTensor
     cells: CellEmbedding
@@ -33,7 +33,7 @@ class PerturbationData:
         return self.control_expression.mean(axis=0)
 
     def true_mean(self, condition: str) -> np.ndarray:
-        return self.cells_by_condition[condition].mean(axis=0)
+        return self.mean_by_condition[condition]
 
     def modelled(self, conditions: list[str]) -> list[str]:
         return [c for c in conditions if c in self.facet_rows]
@@ -62,19 +62,20 @@ def load_perturbation_data(h5ad: str | Path, genes: str | Path, facet_tensor: st
     controls = adata[adata.obs[CONTROL_KEY].values]
     control_expression = dense(controls[cells.cell_ids].X)
     conditions = adata.obs[CONDITION_KEY].astype(str)
-    cells_by_condition, facet_rows, skipped = {}, {}, {}
+    mean_by_condition, facet_rows, skipped = {}, {}, {}
     for condition in sorted(set(conditions) - {CONTROL}):
         genes_of = condition_genes(condition)
         if len(genes_of) > MAX_GENES_PER_PERTURBATION:
             skipped[condition] = f"more than {MAX_GENES_PER_PERTURBATION} genes"
             continue
         missing = [g for g in genes_of if entrez_of_query.get(g) not in row_of_entrez]
-        cells_by_condition[condition] = dense(adata[(conditions == condition).values].X)
+        # Only the mean is ever a target: never densify every perturbed cell (90k × 5k for full Norman).
+        mean_by_condition[condition] = np.asarray(adata.X[(conditions == condition).values].mean(axis=0), dtype=np.float32).ravel()
         if missing:
             skipped[condition] = f"no facets for {missing} (unmapped gene)"
             continue
         facet_rows[condition] = [row_of_entrez[entrez_of_query[g]] for g in genes_of]
     return PerturbationData(
-        adata.var_names.astype(str).tolist(), control_expression, cells.embeddings, cells_by_condition,
+        adata.var_names.astype(str).tolist(), control_expression, cells.embeddings, mean_by_condition,
         facet_rows, facets, cells, skipped,
     )
