@@ -1,6 +1,5 @@
 """train + evaluate: training steps per second and predicted cells per second on the demo's artifacts."""
 
-import numpy as np
 import torch
 from _common import DEMO_OUT, parse_args, report, require, timed
 

@@ -1,6 +1,5 @@
 """Fetching the annotation databases: the Bioconductor-tarball fallback against a loopback HTTP server."""
 
-import io
 import sqlite3
 import tarfile
 import threading

@@ -30,9 +30,8 @@ def predict_condition(model: DyGenePTModule, data: PerturbationData, condition: 
         for start in range(0, data.cell_state.shape[0], batch_size):
             state = torch.from_numpy(data.cell_state[start:start + batch_size])
             control = torch.from_numpy(data.control_expression[start:start + batch_size])
-            n = state.shape[0]
-            expand = lambda t: t.expand(n, *t.shape[1:])  # noqa: E731
-            predicted, facet_weights = model(state, control, expand(facets), expand(mask), expand(present))
+            genes = [t.expand(state.shape[0], *t.shape[1:]) for t in (facets, mask, present)]
+            predicted, facet_weights = model(state, control, *genes)
             means.append(predicted.sum(dim=0))
             weights.append(facet_weights)
     return (torch.stack(means).sum(dim=0) / data.cell_state.shape[0]).numpy(), torch.cat(weights).numpy()
