@@ -226,6 +226,8 @@ def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     adata = load_dataset(inputs["h5ad"], params)
+    log.info("%s: %d cells × %d genes, %d perturbations, %d control cells", inputs["h5ad"], adata.n_obs, adata.n_vars,
+             adata.obs[CONDITION_KEY].nunique() - 1, int(adata.obs[CONTROL_KEY].sum()))
     split_params = params["split"]
     split = simulation_split(
         adata.obs[CONDITION_KEY].unique().tolist(),
@@ -235,6 +237,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     )
     log.info("split: %d train, %d val, %d test perturbations (test: %s)", len(split.train), len(split.val),
              len(split.test), {k: len(v) for k, v in split.test_subgroups.items()})
+    log.info("top %d DE genes of each perturbation against control (t-test)", params["de_genes"])
     de_genes = top_de_genes(adata, params["de_genes"])
     keep = [column for column in (CONDITION_KEY, CONTROL_KEY) if column in adata.obs]
     canonical = ad.AnnData(X=adata.X, obs=adata.obs[keep].copy(), var=pd.DataFrame(index=adata.var_names.astype(str)))
