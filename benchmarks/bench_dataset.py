@@ -30,7 +30,7 @@ def synthetic(path: Path, n_cells: int, n_genes: int, n_perts: int) -> None:
 params = {**DEMO_DATASET_PARAMS, "split": {"seed": 1, "train_gene_set_size": 0.75, "combo_seen2_train_frac": 0.75}, "de_genes": 20}
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    outputs = {"h5ad": tmp / "o.h5ad", "split": tmp / "s.json", "de_genes": tmp / "d.json"}
+    outputs = {"h5ad": tmp / "o.h5ad", "split": tmp / "s.json", "de_genes": tmp / "d.json", "card": tmp / "c.json"}
     details, seconds = timed(run, {"h5ad": DEMO_H5AD}, outputs, params)
     report("dataset (demo)", details["cells"] / seconds, "cells/s", f"{details['cells']:,} cells × {details['genes']} genes, {details['perturbations']} perturbations")
     n_cells, n_genes, n_perts = (5_000, 500, 20) if args.quick else (40_000, 2_000, 100)

@@ -9,6 +9,7 @@ rule dataset:
         h5ad=f"{OUT}/data/dataset.h5ad",
         split=f"{OUT}/data/split.json",
         de_genes=f"{OUT}/data/de_genes.json",
+        card=f"{OUT}/data/data_card.json",
     log:
         log_path("dataset"),
     benchmark:

@@ -70,7 +70,7 @@ def demo_run(tmp_path_factory, org_db, go_db):
 def test_demo_writes_every_artifact_with_provenance(demo_run):
     _, out = demo_run
     artifacts = [
-        "data/dataset.h5ad", "data/split.json", "data/de_genes.json", "genes/genes.tsv",
+        "data/dataset.h5ad", "data/split.json", "data/de_genes.json", "data/data_card.json", "genes/genes.tsv",
         "knowledge/gene_text.parquet", "enrich/gene_text.parquet", "facets/facets.parquet",
         "facet_embed/facet_tensor.safetensors", "cells/control_embeddings.safetensors",
         "train/model.safetensors", "train/model.json", "evaluate/metrics.json", "report/report.md",
@@ -87,6 +87,10 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     from dygenept.facet_embed import load_facet_tensor
 
     _, out = demo_run
+    card = json.loads((out / "data/data_card.json").read_text())
+    assert (card["cells"], card["control_cells"], card["perturbations"], card["singles"], card["doubles"]) == (3375, 100, 33, 18, 15)
+    assert card["perturbed_genes"] == 31 and card["perturbations_with_fewer_than_10_cells"] == []
+    assert card["cells_per_perturbation"] == {"min": 80, "median": 100.0, "max": 100}
     genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
     assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
     tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")

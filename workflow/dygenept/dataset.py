@@ -221,6 +221,38 @@ def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
     return {group: [str(gene) for gene in names[group]] for group in groups}
 
 
+# ---- data card ---------------------------------------------------------------------------------
+
+FEW_CELLS = 10
+
+
+def data_card(adata: ad.AnnData, source: str, params: dict, split: Split) -> dict:
+    """What a user checks first: sizes, singles and doubles, cells per perturbation, the expression scale."""
+    counts = adata.obs[CONDITION_KEY].value_counts()
+    perturbed = counts.drop(CONTROL, errors="ignore")
+    genes_per = pd.Series({c: len(condition_genes(c)) for c in perturbed.index}, dtype=int)
+    values = adata.X.data if sp.issparse(adata.X) else np.asarray(adata.X).ravel()
+    return {
+        "source": source,
+        "filter": params.get("filter") or {},
+        "cells": int(adata.n_obs),
+        "genes": int(adata.n_vars),
+        "control_cells": int(counts.get(CONTROL, 0)),
+        "perturbations": int(len(perturbed)),
+        "singles": int((genes_per == 1).sum()),
+        "doubles": int((genes_per == 2).sum()),
+        "higher_order": sorted(genes_per.index[genes_per > 2]),
+        "perturbed_genes": len({g for c in perturbed.index for g in condition_genes(c)}),
+        "cells_per_perturbation": {"min": int(perturbed.min()), "median": float(perturbed.median()), "max": int(perturbed.max())}
+        if len(perturbed) else {},
+        f"perturbations_with_fewer_than_{FEW_CELLS}_cells": sorted(perturbed.index[perturbed < FEW_CELLS]),
+        "expression": {"declared": params.get("expression", "log_normalized"), "max": float(values.max()) if values.size else 0.0,
+                       "share_zero": float(1 - np.count_nonzero(values) / (adata.n_obs * adata.n_vars))},
+        "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test),
+                  **{k: len(v) for k, v in split.test_subgroups.items()}},
+    }
+
+
 # ---- stage entry -----------------------------------------------------------------------------
 
 
@@ -245,12 +277,6 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         canonical.write_h5ad(tmp, compression="gzip")
     write_json_atomic(outputs["split"], split.as_dict())
     write_json_atomic(outputs["de_genes"], de_genes)
-    counts = adata.obs[CONDITION_KEY].value_counts()
-    return {
-        "cells": int(adata.n_obs),
-        "genes": int(adata.n_vars),
-        "control_cells": int(counts.get(CONTROL, 0)),
-        "perturbations": int(len(counts) - 1),
-        "split_sizes": {"train": len(split.train), "val": len(split.val),
-                        **{k: len(v) for k, v in split.test_subgroups.items()}},
-    }
+    card = data_card(adata, str(inputs["h5ad"]), params, split)
+    write_json_atomic(outputs["card"], card)
+    return {key: card[key] for key in ("cells", "genes", "control_cells", "perturbations", "singles", "doubles", "split")}
