@@ -106,6 +106,7 @@ def fetch_with_tarball(package: AnnotationPackage, url: str, workdir: Path, time
 def fetch_package(package: AnnotationPackage, destination: Path, apt_version: str | None, tarball_url: str | None) -> dict:
     """Fetch one database to ``destination`` (atomically), trying apt first, then the tarball."""
     errors = []
+    destination.parent.mkdir(parents=True, exist_ok=True)  # the work directory sits beside the destination
     with tempfile.TemporaryDirectory(dir=destination.parent) as tmp:
         workdir = Path(tmp).resolve()
         sqlite_path = None

@@ -111,6 +111,14 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
             raise DatasetError(f"{path}: no cell has obs['{column}'] == '{value}' (config 'dataset.filter').")
     control_values = list(params["control_values"])
     raw = adata.obs[perturbation_column].astype(str)
+    # An empty label would otherwise read as control and a missing one as a gene called "nan".
+    blank = raw.str.replace(params["separator"], "", regex=False).str.strip() == ""
+    unlabelled = adata.obs[perturbation_column].isna().values | blank.values
+    if unlabelled.any():
+        raise DatasetError(
+            f"{path}: {int(unlabelled.sum())} cell(s) have an empty or missing obs['{perturbation_column}'] "
+            "(neither a control nor a gene). Fix: drop those cells from the file, or label them."
+        )
     conditions = raw.map(lambda label: canonical_condition(label, control_values, params["separator"]))
     if not (conditions == CONTROL).any():
         common = ", ".join(raw.value_counts().index[:10])
