@@ -55,6 +55,37 @@ def check_file_sources():
 check_file_sources()
 
 
+def dataset_h5ad():
+    """The user's file (source h5ad), else the copy rule fetch_dataset downloads."""
+    settings = config["dataset"]
+    if settings["source"] == "h5ad":
+        if not settings["path"]:
+            raise WorkflowError(
+                "config 'dataset.source' is h5ad but 'dataset.path' is empty: give the .h5ad file."
+            )
+        return settings["path"]
+    if not settings["download"]["url"]:
+        raise WorkflowError(
+            f"config 'dataset.source' is {settings['source']} but 'dataset.download.url' is empty."
+        )
+    return rules.fetch_dataset.output.h5ad
+
+
+def dataset_optional_inputs(wildcards):
+    """The user's split JSON and a cell-encoder vocabulary, when the config names them."""
+    settings = config["dataset"]
+    inputs = {}
+    if settings["split"]["kind"] == "file":
+        if not settings["split"]["path"]:
+            raise WorkflowError(
+                "config 'dataset.split.kind' is file but 'dataset.split.path' is empty."
+            )
+        inputs["split_file"] = settings["split"]["path"]
+    if settings["vocabulary"]:
+        inputs["vocabulary"] = settings["vocabulary"]
+    return inputs
+
+
 def optional_source_inputs(stage, source):
     """{source: path} when the stage's config selects a file-backed source, else nothing."""
     if source not in selected_sources(stage):

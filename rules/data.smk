@@ -1,10 +1,32 @@
-# Validate the Perturb-seq data early; write it canonical, with the split and each perturbation's DE genes.
+# Published data sets are fetched once, verified; then any source is checked early and written canonical,
+# with the split, each perturbation's DE genes and a data card.
+
+
+rule fetch_dataset:
+    output:
+        h5ad=f"{config['dataset']['cache_dir']}/{config['dataset']['name']}.h5ad",
+    log:
+        log_path("fetch_dataset"),
+    conda:
+        "../envs/knowledge.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {key: config["dataset"][key] for key in ("source", "name", "download")}
+        ),
+    shell:
+        "{params.cli} fetch_dataset {params.io} --params {params.config:q} 2> {log}"
 
 
 rule dataset:
     input:
-        h5ad=config["dataset"]["path"],
+        unpack(dataset_optional_inputs),
+        h5ad=dataset_h5ad(),
+        org_db=annotation_db("org_hs_eg"),
+        previous_symbols=config["genes"]["previous_symbols"],
         code=stage_code("dataset"),
+        splits_code=stage_code("splits"),
     output:
         h5ad=f"{OUT}/data/dataset.h5ad",
         split=f"{OUT}/data/split.json",
@@ -19,6 +41,15 @@ rule dataset:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["dataset"]),
+        config=as_json(
+            {
+                **{
+                    key: value
+                    for key, value in config["dataset"].items()
+                    if key not in ("download", "cache_dir")
+                },
+                "symbol_overrides": config["genes"]["symbol_overrides"],
+            }
+        ),
     shell:
         "{params.cli} dataset {params.io} --params {params.config:q} 2> {log}"

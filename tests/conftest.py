@@ -58,6 +58,11 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "network" in item.keywords:
                 item.add_marker(skip)
+    if not os.environ.get("DYGENEPT_FULL_DATA"):
+        skip = pytest.mark.skip(reason="needs GEARS' full data; set DYGENEPT_FULL_DATA=<dir with norman/, adamson/>")
+        for item in items:
+            if "full_data" in item.keywords:
+                item.add_marker(skip)
     try:
         import torch
 

@@ -87,10 +87,11 @@ def test_provenance_hashes_inputs_and_params_and_names_versions(tmp_path):
 DATASET_PARAMS = {**DEMO_DATASET_PARAMS, "split": {"seed": 1, "train_gene_set_size": 0.75, "combo_seen2_train_frac": 0.75}, "de_genes": 5}
 
 
-def dataset_args(tmp_path, h5ad, params=DATASET_PARAMS):
+def dataset_args(tmp_path, h5ad, params=DATASET_PARAMS, org_db=None):
+    ins = ["--in", f"org_db={org_db}"] if org_db else []
     outs = ["--out", f"h5ad={tmp_path / 'out' / 'dataset.h5ad'}", "--out", f"split={tmp_path / 'out' / 'split.json'}",
             "--out", f"de_genes={tmp_path / 'out' / 'de.json'}", "--out", f"card={tmp_path / 'out' / 'card.json'}"]
-    return ["dataset", "--in", f"h5ad={h5ad}", *outs, "--params", json.dumps(params)]
+    return ["dataset", "--in", f"h5ad={h5ad}", *ins, *outs, "--params", json.dumps(params)]
 
 
 def error_lines(err: str) -> list[str]:
@@ -157,15 +158,16 @@ def test_genes_stage_writes_provenance_beside_its_output(tmp_path, small_canonic
     assert record["details"]["mapped"] == len(queried) and record["details"]["unmapped"] == [] and record["details"]["seconds"] >= 0
 
 
-def test_dataset_stage_writes_every_output_with_one_shared_provenance(tmp_path, small_canonical, capsys):
+def test_dataset_stage_writes_every_output_with_one_shared_provenance(tmp_path, small_canonical, org_db, capsys):
     h5ad, conditions = small_canonical
     params = {**DATASET_PARAMS, "perturbation_column": "condition", "control_values": ["ctrl"], "filter": {}}
-    assert cli.main(dataset_args(tmp_path, h5ad, params)) == 0
+    assert cli.main(dataset_args(tmp_path, h5ad, params, org_db)) == 0
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [name for base in ("dataset.h5ad", "split.json", "de.json", "card.json") for name in (base, base + ".provenance.json")])
     records = [read_json(out / f"{name}.provenance.json") for name in ("dataset.h5ad", "split.json", "de.json", "card.json")]
     assert all(r == records[0] for r in records) and records[0]["inputs"]["h5ad"]["sha256"] == sha256_file(h5ad)
+    assert set(records[0]["inputs"]) == {"h5ad", "org_db"}
     split = read_json(out / "split.json")
     assert sorted(split["train"] + split["val"] + split["test"]) == sorted(conditions)
     de = read_json(out / "de.json")

@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from dygenept.dataset import SUBGROUPS, condition_genes, label_subgroups, simulation_split
+from dygenept.conditions import condition_genes
+from dygenept.splits import SUBGROUPS, label_subgroups, simulation_split
 
 
 def published(shared_data, name: str) -> dict:

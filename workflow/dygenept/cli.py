@@ -19,6 +19,7 @@ from .errors import InputError
 
 STAGES = {
     "annotations": "Fetch the org.Hs.eg.db and GO.db SQLite databases.",
+    "fetch_dataset": "Download a published Perturb-seq file once, checksum-verified.",
     "dataset": "Validate a Perturb-seq h5ad; write it canonical, with split and DE genes.",
     "genes": "Map the perturbed genes to Entrez ids.",
     "knowledge": "Gene function text, sentence by sentence.",

@@ -50,7 +50,7 @@ def evaluate(model: DyGenePTModule, data: PerturbationData, split: dict, de_gene
     for condition in split["test"]:
         if condition not in data.mean_by_condition:
             continue
-        de_index = np.array([gene_position[g] for g in de_genes[condition] if g in gene_position])
+        de_index = np.array([gene_position[g] for g in de_genes.get(condition, []) if g in gene_position], dtype=int)
         true = data.true_mean(condition)
         predictions = {name: predictor(condition) for name, predictor in predictors.items()}
         if condition in data.facet_rows:

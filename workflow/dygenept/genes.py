@@ -20,7 +20,7 @@ import pandas as pd
 from . import annotations
 from .errors import InputError
 from .artifacts import atomic_path
-from .dataset import CONDITION_KEY, condition_genes
+from .conditions import CONDITION_KEY, condition_genes
 
 log = logging.getLogger(__name__)
 

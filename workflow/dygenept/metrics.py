@@ -24,9 +24,10 @@ def perturbation_metrics(predicted: np.ndarray, true: np.ndarray, control: np.nd
     expression on those genes; ``mse`` over all genes.
     """
     predicted_delta, true_delta = predicted - control, true - control
+    has_de = len(de_index) > 0  # a perturbation with one cell has no DE genes
     return {
         "pearson_delta": pearson(predicted_delta, true_delta),
-        "pearson_delta_de": pearson(predicted_delta[de_index], true_delta[de_index]),
-        "mse_de": float(np.mean((predicted[de_index] - true[de_index]) ** 2)),
+        "pearson_delta_de": pearson(predicted_delta[de_index], true_delta[de_index]) if has_de else float("nan"),
+        "mse_de": float(np.mean((predicted[de_index] - true[de_index]) ** 2)) if has_de else float("nan"),
         "mse": float(np.mean((predicted - true) ** 2)),
     }

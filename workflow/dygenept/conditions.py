@@ -1,0 +1,34 @@
+"""GEARS-style perturbation names: ``ctrl``, ``A+ctrl`` for a single gene, ``A+B`` for a double."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+CONTROL = "ctrl"
+# The canonical data's obs columns.
+CONDITION_KEY = "condition"
+CONTROL_KEY = "control"
+
+
+def canonical_condition(raw: str, control_values: Sequence[str], separator: str) -> str:
+    """Map a raw perturbation label to GEARS style: ``ctrl``, ``A+ctrl`` or ``A+B`` (the data's gene order)."""
+    if raw in control_values:
+        return CONTROL
+    genes = [part.strip() for part in str(raw).split(separator) if part.strip() and part.strip() not in control_values]
+    if not genes:
+        return CONTROL
+    if len(genes) == 1:
+        return f"{genes[0]}+{CONTROL}"
+    return "+".join(genes)
+
+
+def condition_genes(condition: str) -> list[str]:
+    return [gene for gene in condition.split("+") if gene != CONTROL]
+
+
+def is_single(condition: str) -> bool:
+    return len(condition_genes(condition)) == 1
+
+
+def is_combo(condition: str) -> bool:
+    return len(condition_genes(condition)) >= 2

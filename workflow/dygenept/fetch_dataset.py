@@ -1,0 +1,124 @@
+"""The fetch_dataset stage: download a published Perturb-seq file once, verified, into the dataset cache.
+
+Sources: ``gears`` (the GEARS dataverse zip; the h5ad is the archive member ``<name>/perturb_processed.h5ad``)
+and ``scperturb`` (a Zenodo h5ad, used as it is). Downloads stream to disk, resume where the server allows
+Range requests, retry with backoff (``http.download``), fall back to a mirror URL, and are checked against
+the pinned checksum (``md5:<hex>`` as Zenodo publishes, or ``sha256:<hex>``) before anything is unpacked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+from .artifacts import atomic_path
+from .errors import InputError
+from .http import DownloadError, RetryPolicy, download
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_SUFFIX = ".download"
+ALGORITHMS = ("md5", "sha256")
+
+
+def parse_checksum(checksum: str) -> tuple[str, str]:
+    algorithm, sep, digest = checksum.partition(":")
+    if not sep or algorithm not in ALGORITHMS or not digest:
+        raise InputError(
+            f"config 'dataset.download.checksum' is '{checksum}'. Fix: write it as md5:<hex> or sha256:<hex>."
+        )
+    return algorithm, digest.lower()
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, checksum: str | None, url: str) -> str:
+    """Check ``path`` against the pin; a mismatch deletes it. Returns the file's sha256 (for the provenance)."""
+    sha256 = file_digest(path, "sha256")
+    if not checksum:
+        log.warning("%s: no checksum pinned; its sha256 is %s. Pin it as dataset.download.checksum: sha256:%s", url, sha256, sha256)
+        return sha256
+    algorithm, expected = parse_checksum(checksum)
+    found = sha256 if algorithm == "sha256" else file_digest(path, algorithm)
+    if found != expected:
+        path.unlink()
+        raise DownloadError(
+            f"{url}: {algorithm} {found} differs from the pinned {expected} (config 'dataset.download.checksum'); "
+            "the download was removed. Fix: retry; if the file changed upstream on purpose, update the pin."
+        )
+    return sha256
+
+
+def fetch(urls: list[str], destination: Path, policy: RetryPolicy) -> str:
+    """Download from the first URL that works; returns the URL used."""
+    errors = []
+    for url in urls:
+        try:
+            download(url, destination, policy=policy)
+            return url
+        except DownloadError as error:
+            log.warning("%s", error)
+            errors.append(str(error))
+    raise DownloadError("no URL worked:\n  " + "\n  ".join(errors) + "\nFix: check the network, or set dataset.download.mirror_url.")
+
+
+def extract_member(archive: Path, member: str, destination: Path) -> None:
+    """Copy one member of a zip or tar archive to ``destination`` (atomically)."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as bundle:
+            names = bundle.namelist()
+            if member not in names:
+                _missing_member(archive, member, names)
+            with bundle.open(member) as source, atomic_path(destination) as tmp, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+        return
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as bundle:
+            names = bundle.getnames()
+            if member not in names:
+                _missing_member(archive, member, names)
+            source = bundle.extractfile(member)
+            with source, atomic_path(destination) as tmp, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+        return
+    raise InputError(f"{archive}: not a zip or tar archive, yet config 'dataset.download.member' is set. Fix: clear it.")
+
+
+def _missing_member(archive: Path, member: str, names: list[str]) -> None:
+    h5ads = [name for name in names if name.endswith(".h5ad")]
+    raise InputError(
+        f"{archive}: no member '{member}' (config 'dataset.download.member'). h5ad members: {h5ads or 'none'}. "
+        "Fix: set dataset.download.member to one of them."
+    )
+
+
+def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    settings = params["download"]
+    if not settings.get("url"):
+        raise InputError(f"config 'dataset.source' is {params['source']} but 'dataset.download.url' is empty. Fix: give the URL.")
+    target = Path(outputs["h5ad"])
+    downloaded = target.with_name(target.name + DOWNLOAD_SUFFIX)
+    policy = RetryPolicy(attempts=settings.get("attempts", 5), timeout_seconds=settings.get("timeout_seconds", 60))
+    urls = [settings["url"]] + ([settings["mirror_url"]] if settings.get("mirror_url") else [])
+    used = settings["url"]
+    if not downloaded.exists():  # a verified download from a crashed run is reused
+        used = fetch(urls, downloaded, policy)
+    sha256 = verify(downloaded, settings.get("checksum"), used)
+    if settings.get("member"):
+        extract_member(downloaded, settings["member"], target)
+        downloaded.unlink()
+    else:
+        with atomic_path(target) as tmp:
+            downloaded.replace(tmp)
+    log.info("%s → %s (%.1f MB)", used, target, target.stat().st_size / 1e6)
+    return {"url": used, "download_sha256": sha256, "checksum_pinned": settings.get("checksum"), "member": settings.get("member")}
