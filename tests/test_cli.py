@@ -3,10 +3,12 @@
 import json
 
 import pandas as pd
+import pytest
 
 from dygenept import cli
 from dygenept.artifacts import atomic_path, build_provenance, sha256_file
 from dygenept.dataset import load_dataset
+from dygenept.facets import FacetSpecError, load_facet_specs
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
 
@@ -60,3 +62,12 @@ def test_provenance_records_inputs_params_and_versions(tmp_path):
     record = build_provenance("demo", {"source": source, "missing": tmp_path / "nope"}, {"k": 1}, {"n": 2})
     assert record["inputs"] == {"source": {"path": str(source), "sha256": sha256_file(source)}}
     assert record["versions"]["numpy"] and record["params"] == {"k": 1} and len(record["params_sha256"]) == 64
+
+
+def test_missing_facet_spec_and_missing_database_are_one_line_errors(tmp_path, capsys):
+    status = cli.main(["genes", "--in", f"h5ad={DEMO_H5AD}", "--in", f"org_db={tmp_path / 'absent.sqlite'}",
+                       "--out", f"genes={tmp_path / 'g.tsv'}", "--params", json.dumps({"on_unmapped": "error"})])
+    err = capsys.readouterr().err
+    assert status == 2 and "absent.sqlite: annotation database not found" in err and "Traceback" not in err
+    with pytest.raises(FacetSpecError, match=r"facets.yaml: cannot read the facet spec .*config 'facets.spec'"):
+        load_facet_specs(tmp_path / "facets.yaml")

@@ -172,6 +172,18 @@ def test_a_separator_that_matches_nothing_names_the_one_in_the_data(tmp_path):
         dataset.load_dataset(demo_with(tmp_path, underscore_combinations), DEMO_DATASET_PARAMS)
 
 
+def test_the_same_double_in_two_orders_is_one_condition(tmp_path):
+    def swap_some(adata):
+        labels = adata.obs["perturbation"].astype(str).to_numpy()
+        first_double = next(label for label in labels if "+" in label)
+        a, b = first_double.split("+")
+        labels[np.flatnonzero(labels == first_double)[::2]] = f"{b}+{a}"
+        adata.obs["perturbation"] = labels
+
+    adata = dataset.load_dataset(demo_with(tmp_path, swap_some), DEMO_DATASET_PARAMS)
+    assert adata.obs[CONDITION_KEY].nunique() == 34  # 33 perturbations and ctrl, as before the swap
+
+
 def test_empty_file_and_missing_batch_column_are_named(tmp_path):
     empty = tmp_path / "empty.h5ad"
     empty.write_bytes(b"")

@@ -151,6 +151,9 @@ def _tables(path: Path) -> list[str]:
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open read-only: the databases are shared inputs that no stage may change."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: annotation database not found. Fix: run rule fetch_annotations, or correct config "
+                         "'annotations.sqlite'.")
     return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
 
 

@@ -32,3 +32,11 @@ def is_single(condition: str) -> bool:
 
 def is_combo(condition: str) -> bool:
     return len(condition_genes(condition)) >= 2
+
+
+def unify_gene_order(conditions: Sequence[str]) -> dict[str, str]:
+    """Map each condition to the first-seen spelling of its gene set, so that B+A joins A+B."""
+    first: dict[tuple[str, ...], str] = {}
+    for condition in conditions:
+        first.setdefault(tuple(sorted(condition_genes(condition))), condition)
+    return {condition: first[tuple(sorted(condition_genes(condition)))] for condition in conditions}

@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .artifacts import atomic_path, write_json_atomic
-from .conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, canonical_condition, condition_genes
+from .conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, canonical_condition, condition_genes, unify_gene_order
 from .errors import InputError
 from .genes import SymbolIndex, map_symbol
 from .splits import Split, make_split
@@ -168,6 +168,12 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
     check_separator(raw, path, column, separator, control_values)
     labels = raw.unique()
     canonical = {label: canonical_condition(label, control_values, separator) for label in labels}
+    same_genes = unify_gene_order(list(canonical.values()))
+    reordered = sorted({name for name, first in same_genes.items() if name != first})
+    if reordered:
+        log.warning("%s: %d condition(s) name the genes of another in a different order and are merged with it: %s",
+                    path, len(reordered), ", ".join(f"{name} → {same_genes[name]}" for name in reordered[:10]))
+    canonical = {label: same_genes[condition] for label, condition in canonical.items()}
     conditions = raw.map(canonical)
     if not (conditions == CONTROL).any():
         common = ", ".join(raw.value_counts().index[:10])

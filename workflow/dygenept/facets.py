@@ -68,6 +68,8 @@ def load_facet_specs(path: str | Path) -> list[FacetSpec]:
     try:
         with open(path, encoding="utf-8") as handle:
             document = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise FacetSpecError(f"{path}: cannot read the facet spec ({error.strerror}). Fix: config 'facets.spec'.") from error
     except yaml.YAMLError as error:
         raise FacetSpecError(f"{path}: not valid YAML ({error}). Fix: compare with the shipped resources/facets.yaml.") from error
     entries = document.get("facets") if isinstance(document, dict) else None
