@@ -140,26 +140,15 @@ def gene_names(adata: ad.AnnData, path: str, symbol_column: str | None) -> pd.In
     return names
 
 
-def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
-    """Read and validate ``path``; return AnnData in canonical form (see module docstring)."""
-    path = str(path)
-    adata = read_h5ad(path)
+def read_conditions(obs: pd.DataFrame, path: str, params: dict) -> pd.Series:
+    """Each cell's GEARS-style condition, after the label checks (blank labels, separator, controls)."""
     column = params["perturbation_column"]
-    check_columns(adata.obs, path, {"perturbation_column": column})
-    batch_column = params.get("batch_column")
-    if batch_column:
-        check_columns(adata.obs, path, {"batch_column": batch_column})
-    for filter_column, value in (params.get("filter") or {}).items():
-        check_columns(adata.obs, path, {f"filter.{filter_column}": filter_column})
-        adata = adata[adata.obs[filter_column].astype(str) == str(value)].copy()
-        if adata.n_obs == 0:
-            raise DatasetError(f"{path}: no cell has obs['{filter_column}'] == '{value}' (config 'dataset.filter').")
     control_values = list(params["control_values"])
     separator = params["separator"]
-    raw = adata.obs[column].astype(str)
+    raw = obs[column].astype(str)
     # An empty label would otherwise read as control and a missing one as a gene called "nan".
     blank = raw.str.replace(separator, "", regex=False).str.strip() == ""
-    unlabelled = adata.obs[column].isna().values | blank.values
+    unlabelled = obs[column].isna().values | blank.values
     if unlabelled.any():
         raise DatasetError(
             f"{path}: {int(unlabelled.sum())} cell(s) have an empty or missing obs['{column}'] "
@@ -182,6 +171,24 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
             f"dataset.control_values={control_values}. Most common values: {common}. "
             "Fix: set dataset.control_values to the label of the control cells."
         )
+    return conditions
+
+
+def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
+    """Read and validate ``path``; return AnnData in canonical form (see module docstring)."""
+    path = str(path)
+    adata = read_h5ad(path)
+    column = params["perturbation_column"]
+    check_columns(adata.obs, path, {"perturbation_column": column})
+    batch_column = params.get("batch_column")
+    if batch_column:
+        check_columns(adata.obs, path, {"batch_column": batch_column})
+    for filter_column, value in (params.get("filter") or {}).items():
+        check_columns(adata.obs, path, {f"filter.{filter_column}": filter_column})
+        adata = adata[adata.obs[filter_column].astype(str) == str(value)].copy()
+        if adata.n_obs == 0:
+            raise DatasetError(f"{path}: no cell has obs['{filter_column}'] == '{value}' (config 'dataset.filter').")
+    conditions = read_conditions(adata.obs, path, params)
     names = gene_names(adata, path, params.get("gene_symbol_column"))
     expression = resolve_expression(adata.X, path, params.get("expression", "auto"))
     counts = adata.layers["counts"] if "counts" in adata.layers else None
