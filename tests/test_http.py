@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept.http import DownloadError, RetryPolicy, download, retry_after_seconds
+from dygenept.http import DownloadError, FetchError, HttpClient, RateLimiter, RetryPolicy, download, retry_after_seconds
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 FAST = RetryPolicy(attempts=4, backoff_seconds=0.01, max_backoff_seconds=0.05, timeout_seconds=5)
@@ -125,3 +125,54 @@ def test_retry_after_parsing():
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(None) is None
     assert 0 <= retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") < 1
+    assert retry_after_seconds("soon") is None
+
+
+def test_client_retries_a_503_and_a_cut_body_then_parses(tmp_path):
+    with FaultyServer(["503", "truncate", "ok"], ranges=False) as server:
+        body = HttpClient(FAST).request("GET", server.url, parse=lambda response: response.content)
+        assert len(server.requests) == 3
+    assert body == PAYLOAD
+
+
+def test_client_retries_what_parse_rejects_and_gives_up_naming_the_url():
+    calls = []
+
+    def parse(response):
+        calls.append(1)
+        return response.json()  # the payload is not JSON: a transient error, retried
+
+    with FaultyServer(["ok"] * 10) as server:
+        with pytest.raises(FetchError, match=r"GET .*/file: failed after 4 attempts \(JSONDecodeError"):
+            HttpClient(FAST).request("GET", server.url, parse=parse)
+    assert len(calls) == 4
+
+
+def test_client_fails_at_once_on_404():
+    with FaultyServer(["404"]) as server:
+        with pytest.raises(FetchError, match="HTTP 404"):
+            HttpClient(FAST).request("GET", server.url, parse=lambda response: response)
+        assert len(server.requests) == 1
+
+
+def test_rate_limiter_spaces_calls_across_threads_and_pauses_for_all():
+    limiter = RateLimiter(20)
+    times = []
+    lock = threading.Lock()
+
+    def call():
+        limiter.wait()
+        with lock:
+            times.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    times.sort()
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.045
+    limiter.pause(0.3)
+    start = time.monotonic()
+    limiter.wait()
+    assert time.monotonic() - start >= 0.28

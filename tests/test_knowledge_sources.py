@@ -48,6 +48,24 @@ def test_sources_merge_without_repeating_a_sentence():
     assert [s.text for s in merged["1"]] == ["A binds DNA.", "A is nuclear."]
 
 
+def test_network_text_becomes_cleaned_sentences_that_keep_their_record():
+    from dygenept.text_sources import RawText
+
+    raw = {"7157": [RawText("Acts as a tumor suppressor (PubMed:11025664). (Microbial infection) Interacts with "
+                            "human papillomavirus E6 protein (PubMed:8380212).", "UniProtKB:P04637")]}
+    sentences = knowledge.network_sentences("UniProtKB/Swiss-Prot", raw)["7157"]
+    assert [s.text for s in sentences] == ["Acts as a tumor suppressor.",
+                                           "During microbial infection, interacts with human papillomavirus E6 protein."]
+    assert {(s.source, s.ref) for s in sentences} == {("UniProtKB/Swiss-Prot", "UniProtKB:P04637")}
+
+
+def test_unknown_source_is_refused_naming_the_known_ones(tmp_path):
+    genes = genes_frame({"7157": "TP53"})
+    genes.to_csv(tmp_path / "genes.tsv", sep="\t", index=False)
+    with pytest.raises(InputError, match=r"unknown source\(s\) \['ncbi'\].*'entrez'.*'mygene'.*'uniprot'"):
+        knowledge.run({"genes": tmp_path / "genes.tsv"}, {"gene_text": tmp_path / "t.parquet"}, {"sources": ["ncbi"]})
+
+
 def test_string_neighbours_are_the_strongest_partners_above_the_threshold(string_edges):
     ranked = enrich.string_table_neighbours(["1264"], {"string_table": string_edges},
                                             {"top_k": 3, "string_table": {"min_combined_score": 700}}, matrix=None)

@@ -2,7 +2,9 @@
 
 import pytest
 
-from dygenept.text_cleaning import clean_sentences, is_method_noise, normalise, split_sentences, strip_citations
+from dygenept.text_cleaning import (
+    clean_sentences, is_method_noise, microbial_infection, normalise, split_sentences, strip_citations,
+)
 
 REFSEQ_PLK4 = (
     "This gene encodes a member of the polo family of serine/threonine protein kinases. The protein localizes to "
@@ -50,3 +52,47 @@ def test_method_noise():
     assert is_method_noise("Alternative splicing results in multiple transcript variants.")
     assert is_method_noise("Pseudogenes of this gene are found on chromosome 4.")
     assert not is_method_noise("This kinase regulates the splicing factor SRSF1.")
+
+
+# UniProtKB function comment of ACE2 (flat-file shape, evidence codes inline) and an NCBI Gene summary as
+# MyGene.info returns it (with the RefSeq provenance suffix and a non-breaking space).
+UNIPROT_ACE2 = (
+    "Essential counter-regulatory carboxypeptidase of the renin-angiotensin hormone system that is a critical "
+    "regulator of blood volume {ECO:0000269|PubMed:10969042, ECO:0000269|PubMed:11815627}. (Microbial infection) "
+    "Acts as a receptor for human coronavirus SARS-CoV and SARS-CoV-2 (PubMed:14647384, PubMed:32142651). "
+    "(Microbial infection) ACE2 binding to the spike protein is enhanced by TMPRSS2 (Probable)."
+)
+MYGENE_KLF6 = (
+    "This gene encodes a member of the Kruppel-like family of transcription factors. The zinc finger protein is a "
+    "transcriptional activator, and functions as a tumor suppressor.\u00a0Multiple transcript variants encoding "
+    "different isoforms have been found for this gene, some of which are implicated in carcinogenesis. "
+    "[provided by RefSeq, Jul 2008]"
+)
+
+
+def test_microbial_infection_prefix_is_kept_as_context_not_as_normal_function():
+    sentences = clean_sentences(UNIPROT_ACE2)
+    assert sentences == [
+        "Essential counter-regulatory carboxypeptidase of the renin-angiotensin hormone system that is a critical "
+        "regulator of blood volume.",
+        "During microbial infection, acts as a receptor for human coronavirus SARS-CoV and SARS-CoV-2.",
+        "During microbial infection, ACE2 binding to the spike protein is enhanced by TMPRSS2.",
+    ]
+    assert microbial_infection("It binds (Microbial infection) virus.") == "It binds virus."
+
+
+def test_mygene_summary_loses_provenance_and_variant_note():
+    assert clean_sentences(MYGENE_KLF6) == [
+        "This gene encodes a member of the Kruppel-like family of transcription factors.",
+        "The zinc finger protein is a transcriptional activator, and functions as a tumor suppressor.",
+    ]
+
+
+@pytest.mark.parametrize("text", ["ECO:0000250|UniProtKB:P04637", "(Ref.3)", "(Ref.3, Ref.5)", "[supplied by OMIM, Mar 2008]",
+                                  "{ECO:0000305}"])
+def test_more_citation_shapes(text):
+    assert strip_citations(f"It binds DNA {text}.") == "It binds DNA."
+
+
+def test_publication_note_is_method_noise():
+    assert is_method_noise("Publication Note: This RefSeq record includes a subset of the publications that are available.")

@@ -1,17 +1,30 @@
 """One HTTP layer for every network source: timeouts, retries with backoff and jitter, ``Retry-After``,
-and resumable, checksummed downloads that never leave a partial file under the final name."""
+a rate limit per host, and resumable, checksummed downloads that never leave a partial file under the
+final name.
+
+``HttpClient`` serves the text sources: one ``requests.Session`` shared by worker threads, each request
+retried on 408/425/429/5xx, time-outs, dropped or reset connections and truncated or invalid bodies, each
+attempt (a retry too) waiting its turn at its host's ``RateLimiter``. ``HttpClient.call`` gives the same
+retries and rate limit to a third-party client's request (the ``mygene`` client speaks httpx).
+"""
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
+from . import __version__
 from .artifacts import atomic_path, sha256_file
 from .errors import InputError
 
@@ -23,6 +36,18 @@ PART_SUFFIX = ".part"
 
 class DownloadError(InputError):
     pass
+
+
+class FetchError(InputError):
+    """A request that failed for good: HTTP 4xx, or every attempt failed."""
+
+
+class TransientError(Exception):
+    """A failure worth another attempt (a retryable status, a truncated or unparsable body)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -44,7 +69,10 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value)
-    parsed = email.utils.parsedate_to_datetime(value)
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # a malformed header is no reason to fail the request
+        return None
     return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
@@ -117,3 +145,113 @@ def download(url: str, destination: str | Path, sha256: str | None = None, polic
     with atomic_path(destination) as tmp:
         part.replace(tmp)
     return destination
+
+
+T = TypeVar("T")
+
+
+class RateLimiter:
+    """At most ``per_second`` calls a second, spaced evenly, whichever thread calls; ``pause`` holds
+    every caller back (a server's ``Retry-After`` applies to the host, not only to the thread that read it)."""
+
+    def __init__(self, per_second: float):
+        if per_second <= 0:
+            raise ValueError(f"rate must be positive, got {per_second}")
+        self.interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Block until this caller's slot; return the seconds waited."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+        return slot - now
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+def retry_verdict(error: BaseException) -> tuple[bool, float | None]:
+    """(worth another attempt?, the server's Retry-After in seconds) for an exception from a request.
+
+    Works for requests and httpx alike: both put the failed response on ``error.response``.
+    """
+    if isinstance(error, TransientError):
+        return True, error.retry_after
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        return status in RETRY_STATUS, retry_after_seconds(response.headers.get("Retry-After"))
+    transient = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                 requests.exceptions.ContentDecodingError, json.JSONDecodeError, ConnectionError, TimeoutError)
+    return isinstance(error, transient), None
+
+
+class HttpClient:
+    """Requests with timeouts, retries and a rate limit per host, safe to share between threads."""
+
+    def __init__(self, policy: RetryPolicy = RetryPolicy(), user_agent: str = f"dygenept/{__version__}",
+                 pool_size: int = 8, session: requests.Session | None = None):
+        self.policy = policy
+        self.session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = user_agent
+        self._limiters: dict[str, RateLimiter] = {}
+
+    def set_rate(self, url: str, per_second: float) -> None:
+        """Limit requests to ``url``'s host (the slower limit wins when sources share a host)."""
+        host = urlsplit(url).netloc
+        current = self._limiters.get(host)
+        if current is None or current.interval < 1.0 / per_second:
+            self._limiters[host] = RateLimiter(per_second)
+
+    def call(self, label: str, url: str, attempt: Callable[[], T]) -> T:
+        """``attempt()`` until it succeeds, retrying what ``retry_verdict`` calls transient.
+
+        Raises ``FetchError`` naming ``label`` on a permanent failure or when the attempts run out.
+        """
+        limiter = self._limiters.get(urlsplit(url).netloc)
+        last_error = ""
+        for number in range(1, self.policy.attempts + 1):
+            if limiter is not None:
+                limiter.wait()
+            try:
+                return attempt()
+            except FetchError:
+                raise
+            except Exception as error:  # noqa: BLE001 - sorted into transient and permanent just below
+                transient, retry_after = retry_verdict(error)
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                last_error = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+                if not transient:
+                    if getattr(error, "response", None) is None and not isinstance(error, requests.RequestException):
+                        raise  # not a failed request but a bug: let it show
+                    raise FetchError(f"{label}: {last_error}") from error
+            if number < self.policy.attempts:
+                wait = self.policy.delay(number, retry_after)
+                if retry_after and limiter is not None:
+                    limiter.pause(retry_after)
+                log.warning("%s: attempt %d/%d failed (%s); retrying in %.2f s", label, number, self.policy.attempts, last_error, wait)
+                time.sleep(wait)
+        raise FetchError(f"{label}: failed after {self.policy.attempts} attempts ({last_error})")
+
+    def request(self, method: str, url: str, parse: Callable[[requests.Response], T], params: dict[str, Any] | None = None,
+                data: dict[str, Any] | None = None) -> T:
+        """One request, retried; ``parse(response)`` runs inside the attempt, so an invalid body is retried too."""
+
+        def attempt() -> T:
+            response = self.session.request(method, url, params=params, data=data, timeout=self.policy.timeout_seconds)
+            if response.status_code in RETRY_STATUS:
+                raise TransientError(f"HTTP {response.status_code}", retry_after_seconds(response.headers.get("Retry-After")))
+            if response.status_code >= 400:
+                raise FetchError(f"{method} {url}: HTTP {response.status_code} ({response.text[:200]!r})")
+            return parse(response)
+
+        return self.call(f"{method} {url}", url, attempt)
