@@ -112,3 +112,28 @@ def log_path(stage):
 
 def benchmark_path(stage):
     return f"{OUT}/benchmarks/{stage}.tsv"
+
+
+def string_edge_input(wildcards):
+    """The STRING edge table the config selects: a local one, or the one rule fetch_string builds."""
+    neighbours = config["enrich"]["neighbours"]
+    if neighbours == "string_table":
+        return {"string_table": config["enrich"]["string_table"]["path"]}
+    if neighbours == "string_files":
+        return {"string_table": rules.fetch_string.output.edges}
+    return {}
+
+
+def neighbour_text_input(wildcards):
+    """A RefSeq summary table, when the knowledge stage reads one, also describes neighbours outside the genes."""
+    if "refseq_tsv" in config["knowledge"]["sources"]:
+        return {"refseq_tsv": config["knowledge"]["refseq_tsv"]["path"]}
+    return {}
+
+
+def string_keep_score():
+    """The lowest STRING score the enrich stage may use: its threshold, or the fallback below it."""
+    settings = config["enrich"]
+    fallback = settings["string_fallback_min_score"]
+    threshold = settings["string_files"]["min_combined_score"]
+    return min(threshold, fallback) if fallback is not None else threshold

@@ -1,15 +1,44 @@
 # Genes with thin text get a marked paragraph about their nearest neighbours.
 
 
+rule fetch_string:
+    input:
+        org_db=annotation_db("org_hs_eg"),
+        code=stage_code("fetch_string"),
+    output:
+        edges=f"{config['enrich']['string_files']['cache_dir']}/9606.string_v12_entrez_edges.min{string_keep_score()}.tsv.gz",
+    log:
+        log_path("fetch_string"),
+    benchmark:
+        benchmark_path("fetch_string")
+    conda:
+        "../envs/knowledge.yaml"
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(
+            {
+                "string_files": {
+                    **config["enrich"]["string_files"],
+                    "min_combined_score": string_keep_score(),
+                }
+            }
+        ),
+    shell:
+        "{params.cli} fetch_string {params.io} --params {params.config:q} 2> {log}"
+
+
 rule enrich:
     input:
-        unpack(lambda wildcards: optional_source_inputs("enrich", "string_table")),
+        unpack(string_edge_input),
+        unpack(neighbour_text_input),
         gene_text=rules.knowledge.output.gene_text,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("enrich"),
     output:
         gene_text=f"{OUT}/enrich/gene_text.parquet",
+        report=f"{OUT}/enrich/enrich_report.json",
     log:
         log_path("enrich"),
     benchmark:

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from dygenept import cli, dataset, fetch_dataset
 from dygenept.conditions import CONDITION_KEY, condition_genes
 from dygenept.genes import SymbolIndex
-from dygenept.http import DownloadError
+from dygenept.http import DownloadError, parse_checksum
 from dygenept.splits import gears_list_split, make_split, split_from_file, subgroups_by_seen
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
 from loopback import FileServer
@@ -117,7 +117,7 @@ def test_missing_archive_member_lists_the_h5ad_members(tmp_path, gears_zip):
 
 def test_bad_checksum_syntax_is_refused():
     with pytest.raises(dataset.InputError, match="md5:<hex> or sha256:<hex>"):
-        fetch_dataset.parse_checksum("crc32:abcd")
+        parse_checksum("crc32:abcd", fetch_dataset.CHECKSUM_FIELD)
 
 
 # ---- expression --------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The offline text and neighbour sources on the real RefSeq summaries and STRING v12 edges (../shared/data)."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -67,8 +69,8 @@ def test_unknown_source_is_refused_naming_the_known_ones(tmp_path):
 
 
 def test_string_neighbours_are_the_strongest_partners_above_the_threshold(string_edges):
-    ranked = enrich.string_table_neighbours(["1264"], {"string_table": string_edges},
-                                            {"top_k": 3, "string_table": {"min_combined_score": 700}}, matrix=None)
+    ranked = enrich.string_neighbours(["1264"], {"string_table": string_edges},
+                                      {"top_k": 3, "neighbours": "string_table", "string_table": {"min_combined_score": 700}}, matrix=None)
     neighbours = ranked["1264"]
     assert len(neighbours) == 3 and all(score >= 0.7 for _, score in neighbours)
     assert [score for _, score in neighbours] == sorted((score for _, score in neighbours), reverse=True)
@@ -78,21 +80,22 @@ def test_string_neighbours_are_the_strongest_partners_above_the_threshold(string
 
 
 def test_enrich_falls_back_to_go_similarity_and_records_the_source(tmp_path, string_edges, org_db, go_db):
-    table = pd.DataFrame([
-        {"entrez_id": "1264", "symbol": "CNN1", "text": "CNN1 encodes calponin 1.", "n_chars": 24},
-        {"entrez_id": "90007", "symbol": "MIDN", "text": "MIDN encodes midnolin.", "n_chars": 22},
-        {"entrez_id": "389792", "symbol": "IER5L", "text": "IER5L encodes immediate early response 5 like.", "n_chars": 46},
-        {"entrez_id": "5594", "symbol": "MAPK1", "text": "x" * 500, "n_chars": 500},
-    ])
+    rows = [("1264", "CNN1", "CNN1 encodes calponin 1."), ("90007", "MIDN", "MIDN encodes midnolin."),
+            ("389792", "IER5L", "IER5L encodes immediate early response 5 like."), ("5594", "MAPK1", "x" * 500)]
+    table = pd.DataFrame([{"entrez_id": gene, "symbol": symbol, "text": text, "n_chars": len(text),
+                           "sentences": [{"text": text, "source": "org.Hs.eg.db", "ref": "gene_info"}]} for gene, symbol, text in rows])
     table.to_parquet(tmp_path / "in.parquet")
     params = {"neighbours": "string_table", "string_table": {"min_combined_score": 700}, "min_chars": 400, "top_k": 3,
               "min_score": 0.1, "terms_per_neighbour": 4, "excluded_evidence": ["ND"]}
     details = enrich.run({"gene_text": tmp_path / "in.parquet", "string_table": string_edges, "org_db": org_db, "go_db": go_db},
-                         {"gene_text": tmp_path / "out.parquet"}, params)
+                         {"gene_text": tmp_path / "out.parquet", "report": tmp_path / "report.json"}, params)
     out = pd.read_parquet(tmp_path / "out.parquet").set_index("symbol")
     assert out.loc["CNN1", "neighbour_source"] == "STRING protein interactions"
     assert out.loc["MIDN", "neighbour_source"] == "Gene Ontology annotation similarity"  # no STRING edge ≥ 700
-    assert details["thin_without_neighbours"] == ["IER5L"] and not out.loc["IER5L", "enriched"]
+    assert list(details["still_thin"]) == ["IER5L"] and not out.loc["IER5L", "enriched"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["enriched"]["CNN1"]["source"] == "STRING protein interactions" and report["thin_genes"] == 3
+    assert "string_table or go_similarity" in report["still_thin"]["IER5L"]
     assert not out.loc["MAPK1", "enriched"] and out.loc["MAPK1", "text"] == "x" * 500
     assert out.loc["CNN1", "text"].startswith("CNN1 encodes calponin 1.\n\n[Neighbour context]")
     assert "not direct knowledge of CNN1" in out.loc["CNN1", "text"]

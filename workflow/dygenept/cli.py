@@ -23,6 +23,7 @@ STAGES = {
     "dataset": "Validate a Perturb-seq h5ad; write it canonical, with split and DE genes.",
     "genes": "Map the perturbed genes to Entrez ids.",
     "knowledge": "Gene function text, sentence by sentence.",
+    "fetch_string": "STRING's official human files → an Entrez edge table.",
     "enrich": "Neighbour paragraphs for genes with thin text.",
     "facets": "K facet paragraphs per gene, or NONE.",
     "facet_embed": "Facet texts → (genes, K, D) tensor + mask.",

@@ -18,7 +18,9 @@ import scipy.sparse as sp
 
 from . import annotations
 from .errors import InputError
-from .artifacts import atomic_path
+from .artifacts import atomic_path, write_json_atomic
+from .knowledge import SOURCE_LABELS, read_refseq_table
+from .text_cleaning import clean_sentences
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class AnnotationMatrix:
 def neighbour_paragraph(symbol: str, neighbours: list[Neighbour], source: str) -> str:
     described = " ".join(n.summary for n in neighbours)
     return (
-        f"{NEIGHBOUR_MARKER} Genes most similar to {symbol} by {source} (context, not direct knowledge of "
+        f"{NEIGHBOUR_MARKER} Neighbours of {symbol} by {source} (context, not direct knowledge of "
         f"{symbol}): {described}"
     )
 
@@ -109,24 +111,51 @@ def read_string_edges(path: str | Path, min_combined_score: int) -> pd.DataFrame
     return pd.concat([edges, flipped], ignore_index=True)
 
 
-def string_table_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix) -> Ranked:
-    settings = params["string_table"]
-    edges = read_string_edges(inputs["string_table"], settings["min_combined_score"])
+def string_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix) -> Ranked:
+    """Top-k STRING partners from the edge table: a local one (string_table) or STRING's own files (string_files)."""
+    threshold = params[params["neighbours"]]["min_combined_score"]
+    # A gene with no partner at the threshold takes its best medium-confidence ones (STRING: ≥ 400) if set.
+    fallback = min(threshold, params.get("string_fallback_min_score") or threshold)
+    edges = read_string_edges(inputs["string_table"], fallback)
     edges = edges[edges["gene1_entrez"].isin(entrez_ids)].sort_values(["gene1_entrez", "combined_score", "gene2_entrez"], ascending=[True, False, True])
     ranked: Ranked = {entrez_id: [] for entrez_id in entrez_ids}
     for gene, group in edges.groupby("gene1_entrez", sort=False):
-        ranked[gene] = [(n, s / 1000.0) for n, s in zip(group["gene2_entrez"], group["combined_score"])][: params["top_k"]]
+        strong = group[group["combined_score"] >= threshold]
+        chosen = strong if len(strong) else group
+        ranked[gene] = [(n, s / 1000.0) for n, s in zip(chosen["gene2_entrez"], chosen["combined_score"])][: params["top_k"]]
     return ranked
 
 
 NEIGHBOUR_SOURCES = {
     "go_similarity": ("Gene Ontology annotation similarity", "similarity", go_similarity_neighbours),
-    "string_table": ("STRING protein interactions", "STRING score", string_table_neighbours),
+    "string_table": ("STRING protein interactions", "STRING score", string_neighbours),
+    "string_files": ("STRING protein interactions", "STRING score", string_neighbours),
 }
 
 
-def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dict, score_label: str, n_terms: int) -> dict[str, list[Neighbour]]:
-    """A one-sentence summary of each neighbour: its name, the score, and its most specific GO terms."""
+# Sentences that describe a gene's function in prose (not its name line or GO term list).
+PROSE_SOURCES = set(SOURCE_LABELS.values()) - {SOURCE_LABELS["go"]}
+
+
+def first_prose_sentences(table: pd.DataFrame) -> dict[str, str]:
+    """Each gene's first sentence from a prose source of the knowledge stage, where it has one."""
+    found = {}
+    for gene, sentences in zip(table["entrez_id"], table["sentences"]):
+        prose = [s["text"] for s in sentences if s["source"] in PROSE_SOURCES]
+        if prose:
+            found[gene] = prose[0]
+    return found
+
+
+def refseq_first_sentences(path: str | Path, entrez_ids: set[str]) -> dict[str, str]:
+    summaries = read_refseq_table(path, entrez_ids)
+    return {gene: sentences[0] for gene, summary in summaries.items() if (sentences := clean_sentences(summary))}
+
+
+def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dict, score_label: str, n_terms: int,
+             prose: dict[str, str]) -> dict[str, list[Neighbour]]:
+    """A one-sentence summary of each neighbour: its name, the score, and its first prose sentence (knowledge
+    text or RefSeq) or else its most specific GO terms."""
     described = {}
     for gene, neighbours in ranked.items():
         described[gene] = []
@@ -134,9 +163,12 @@ def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dic
             record = records.get(neighbour_id)
             if record is None:
                 continue
-            top = [terms[t].term for t in matrix.top_terms(neighbour_id, n_terms)] if neighbour_id in matrix.row_of else []
-            annotated = f" is annotated with {', '.join(top)}." if top else " has no GO annotation."
-            summary = f"{record.symbol} ({record.name}; {score_label} {score:.2f}){annotated}"
+            if neighbour_id in prose:
+                about = f": {prose[neighbour_id]}"
+            else:
+                top = [terms[t].term for t in matrix.top_terms(neighbour_id, n_terms)] if neighbour_id in matrix.row_of else []
+                about = f" is annotated with {', '.join(top)}." if top else " has no GO annotation."
+            summary = f"{record.symbol} ({record.name}; {score_label} {score:.2f}){about}"
             described[gene].append(Neighbour(neighbour_id, record.symbol, round(score, 4), summary))
     return described
 
@@ -148,15 +180,21 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         raise InputError(f"config 'enrich.neighbours' is '{params['neighbours']}'; known: {sorted(NEIGHBOUR_SOURCES)}")
     neighbours: dict[str, list[Neighbour]] = {}
     described_by: dict[str, str] = {}
+    tried: dict[str, list[str]] = {gene: [] for gene in thin}
     if thin:
         matrix = AnnotationMatrix.build(annotations.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"]))
         records, terms = annotations.gene_records(inputs["org_db"]), annotations.go_terms(inputs["go_db"])
+        prose = first_prose_sentences(table)
+        if "refseq_tsv" in inputs:
+            prose = {**refseq_first_sentences(inputs["refseq_tsv"], set(records)), **prose}
         # A gene without neighbours in the chosen source falls back to GO similarity.
         for name in dict.fromkeys([params["neighbours"], "go_similarity"]):
             pending = [gene for gene in thin if not neighbours.get(gene)]
             description, score_label, source = NEIGHBOUR_SOURCES[name]
-            found = describe(source(pending, inputs, params, matrix), matrix, records, terms, score_label, params["terms_per_neighbour"])
+            found = describe(source(pending, inputs, params, matrix), matrix, records, terms, score_label,
+                             params["terms_per_neighbour"], prose)
             for gene, listed in found.items():
+                tried[gene].append(name)
                 if listed:
                     neighbours[gene], described_by[gene] = listed, description
     enriched_text, enriched_flag, neighbour_lists = [], [], []
@@ -173,8 +211,23 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     table["n_chars"] = table["text"].str.len()
     with atomic_path(outputs["gene_text"]) as tmp:
         table.to_parquet(tmp, index=False)
-    enriched = table.loc[table["enriched"], "symbol"].tolist()
-    no_neighbour = sorted(set(table.loc[table["entrez_id"].isin(thin), "symbol"]) - set(enriched))
-    log.info("%d thin genes (< %d chars); enriched: %s; no neighbour found: %s", len(thin), params["min_chars"], enriched, no_neighbour)
-    return {"thin_genes": len(thin), "enriched": enriched, "thin_without_neighbours": no_neighbour,
+    report = enrich_report(table, thin, tried, params)
+    write_json_atomic(outputs["report"], report)
+    log.info("%d thin genes (< %d chars); enriched: %s; still thin: %s", len(thin), params["min_chars"],
+             sorted(report["enriched"]), sorted(report["still_thin"]))
+    return {"thin_genes": len(thin), "enriched": sorted(report["enriched"]), "still_thin": report["still_thin"],
             "neighbour_source": params["neighbours"]}
+
+
+def enrich_report(table: pd.DataFrame, thin: list[str], tried: dict[str, list[str]], params: dict) -> dict:
+    """Which thin genes got neighbours from which source, and why the others stayed thin."""
+    rows = table.set_index("entrez_id")
+    enriched = {rows.at[g, "symbol"]: {"source": rows.at[g, "neighbour_source"],
+                                       "neighbours": [f"{n['symbol']} ({n['score']:.2f})" for n in rows.at[g, "neighbours"]],
+                                       "n_chars": int(rows.at[g, "n_chars"])}
+                for g in thin if rows.at[g, "enriched"]}
+    still_thin = {rows.at[g, "symbol"]: f"no neighbour in {' or '.join(tried[g])} (no STRING partner at the score "
+                                        f"threshold, no GO annotation similarity ≥ {params['min_score']})"
+                  for g in thin if not rows.at[g, "enriched"]}
+    return {"min_chars": params["min_chars"], "neighbours": params["neighbours"], "genes": len(table),
+            "thin_genes": len(thin), "enriched": enriched, "still_thin": still_thin}

@@ -8,7 +8,6 @@ the pinned checksum (``md5:<hex>`` as Zenodo publishes, or ``sha256:<hex>``) bef
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tarfile
@@ -17,59 +16,12 @@ from pathlib import Path
 
 from .artifacts import atomic_path
 from .errors import InputError
-from .http import DownloadError, RetryPolicy, download
+from .http import RetryPolicy, download_first, verify_checksum
 
 log = logging.getLogger(__name__)
 
 DOWNLOAD_SUFFIX = ".download"
-ALGORITHMS = ("md5", "sha256")
-
-
-def parse_checksum(checksum: str) -> tuple[str, str]:
-    algorithm, sep, digest = checksum.partition(":")
-    if not sep or algorithm not in ALGORITHMS or not digest:
-        raise InputError(
-            f"config 'dataset.download.checksum' is '{checksum}'. Fix: write it as md5:<hex> or sha256:<hex>."
-        )
-    return algorithm, digest.lower()
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(path: Path, checksum: str | None, url: str) -> str:
-    """Check ``path`` against the pin; a mismatch deletes it. Returns the file's sha256 (for the provenance)."""
-    sha256 = file_digest(path, "sha256")
-    if not checksum:
-        log.warning("%s: no checksum pinned; its sha256 is %s. Pin it as dataset.download.checksum: sha256:%s", url, sha256, sha256)
-        return sha256
-    algorithm, expected = parse_checksum(checksum)
-    found = sha256 if algorithm == "sha256" else file_digest(path, algorithm)
-    if found != expected:
-        path.unlink()
-        raise DownloadError(
-            f"{url}: {algorithm} {found} differs from the pinned {expected} (config 'dataset.download.checksum'); "
-            "the download was removed. Fix: retry; if the file changed upstream on purpose, update the pin."
-        )
-    return sha256
-
-
-def fetch(urls: list[str], destination: Path, policy: RetryPolicy) -> str:
-    """Download from the first URL that works; returns the URL used."""
-    errors = []
-    for url in urls:
-        try:
-            download(url, destination, policy=policy)
-            return url
-        except DownloadError as error:
-            log.warning("%s", error)
-            errors.append(str(error))
-    raise DownloadError("no URL worked:\n  " + "\n  ".join(errors) + "\nFix: check the network, or set dataset.download.mirror_url.")
+CHECKSUM_FIELD = "dataset.download.checksum"
 
 
 def extract_member(archive: Path, member: str, destination: Path) -> None:
@@ -112,8 +64,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     urls = [settings["url"]] + ([settings["mirror_url"]] if settings.get("mirror_url") else [])
     used = settings["url"]
     if not downloaded.exists():  # a verified download from a crashed run is reused
-        used = fetch(urls, downloaded, policy)
-    sha256 = verify(downloaded, settings.get("checksum"), used)
+        used = download_first(urls, downloaded, policy)
+    sha256 = verify_checksum(downloaded, settings.get("checksum"), used, CHECKSUM_FIELD)
     if settings.get("member"):
         extract_member(downloaded, settings["member"], target)
         downloaded.unlink()

@@ -11,6 +11,7 @@ retries and rate limit to a third-party client's request (the ``mygene`` client 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import random
@@ -145,6 +146,55 @@ def download(url: str, destination: str | Path, sha256: str | None = None, polic
     with atomic_path(destination) as tmp:
         part.replace(tmp)
     return destination
+
+
+CHECKSUM_ALGORITHMS = ("md5", "sha256")
+
+
+def parse_checksum(checksum: str, field: str) -> tuple[str, str]:
+    """``md5:<hex>`` or ``sha256:<hex>`` → (algorithm, digest); ``field`` names the config key in the error."""
+    algorithm, sep, digest = checksum.partition(":")
+    if not sep or algorithm not in CHECKSUM_ALGORITHMS or not digest:
+        raise InputError(f"config '{field}' is '{checksum}'. Fix: write it as md5:<hex> or sha256:<hex>.")
+    return algorithm, digest.lower()
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, checksum: str | None, url: str, field: str) -> str:
+    """Check ``path`` against the pin in config ``field``; a mismatch deletes it. Returns the sha256 (for provenance)."""
+    sha256 = file_digest(path, "sha256")
+    if not checksum:
+        log.warning("%s: no checksum pinned; its sha256 is %s. Pin it as %s: sha256:%s", url, sha256, field, sha256)
+        return sha256
+    algorithm, expected = parse_checksum(checksum, field)
+    found = sha256 if algorithm == "sha256" else file_digest(path, algorithm)
+    if found != expected:
+        path.unlink()
+        raise DownloadError(
+            f"{url}: {algorithm} {found} differs from the pinned {expected} (config '{field}'); the download was "
+            "removed. Fix: retry; if the file changed upstream on purpose, update the pin."
+        )
+    return sha256
+
+
+def download_first(urls: list[str], destination: Path, policy: RetryPolicy = RetryPolicy()) -> str:
+    """Download from the first URL that works (a mirror after the main one); returns the URL used."""
+    errors = []
+    for url in urls:
+        try:
+            download(url, destination, policy=policy)
+            return url
+        except DownloadError as error:
+            log.warning("%s", error)
+            errors.append(str(error))
+    raise DownloadError("no URL worked:\n  " + "\n  ".join(errors) + "\nFix: check the network, or set a mirror URL.")
 
 
 T = TypeVar("T")
