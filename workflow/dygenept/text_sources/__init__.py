@@ -41,6 +41,13 @@ class HttpSettings:
         return cls(**params.get("http", {}))
 
 
+def source_settings(params: dict[str, Any], name: str, default_url: str) -> dict[str, Any]:
+    """A source's config section (``knowledge.<name>``), its base URL without a trailing slash."""
+    settings = dict(params.get(name, {}))
+    settings["url"] = settings.get("url", default_url).rstrip("/")
+    return settings
+
+
 class TextSource(Protocol):
     name: ClassVar[str]    # the config key
     label: ClassVar[str]   # what ``Sentence.source`` says

@@ -22,7 +22,7 @@ import requests
 from Bio import Entrez
 
 from ..http import HttpClient, TransientError
-from . import RawText
+from . import RawText, source_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,11 @@ class EntrezSource:
 
     @classmethod
     def from_params(cls, params: dict[str, Any], environ: dict[str, str] | None = None) -> EntrezSource:
-        settings = dict(params.get("entrez", {}))
+        settings = source_settings(params, "entrez", cls.url)
         api_key = (environ if environ is not None else os.environ).get(API_KEY_VARIABLE) or None
         with_key = settings.pop("requests_per_second_with_key", 10.0)
         if api_key:
             settings["requests_per_second"] = with_key
-        settings["url"] = settings.get("url", cls.url).rstrip("/")
         if not settings.get("email"):
             log.warning("config 'knowledge.entrez.email' is empty: NCBI asks every E-utilities user for a contact email")
         return cls(**settings, api_key=api_key)

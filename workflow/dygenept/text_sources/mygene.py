@@ -16,7 +16,7 @@ import httpx
 import mygene
 
 from ..http import HttpClient, TransientError
-from . import HttpSettings, RawText
+from . import HttpSettings, RawText, source_settings
 
 FIELDS = "summary,name,symbol,alias"
 
@@ -32,8 +32,7 @@ class MyGeneSource:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MyGeneSource:
-        settings = dict(params.get("mygene", {}))
-        settings["url"] = settings.get("url", cls.url).rstrip("/")
+        settings = source_settings(params, "mygene", cls.url)
         return cls(**settings, timeout_seconds=HttpSettings.from_params(params).timeout_seconds)
 
     def cache_settings(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import requests
 
 from ..http import HttpClient, TransientError
-from . import RawText
+from . import RawText, source_settings
 
 FIELDS = "accession,gene_primary,xref_geneid,cc_function"
 HUMAN = 9606
@@ -33,8 +33,7 @@ class UniProtSource:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> UniProtSource:
-        settings = dict(params.get("uniprot", {}))
-        settings["url"] = settings.get("url", cls.url).rstrip("/")
+        settings = source_settings(params, "uniprot", cls.url)
         return cls(**settings)
 
     def cache_settings(self) -> dict[str, Any]:
