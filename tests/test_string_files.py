@@ -45,7 +45,7 @@ def string_files(shared_edges) -> dict[str, bytes]:
     aliases = ["#string_protein_id\talias\tsource"]
     for row in genes.itertuples(index=False):
         protein = protein_id(row.entrez)
-        info.append(f"{protein}\t{row.symbol}\t400\t{row.symbol} protein; an annotation.")
+        info.append(f"{protein}\t{row.symbol}\t400\t{row.symbol} protein; \"quoted\" annotation.")
         aliases.append(f"{protein}\t{row.symbol}\tBioMart_HUGO Ensembl_HGNC_symbol")
         aliases.append(f"{protein}\t2B{row.entrez[-2:]}\tEnsembl_PDB")
         if row.entrez != NAME_ONLY:

@@ -12,6 +12,7 @@ the columns the ``string_table`` source reads.
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,7 +34,9 @@ CHUNK_ROWS = 2_000_000
 def _chunks(path: Path, names: list[str], sep: str):
     """A STRING file in chunks, its header line skipped; a damaged file (truncated gzip, bad rows) is an InputError."""
     try:
-        yield from pd.read_csv(path, sep=sep, names=names, header=0, dtype=str, chunksize=CHUNK_ROWS, on_bad_lines="error")
+        # STRING's annotation texts carry quote characters: read every field literally.
+        yield from pd.read_csv(path, sep=sep, names=names, header=0, dtype=str, chunksize=CHUNK_ROWS, on_bad_lines="error",
+                               quoting=csv.QUOTE_NONE)
     except (EOFError, OSError, ValueError, pd.errors.ParserError) as error:
         raise InputError(
             f"{path}: damaged or not a STRING file ({type(error).__name__}: {error}). "
