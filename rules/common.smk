@@ -86,6 +86,24 @@ def dataset_optional_inputs(wildcards):
     return inputs
 
 
+# Per-source settings sections of the knowledge and enrich configs.
+SOURCE_SECTIONS = {
+    "knowledge": ("refseq_tsv", "mygene", "entrez", "uniprot"),
+    "enrich": ("string_table", "string_files"),
+}
+
+
+def stage_params(stage):
+    """config[stage] without the settings of sources it does not select (editing those reruns nothing)."""
+    chosen = selected_sources(stage)
+    settings = {
+        key: value
+        for key, value in config[stage].items()
+        if key not in SOURCE_SECTIONS[stage] or key in chosen
+    }
+    return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
+
+
 def optional_source_inputs(stage, source):
     """{source: path} when the stage's config selects a file-backed source, else nothing."""
     if source not in selected_sources(stage):

@@ -48,11 +48,6 @@ rule enrich:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {
-                **config["enrich"],
-                "excluded_evidence": config["annotations"]["excluded_evidence"],
-            }
-        ),
+        config=as_json(stage_params("enrich")),
     shell:
         "{params.cli} enrich {params.io} --params {params.config:q} 2> {log}"

@@ -34,11 +34,6 @@ rule knowledge:
             {name: path for name, path in input.items() if name != "source_code"},
             output,
         ),
-        config=as_json(
-            {
-                **config["knowledge"],
-                "excluded_evidence": config["annotations"]["excluded_evidence"],
-            }
-        ),
+        config=as_json(stage_params("knowledge")),
     shell:
         "{params.cli} knowledge {params.io} --params {params.config:q} 2> {log}"

@@ -211,3 +211,14 @@ def test_gears_source_is_fetched_over_http_then_prepared(demo_run, shared_data, 
     card = json.loads((out / "data" / "data_card.json").read_text())
     assert card["cells"] == 50 and card["expression"]["counts_layer"]
     assert (tmp_path / "datasets" / "norman_subset.h5ad.provenance.json").is_file()
+
+
+def test_settings_of_unselected_sources_rerun_nothing(demo_run):
+    project, _ = demo_run
+    (project / "config" / "unused.yaml").write_text(yaml.safe_dump({
+        "knowledge": {"uniprot": {"batch_size": 10}},  # the demo reads GO only
+        "enrich": {"string_files": {"min_combined_score": 900}},  # and takes GO-similar neighbours
+    }))
+    result = snakemake(project, "--dry-run", config_files=("config/demo.yaml", "config/test.yaml", "config/unused.yaml"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result) == set()
