@@ -26,6 +26,15 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Rules that talk to the network run where Snakemake runs (a workstation, or a cluster's login node):
+# compute nodes often have no outbound internet. They wait on servers, not on CPUs.
+localrules:
+    fetch_annotations,
+    fetch_dataset,
+    fetch_string,
+    knowledge,
+
+
 rule all:
     default_target: True
     input:
