@@ -27,6 +27,7 @@ rule dataset:
         previous_symbols=config["genes"]["previous_symbols"],
         code=stage_code("dataset"),
         splits_code=stage_code("splits"),
+        conditions_code=stage_code("conditions"),
     output:
         h5ad=f"{OUT}/data/dataset.h5ad",
         split=f"{OUT}/data/split.json",
