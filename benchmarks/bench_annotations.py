@@ -2,12 +2,12 @@
 
 from _common import GO_DB, ORG_DB, parse_args, report, require, timed
 
-from dygenept import annotations
+from dygenept import annotation_db
 
 args = parse_args(__doc__)
 require(ORG_DB, GO_DB)
-per_gene, seconds = timed(annotations.gene_go_annotations, ORG_DB, None, ("ND",), repeat=1 if args.quick else 3)
+per_gene, seconds = timed(annotation_db.gene_go_annotations, ORG_DB, None, ("ND",), repeat=1 if args.quick else 3)
 n = sum(len(v) for v in per_gene.values())
-_, term_seconds = timed(annotations.go_terms, GO_DB)
+_, term_seconds = timed(annotation_db.go_terms, GO_DB)
 report("annotations", n / seconds, "annotations/s", f"all {n:,} direct annotations of {len(per_gene):,} genes",
        f"go_terms: {term_seconds:.2f} s")

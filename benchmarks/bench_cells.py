@@ -3,7 +3,7 @@
 import numpy as np
 from _common import parse_args, report, timed
 
-from dygenept.cells import pca_embed
+from dygenept.stages.cells import pca_embed
 
 args = parse_args(__doc__)
 n_cells, n_genes = (1_000, 500) if args.quick else (5_000, 2_000)

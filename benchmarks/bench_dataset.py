@@ -19,8 +19,8 @@ import pandas as pd
 import scipy.sparse as sp
 from _common import DEMO_DATASET_PARAMS, DEMO_H5AD, ORG_DB, ROOT, parse_args, report, require, timed
 
-from dygenept.dataset import run
-from dygenept.genes import SymbolIndex
+from dygenept.stages.dataset import run
+from dygenept.symbols import SymbolIndex
 
 args = parse_args(__doc__)
 require(ORG_DB)

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 from _common import GO_DB, ORG_DB, parse_args, report, require, timed
 
-from dygenept import annotations
-from dygenept.enrich import AnnotationMatrix
-from dygenept.fetch_string import entrez_edges, protein_to_entrez
-from dygenept.genes import SymbolIndex
+from dygenept import annotation_db
+from dygenept.stages.enrich import AnnotationMatrix
+from dygenept.stages.fetch_string import entrez_edges, protein_to_entrez
+from dygenept.symbols import SymbolIndex
 
 args = parse_args(__doc__)
 require(ORG_DB, GO_DB)
-per_gene = annotations.gene_go_annotations(ORG_DB, None, ("ND",))
+per_gene = annotation_db.gene_go_annotations(ORG_DB, None, ("ND",))
 matrix, build_seconds = timed(AnnotationMatrix.build, per_gene)
 queries = matrix.gene_ids[:: max(1, len(matrix.gene_ids) // (50 if args.quick else 500))]
 start = time.perf_counter()

@@ -2,14 +2,15 @@
 
 from _common import GO_DB, ORG_DB, ROOT, parse_args, report, require, timed
 
-from dygenept import annotations
+from dygenept import annotation_db
 from dygenept.facet_backends.go_rules import GoRulesBackend
-from dygenept.facets import GeneText, load_facet_specs
+from dygenept.facet_backends.base import GeneText
+from dygenept.formats.facet_spec import load_facet_specs
 
 args = parse_args(__doc__)
 require(ORG_DB, GO_DB)
 specs = load_facet_specs(ROOT / "resources" / "facets.yaml")
-records = sorted(annotations.gene_records(ORG_DB).values(), key=lambda r: int(r.entrez_id))[: 300 if args.quick else 3_000]
+records = sorted(annotation_db.gene_records(ORG_DB).values(), key=lambda r: int(r.entrez_id))[: 300 if args.quick else 3_000]
 genes = [GeneText(r.entrez_id, r.symbol, r.name, f"{r.symbol} encodes {r.name}.") for r in records]
 backend = GoRulesBackend(ORG_DB, GO_DB, ("ND",), max_sentences=8, max_definitions=2)
 facet_sets, seconds = timed(backend.generate, genes, specs)

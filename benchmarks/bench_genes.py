@@ -2,7 +2,8 @@
 
 from _common import ORG_DB, ROOT, parse_args, report, require, timed
 
-from dygenept.genes import SymbolIndex, map_universe
+from dygenept.symbols import SymbolIndex
+from dygenept.stages.genes import map_universe
 
 args = parse_args(__doc__)
 require(ORG_DB)

@@ -6,12 +6,12 @@ from pathlib import Path
 import pandas as pd
 from _common import GO_DB, ORG_DB, parse_args, report, require, timed
 
-from dygenept import annotations
-from dygenept.knowledge import run
+from dygenept import annotation_db
+from dygenept.stages.knowledge import run
 
 args = parse_args(__doc__)
 require(ORG_DB, GO_DB)
-records = sorted(annotations.gene_records(ORG_DB).values(), key=lambda r: int(r.entrez_id))
+records = sorted(annotation_db.gene_records(ORG_DB).values(), key=lambda r: int(r.entrez_id))
 n = 500 if args.quick else 5_000
 genes = pd.DataFrame([{"query": r.symbol, "symbol": r.symbol, "entrez_id": r.entrez_id, "name": r.name, "match": "symbol"} for r in records[:n]])
 with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from _common import ROOT, parse_args, report, timed
 sys.path.insert(0, str(ROOT / "tests"))
 from fake_apis import FakeApis, load_records  # noqa: E402
 
-from dygenept.knowledge import run  # noqa: E402
+from dygenept.stages.knowledge import run  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 LATENCY = 0.05

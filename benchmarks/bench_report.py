@@ -5,7 +5,7 @@ from pathlib import Path
 
 from _common import DEMO_OUT, ROOT, parse_args, report, require, timed
 
-from dygenept.report import run
+from dygenept.stages.report import run
 
 args = parse_args(__doc__)
 require(DEMO_OUT / "evaluate" / "metrics.json")

@@ -3,9 +3,9 @@
 import torch
 from _common import DEMO_OUT, parse_args, report, require, timed
 
-from dygenept.evaluate import predict_condition
+from dygenept.model.inference import predict_condition
 from dygenept.perturbations import load_perturbation_data
-from dygenept.train import build_model, fit
+from dygenept.model.training import build_model, fit
 
 args = parse_args(__doc__)
 paths = [DEMO_OUT / p for p in ("data/dataset.h5ad", "genes/genes.tsv", "facet_embed/facet_tensor.safetensors", "cells/control_embeddings.safetensors")]

@@ -1,4 +1,6 @@
 # Fetch the Bioconductor org.Hs.eg.db and GO.db SQLite databases once into the cache directory.
+# A cache of pinned package versions, not derived data: its code is no input (editing the HTTP layer
+# refetches nothing); delete the cache to fetch again.
 
 
 rule fetch_annotations:
@@ -12,11 +14,6 @@ rule fetch_annotations:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {
-                key: config["annotations"][key]
-                for key in ("apt_versions", "tarball_urls")
-            }
-        ),
+        config=as_json(section("annotations", "apt_versions", "tarball_urls")),
     shell:
-        "{params.cli} annotations {params.io} --params {params.config:q} 2> {log}"
+        "{params.cli} fetch_annotations {params.io} --params {params.config:q} 2> {log}"

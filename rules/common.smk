@@ -12,20 +12,22 @@ PACKAGE_DIR = Path(os.path.relpath(Path(workflow.basedir) / "workflow" / "dygene
 # per-stage conda envs (which carry only third-party dependencies).
 CLI = f"PYTHONPATH={shlex.quote(str(PACKAGE_DIR.parent))}${{PYTHONPATH:+:$PYTHONPATH}} python -m dygenept"
 sys.path.insert(0, str(PACKAGE_DIR.parent))
-# The backend registry imports nothing heavy, so reading it here keeps DAG building fast.
-from dygenept.facet_backends import backend_source
+# Both modules use the standard library only, so reading them here keeps DAG building fast.
+from dygenept.import_graph import code_files, stage_module
+from dygenept.sources import (
+    FILE_SOURCES,
+    SOURCE_SECTIONS,
+    lowest_string_score,
+    selected_sources,
+)
 
 SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
 
 
-def stage_code(module):
-    """A stage module's source file: an input, so that editing the code reruns the stage and what follows."""
-    return str(PACKAGE_DIR / f"{module}.py")
-
-
-def facet_backend_code(backend):
-    """The facet backend's module source: editing it reruns the facet stage and what follows."""
-    return str(PACKAGE_DIR / "facet_backends" / backend_source(backend).name)
+def stage_code(stage):
+    """Every source file the stage runs (its import closure in the package, read once from the sources'
+    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else."""
+    return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
 def annotation_db(key):
@@ -35,18 +37,10 @@ def annotation_db(key):
     return ancient(path)
 
 
-FILE_SOURCES = {"knowledge": "refseq_tsv", "enrich": "string_table"}
-
-
-def selected_sources(stage):
-    settings = config[stage]
-    return settings.get("sources", [settings.get("neighbours")])
-
-
 def check_file_sources():
     """A selected file-backed source needs its path: say so before any job is planned."""
     for stage, source in FILE_SOURCES.items():
-        if source in selected_sources(stage) and not config[stage][source]["path"]:
+        if source in selected_sources(stage, config[stage]) and not config[stage][source]["path"]:
             raise WorkflowError(
                 f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
             )
@@ -86,29 +80,39 @@ def dataset_optional_inputs(wildcards):
     return inputs
 
 
-# Per-source settings sections of the knowledge and enrich configs.
-SOURCE_SECTIONS = {
-    "knowledge": ("refseq_tsv", "mygene", "entrez", "uniprot"),
-    "enrich": ("string_table", "string_files"),
-}
-
-
-def stage_params(stage):
+def source_stage_params(stage):
     """config[stage] without the settings of sources it does not select (editing those reruns nothing)."""
-    chosen = selected_sources(stage)
+    chosen = selected_sources(stage, config[stage])
     settings = {
         key: value
         for key, value in config[stage].items()
         if key not in SOURCE_SECTIONS[stage] or key in chosen
     }
-    return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
+    return settings
 
 
 def optional_source_inputs(stage, source):
     """{source: path} when the stage's config selects a file-backed source, else nothing."""
-    if source not in selected_sources(stage):
+    if source not in selected_sources(stage, config[stage]):
         return {}
     return {source: config[stage][source]["path"]}
+
+
+def section(name, *keys):
+    """Only the named keys of a config section: a stage reruns only when what it reads changes."""
+    return {key: config[name][key] for key in keys}
+
+
+def with_evidence(settings):
+    """A stage's settings plus the GO evidence codes left out everywhere (config 'annotations')."""
+    return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
+
+
+def dataset_params():
+    """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
+    settings = config["dataset"]
+    kept = {key: value for key, value in settings.items() if key not in ("download", "cache_dir")}
+    return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
 
 
 def as_json(value):
@@ -116,8 +120,8 @@ def as_json(value):
 
 
 def io_args(input, output):
-    """`--in name=path ... --out name=path ...` for every named input and output."""
-    pairs = [("--in", name, path) for name, path in input.items()]
+    """`--in name=path ... --out name=path ...` for every named input and output but the stage's code."""
+    pairs = [("--in", name, path) for name, path in input.items() if name != "code"]
     pairs += [("--out", name, path) for name, path in output.items()]
     return " ".join(
         f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs
@@ -144,14 +148,13 @@ def string_edge_input(wildcards):
 
 def neighbour_text_input(wildcards):
     """A RefSeq summary table, when the knowledge stage reads one, also describes neighbours outside the genes."""
-    if "refseq_tsv" in config["knowledge"]["sources"]:
-        return {"refseq_tsv": config["knowledge"]["refseq_tsv"]["path"]}
-    return {}
+    return optional_source_inputs("knowledge", FILE_SOURCES["knowledge"])
 
 
 def string_keep_score():
     """The lowest STRING score the enrich stage may use: its threshold, or the fallback below it."""
     settings = config["enrich"]
-    fallback = settings["string_fallback_min_score"]
-    threshold = settings["string_files"]["min_combined_score"]
-    return min(threshold, fallback) if fallback is not None else threshold
+    return lowest_string_score(
+        settings["string_files"]["min_combined_score"],
+        settings["string_fallback_min_score"],
+    )

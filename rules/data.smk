@@ -1,4 +1,4 @@
-# Published data sets are fetched once, verified; then any source is checked early and written canonical,
+# Published data sets are fetched once, verified (a cache: its code is no input); then any source is checked early and written canonical,
 # with the split, each perturbation's DE genes and a data card.
 
 
@@ -12,9 +12,7 @@ rule fetch_dataset:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {key: config["dataset"][key] for key in ("source", "name", "download")}
-        ),
+        config=as_json(section("dataset", "source", "name", "download")),
     shell:
         "{params.cli} fetch_dataset {params.io} --params {params.config:q} 2> {log}"
 
@@ -26,8 +24,6 @@ rule dataset:
         org_db=annotation_db("org_hs_eg"),
         previous_symbols=config["genes"]["previous_symbols"],
         code=stage_code("dataset"),
-        splits_code=stage_code("splits"),
-        conditions_code=stage_code("conditions"),
     output:
         h5ad=f"{OUT}/data/dataset.h5ad",
         split=f"{OUT}/data/split.json",
@@ -42,15 +38,6 @@ rule dataset:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {
-                **{
-                    key: value
-                    for key, value in config["dataset"].items()
-                    if key not in ("download", "cache_dir")
-                },
-                "symbol_overrides": config["genes"]["symbol_overrides"],
-            }
-        ),
+        config=as_json(dataset_params()),
     shell:
         "{params.cli} dataset {params.io} --params {params.config:q} 2> {log}"

@@ -48,6 +48,6 @@ rule enrich:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(stage_params("enrich")),
+        config=as_json(with_evidence(source_stage_params("enrich"))),
     shell:
         "{params.cli} enrich {params.io} --params {params.config:q} 2> {log}"

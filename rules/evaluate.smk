@@ -12,8 +12,6 @@ rule evaluate:
         weights=rules.train.output.weights,
         config=rules.train.output.config,
         code=stage_code("evaluate"),
-        baselines_code=stage_code("baselines"),
-        metrics_code=stage_code("metrics"),
     output:
         metrics=f"{OUT}/evaluate/metrics.json",
         per_condition=f"{OUT}/evaluate/per_condition.csv",

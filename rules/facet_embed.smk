@@ -5,7 +5,6 @@ rule facet_embed:
     input:
         facets=rules.facets.output.facets,
         code=stage_code("facet_embed"),
-        encoder_code=stage_code("encoders"),
     output:
         tensor=f"{OUT}/facet_embed/facet_tensor.safetensors",
     log:

@@ -8,7 +8,6 @@ rule facets:
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("facets"),
-        backend_code=facet_backend_code(config["facets"]["backend"]),
     output:
         facets=f"{OUT}/facets/facets.parquet",
     log:
@@ -20,11 +19,6 @@ rule facets:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(
-            {
-                **config["facets"],
-                "excluded_evidence": config["annotations"]["excluded_evidence"],
-            }
-        ),
+        config=as_json(with_evidence(config["facets"])),
     shell:
         "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"

@@ -2,8 +2,6 @@
 # need no input file; their per-gene answers are cached in knowledge.cache_dir, which is not an output,
 # so a rerun (or a run after a killed one) fetches only the genes missing there.
 
-NETWORK_TEXT_SOURCES = ["mygene", "entrez", "uniprot"]
-
 
 rule knowledge:
     input:
@@ -12,12 +10,6 @@ rule knowledge:
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("knowledge"),
-        cleaning_code=stage_code("text_cleaning"),
-        source_code=[
-            stage_code(f"text_sources/{name}")
-            for name in config["knowledge"]["sources"]
-            if name in NETWORK_TEXT_SOURCES
-        ],
     output:
         gene_text=f"{OUT}/knowledge/gene_text.parquet",
         failures=f"{OUT}/knowledge/failures.tsv",
@@ -30,10 +22,7 @@ rule knowledge:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(
-            {name: path for name, path in input.items() if name != "source_code"},
-            output,
-        ),
-        config=as_json(stage_params("knowledge")),
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(with_evidence(source_stage_params("knowledge"))),
     shell:
         "{params.cli} knowledge {params.io} --params {params.config:q} 2> {log}"

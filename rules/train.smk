@@ -9,7 +9,6 @@ rule train:
         facet_tensor=rules.facet_embed.output.tensor,
         cell_embedding=rules.cells.output.embeddings,
         code=stage_code("train"),
-        model_code=stage_code("model"),
     output:
         weights=f"{OUT}/train/model.safetensors",
         config=f"{OUT}/train/model.json",

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from dygenept import annotations  # noqa: E402
+from dygenept.stages import fetch_annotations  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_H5AD = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
@@ -27,11 +27,11 @@ DEMO_DATASET_PARAMS = {
 
 def _annotation_db(key: str) -> Path:
     """The same cached SQLite file the pipeline uses; fetched once (apt-get download) if absent."""
-    package = annotations.PACKAGES[key]
+    package = fetch_annotations.PACKAGES[key]
     path = ANNOTATION_CACHE / package.sqlite_name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        annotations.fetch_package(package, path, apt_version="3.16.0-1", tarball_url=None)
+        fetch_annotations.fetch_package(package, path, apt_version="3.16.0-1", tarball_url=None)
     return path
 
 

@@ -9,8 +9,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept import annotations
-from dygenept.annotations import GO_DB, ORG_HS_EG, AnnotationFetchError, check_sqlite, fetch_package, fetch_with_tarball
+from dygenept import annotation_db
+from dygenept.stages.fetch_annotations import GO_DB, ORG_HS_EG, AnnotationFetchError, check_sqlite, fetch_package, fetch_with_tarball
+from dygenept.artifacts import sha256_file
 from dygenept.errors import InputError
 
 NO_SUCH_VERSION = "0.0-nonexistent"
@@ -61,37 +62,37 @@ def tiny_org(path):
 
 def test_go_descendants_and_offspring_counts(tmp_path):
     go = tiny_go(tmp_path / "GO.sqlite")
-    assert annotations.go_descendants(go, ["GO:0000001", "GO:0000003", "GO:0000005"]) == {
+    assert annotation_db.go_descendants(go, ["GO:0000001", "GO:0000003", "GO:0000005"]) == {
         "GO:0000001": {"GO:0000001", "GO:0000002", "GO:0000003"},
         "GO:0000003": {"GO:0000003"},
         "GO:0000005": {"GO:0000005"},  # looked up in go_mf_offspring, where it has none
     }
-    assert annotations.offspring_counts(go) == {"GO:0000001": 2, "GO:0000002": 1}  # leaves are absent (read as 0)
-    assert annotations.obsolete_go_ids(go, ["GO:0000001", "GO:0000009"]) == {"GO:0000009"}
-    terms = annotations.go_terms(go)
+    assert annotation_db.offspring_counts(go) == {"GO:0000001": 2, "GO:0000002": 1}  # leaves are absent (read as 0)
+    assert annotation_db.obsolete_go_ids(go, ["GO:0000001", "GO:0000009"]) == {"GO:0000009"}
+    terms = annotation_db.go_terms(go)
     assert terms["GO:0000003"].definition == "" and terms["GO:0000005"].ontology == "MF" and len(terms) == 5
     with pytest.raises(KeyError):
-        annotations.go_descendants(go, ["GO:0000009"])
+        annotation_db.go_descendants(go, ["GO:0000009"])
 
 
 def test_gene_queries_on_a_tiny_org_db(tmp_path):
     org = tiny_org(tmp_path / "org.Hs.eg.sqlite")
-    assert annotations.gene_go_annotations(org) == {
+    assert annotation_db.gene_go_annotations(org) == {
         "100": {("GO:0000003", "BP"), ("GO:0000005", "MF")},  # the ND annotation is left out by default
         "200": {("GO:0000004", "BP")},
     }
-    assert annotations.gene_go_annotations(org, ["200"], excluded_evidence=()) == {"200": {("GO:0000004", "BP"), ("GO:0000006", "CC")}}
-    assert annotations.gene_go_annotations(org, ["100"], excluded_evidence=("ND", "IEA")) == {"100": {("GO:0000003", "BP")}}
-    assert annotations.gene_go_annotations(org, ["999"]) == {}
-    assert annotations.gene_records(org)["100"] == annotations.GeneRecord("100", "ONE", "gene one")
-    assert sorted(annotations.alias_table(org)) == [("ONE", "100"), ("TWO", "200"), ("UNO", "100")]
+    assert annotation_db.gene_go_annotations(org, ["200"], excluded_evidence=()) == {"200": {("GO:0000004", "BP"), ("GO:0000006", "CC")}}
+    assert annotation_db.gene_go_annotations(org, ["100"], excluded_evidence=("ND", "IEA")) == {"100": {("GO:0000003", "BP")}}
+    assert annotation_db.gene_go_annotations(org, ["999"]) == {}
+    assert annotation_db.gene_records(org)["100"] == annotation_db.GeneRecord("100", "ONE", "gene one")
+    assert sorted(annotation_db.alias_table(org)) == [("ONE", "100"), ("TWO", "200"), ("UNO", "100")]
 
 
 def test_databases_are_opened_read_only(tmp_path):
     go = tiny_go(tmp_path / "GO.sqlite")
-    with annotations.connect(go) as db, pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with annotation_db.connect(go) as db, pytest.raises(sqlite3.OperationalError, match="readonly"):
         db.execute("DELETE FROM go_term")
-    assert len(annotations.go_terms(go)) == 5
+    assert len(annotation_db.go_terms(go)) == 5
 
 
 def test_check_sqlite_wants_each_packages_own_tables(tmp_path):
@@ -174,8 +175,8 @@ def test_fetch_package_falls_back_to_the_tarball_into_a_new_directory(tmp_path, 
     details = fetch_package(GO_DB, destination, apt_version=NO_SUCH_VERSION, tarball_url=f"{base}/GO.db_3.16.0.tar.gz")
     assert details["method"] == "bioconductor-tarball" and details["package"] == "GO.db"
     assert details["metadata"] == {"GOSOURCEDATE": "2022-07-01", "DBSCHEMA": "GO_DB"}
-    assert details["sha256"] == annotations.sha256_file(destination)
-    assert annotations.go_descendants(destination, ["GO:0000002"]) == {"GO:0000002": {"GO:0000002", "GO:0000003"}}
+    assert details["sha256"] == sha256_file(destination)
+    assert annotation_db.go_descendants(destination, ["GO:0000002"]) == {"GO:0000002": {"GO:0000002", "GO:0000003"}}
     assert [p.name for p in destination.parent.iterdir()] == ["GO.sqlite"]
 
 

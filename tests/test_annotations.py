@@ -8,7 +8,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept.annotations import GO_DB, AnnotationFetchError, check_sqlite, fetch_package, read_metadata
+from dygenept.stages.fetch_annotations import GO_DB, AnnotationFetchError, check_sqlite, fetch_package, read_metadata
 
 
 def tiny_go_sqlite(path):

@@ -20,7 +20,8 @@ from dygenept.artifacts import (
     sha256_text,
     write_json_atomic,
 )
-from dygenept.dataset import CONDITION_KEY, load_dataset
+from dygenept.conditions import CONDITION_KEY
+from dygenept.stages.dataset import load_dataset
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
 

@@ -7,8 +7,8 @@ import pytest
 
 from dygenept import cli
 from dygenept.artifacts import atomic_path, build_provenance, sha256_file
-from dygenept.dataset import load_dataset
-from dygenept.facets import FacetSpecError, load_facet_specs
+from dygenept.stages.dataset import load_dataset
+from dygenept.formats.facet_spec import FacetSpecError, load_facet_specs
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
 

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from dygenept import cli, dataset, fetch_dataset
+from dygenept import cli
+from dygenept.stages import dataset, fetch_dataset
 from dygenept.conditions import CONDITION_KEY, condition_genes
-from dygenept.genes import SymbolIndex
+from dygenept.symbols import SymbolIndex
 from dygenept.http import DownloadError, parse_checksum
 from dygenept.splits import gears_list_split, make_split, split_from_file, subgroups_by_seen
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from dygenept.dataset import CONDITION_KEY, CONTROL_KEY, DatasetError, canonical_condition, load_dataset, top_de_genes
+from dygenept.conditions import CONDITION_KEY, CONTROL_KEY, canonical_condition
+from dygenept.stages.dataset import DatasetError, load_dataset, top_de_genes
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD
 

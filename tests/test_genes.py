@@ -2,7 +2,8 @@
 
 import pytest
 
-from dygenept.genes import SymbolIndex, UnmappedGenesError, map_symbol, map_universe
+from dygenept.symbols import SymbolIndex, UnmappedGenesError, map_symbol
+from dygenept.stages.genes import map_universe
 
 from conftest import ROOT
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dygenept import annotations
-from dygenept.annotations import GoTerm
+from dygenept import annotation_db
+from dygenept.annotation_db import GoTerm
 from dygenept.facet_backends.go_rules import (
     GoRulesBackend,
     ObsoleteRootError,
@@ -14,7 +14,9 @@ from dygenept.facet_backends.go_rules import (
     facet_paragraph,
     sentences_naming,
 )
-from dygenept.facets import NONE_MARKER, FacetSet, FacetSpec, FacetSpecError, GeneText, facet_table, load_facet_specs
+from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText
+from dygenept.formats.facet_spec import FacetSpec, FacetSpecError, load_facet_specs
+from dygenept.stages.facets import facet_table
 
 from conftest import ROOT
 
@@ -118,8 +120,8 @@ def generated(org_db, go_db, specs):
 
 
 def test_every_facet_term_is_a_real_annotation_under_that_facets_roots(org_db, go_db, specs, generated):
-    descendants = annotations.go_descendants(go_db, sorted({r for s in specs for r in s.go_roots}))
-    direct = annotations.gene_go_annotations(org_db, ["7157", "10733", "10661", "84451"], ("ND",))
+    descendants = annotation_db.go_descendants(go_db, sorted({r for s in specs for r in s.go_roots}))
+    direct = annotation_db.gene_go_annotations(org_db, ["7157", "10733", "10661", "84451"], ("ND",))
     for facet_set in generated.values():
         gene_terms = {go_id for go_id, _ in direct[facet_set.entrez_id]}
         for spec, text, evidence in zip(specs, facet_set.texts, facet_set.evidence):
@@ -143,7 +145,7 @@ def test_known_biology_lands_in_the_right_facets(generated, specs):
 
 
 def test_excluding_every_evidence_code_of_a_gene_leaves_only_none(org_db, go_db, specs):
-    with annotations.connect(org_db) as db:
+    with annotation_db.connect(org_db) as db:
         codes = {row[0] for table in ("go_bp", "go_mf", "go_cc") for row in db.execute(
             f"SELECT DISTINCT a.evidence FROM {table} a JOIN genes g ON a._id = g._id WHERE g.gene_id = '10733'")}
     assert "IDA" in codes  # PLK4 has experimental annotations: the exclusion below removes real terms
@@ -166,10 +168,10 @@ def test_obsolete_root_message_names_the_root_and_both_replacements(org_db, go_d
 
 
 def test_go_descendants_follow_regulates_and_part_of(go_db):
-    cell_cycle = annotations.go_descendants(go_db, ["GO:0007049"])["GO:0007049"]
+    cell_cycle = annotation_db.go_descendants(go_db, ["GO:0007049"])["GO:0007049"]
     assert "GO:0045787" in cell_cycle  # positive regulation of cell cycle (positively_regulates)
     assert "GO:0007099" in cell_cycle  # centriole replication (part of the cell cycle)
-    leaf = annotations.go_descendants(go_db, ["GO:0007099"])["GO:0007099"]
+    leaf = annotation_db.go_descendants(go_db, ["GO:0007099"])["GO:0007099"]
     assert "GO:0007049" not in leaf and "GO:0007099" in leaf
     with pytest.raises(KeyError):
-        annotations.go_descendants(go_db, ["GO:9999999"])
+        annotation_db.go_descendants(go_db, ["GO:9999999"])

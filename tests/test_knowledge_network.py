@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from dygenept import knowledge
+from dygenept.stages import knowledge
 from dygenept.gene_cache import CACHE_FILE, GeneCache
 from dygenept.http import FetchError
 from dygenept.text_sources import cache_key

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from dygenept import enrich, knowledge
+from dygenept.stages import enrich, knowledge
 from dygenept.errors import InputError
 
 THIN_IN_NORMAN = {"1264": "CNN1", "389792": "IER5L", "84451": "MAP3K21", "90007": "MIDN", "90378": "SAMD1",
@@ -70,7 +70,8 @@ def test_unknown_source_is_refused_naming_the_known_ones(tmp_path):
 
 def test_string_neighbours_are_the_strongest_partners_above_the_threshold(string_edges):
     ranked = enrich.string_neighbours(["1264"], {"string_table": string_edges},
-                                      {"top_k": 3, "neighbours": "string_table", "string_table": {"min_combined_score": 700}}, matrix=None)
+                                      {"top_k": 3, "neighbours": "string_table", "string_table": {"min_combined_score": 700},
+                                       "string_fallback_min_score": None}, matrix=None)
     neighbours = ranked["1264"]
     assert len(neighbours) == 3 and all(score >= 0.7 for _, score in neighbours)
     assert [score for _, score in neighbours] == sorted((score for _, score in neighbours), reverse=True)
@@ -85,7 +86,8 @@ def test_enrich_falls_back_to_go_similarity_and_records_the_source(tmp_path, str
     table = pd.DataFrame([{"entrez_id": gene, "symbol": symbol, "text": text, "n_chars": len(text),
                            "sentences": [{"text": text, "source": "org.Hs.eg.db", "ref": "gene_info"}]} for gene, symbol, text in rows])
     table.to_parquet(tmp_path / "in.parquet")
-    params = {"neighbours": "string_table", "string_table": {"min_combined_score": 700}, "min_chars": 400, "top_k": 3,
+    params = {"neighbours": "string_table", "string_table": {"min_combined_score": 700}, "string_fallback_min_score": None,
+              "min_chars": 400, "top_k": 3,
               "min_score": 0.1, "terms_per_neighbour": 4, "excluded_evidence": ["ND"]}
     details = enrich.run({"gene_text": tmp_path / "in.parquet", "string_table": string_edges, "org_db": org_db, "go_db": go_db},
                          {"gene_text": tmp_path / "out.parquet", "report": tmp_path / "report.json"}, params)

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from dygenept.cells import CellEmbedding
-from dygenept.facet_embed import FacetTensor
-from dygenept.model import DyGenePTModule, ModelConfig
+from dygenept.formats.cell_embedding import CellEmbedding
+from dygenept.formats.facet_tensor import FacetTensor
+from dygenept.model.network import DyGenePTModule, ModelConfig
 from dygenept.perturbations import PerturbationData
-from dygenept.train import fit, load_checkpoint, save_checkpoint, training_step_loss
+from dygenept.model.checkpoint import load_checkpoint, save_checkpoint
+from dygenept.model.training import fit, training_step_loss
 
 CONFIG = ModelConfig(cell_dim=6, facet_dim=12, n_facets=8, n_genes=20, hidden_dim=16, mlp_dim=32, dropout=0.0)
 

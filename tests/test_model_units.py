@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from dygenept.cells import CellEmbedding
-from dygenept.facet_embed import FacetTensor
-from dygenept.model import DyGenePTModule, ModelConfig
+from dygenept.formats.cell_embedding import CellEmbedding
+from dygenept.formats.facet_tensor import FacetTensor
+from dygenept.model.network import DyGenePTModule, ModelConfig
 from dygenept.perturbations import PerturbationData
-from dygenept.train import build_model, load_checkpoint, save_checkpoint, training_step_loss
+from dygenept.model.checkpoint import load_checkpoint, save_checkpoint
+from dygenept.model.training import build_model, training_step_loss
 
 K, D, CELL, GENES = 8, 12, 6, 20
 

@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from dygenept import enrich, fetch_string, knowledge
+from dygenept.stages import enrich, fetch_string, knowledge
 from dygenept.errors import InputError
 from dygenept.http import DownloadError
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
@@ -93,8 +93,9 @@ def test_a_truncated_file_is_named(tmp_path, string_files, org_db):
 def test_the_seven_thin_norman_genes_get_neighbour_text_or_a_reason(tmp_path, shared_data, org_db, go_db):
     """RefSeq table + STRING enrichment on the demo's 31 genes: the 7 without a RefSeq summary (CNN1, IER5L,
     MAP3K21, MIDN, SAMD1, SLC38A2, ZBTB10) each get a neighbour paragraph, or the report says why not."""
-    from dygenept.dataset import load_dataset
-    from dygenept.genes import SymbolIndex, map_universe, perturbed_genes
+    from dygenept.stages.dataset import load_dataset
+    from dygenept.stages.genes import map_universe, perturbed_genes
+    from dygenept.symbols import SymbolIndex
 
     names = perturbed_genes(load_dataset(DEMO_H5AD, DEMO_DATASET_PARAMS).obs["condition"].astype(str))
     genes = map_universe(names, SymbolIndex.from_db(org_db, ROOT / "resources" / "previous_symbols.tsv"), {}, "error", "demo")

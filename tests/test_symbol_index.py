@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from dygenept.genes import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol, map_universe, perturbed_genes
+from dygenept.symbols import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
+from dygenept.stages.genes import map_universe, perturbed_genes
 
 from conftest import ROOT
 
@@ -74,7 +75,7 @@ def test_unmapped_error_lists_every_name_source_and_fix(index):
 
 
 def test_warn_drops_unmapped_names_and_says_so(index, caplog):
-    with caplog.at_level(logging.WARNING, logger="dygenept.genes"):
+    with caplog.at_level(logging.WARNING, logger="dygenept.stages.genes"):
         table = map_universe(["NOPE_ONE", "KLF1", "KIAA1804"], index, {}, "warn", "x")
     assert table.values.tolist() == [
         ["KLF1", "KLF1", "10661", "KLF transcription factor 1", "symbol"],
@@ -92,7 +93,7 @@ def test_overrides_win_even_over_official_symbols_and_accept_integer_ids(index):
 
 
 def test_two_names_of_one_gene_are_kept_and_logged(index, caplog):
-    with caplog.at_level(logging.WARNING, logger="dygenept.genes"):
+    with caplog.at_level(logging.WARNING, logger="dygenept.stages.genes"):
         table = map_universe(["MAPK1", "ERK2"], index, {}, "error", "x")
     assert table["entrez_id"].tolist() == ["5594", "5594"] and table["match"].tolist() == ["symbol", "alias"]
     assert "2 names share a gene" in caplog.text and "ERK2→MAPK1" in caplog.text

@@ -84,7 +84,7 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
 
 
 def test_demo_results_are_complete_and_consistent(demo_run):
-    from dygenept.facet_embed import load_facet_tensor
+    from dygenept.formats.facet_tensor import load_facet_tensor
 
     _, out = demo_run
     card = json.loads((out / "data/data_card.json").read_text())
@@ -117,9 +117,8 @@ def test_finished_run_has_nothing_to_do(demo_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("edited", ["resources/facets.yaml", "workflow/dygenept/facet_backends/go_rules.py"])
-def test_editing_facet_spec_or_backend_reruns_facets_and_downstream_only(demo_run, edited):
-    project, _ = demo_run
+def planned_after_editing(project: Path, edited: str) -> set[str]:
+    """The jobs a dry run plans after one line is appended to ``edited`` (restored afterwards)."""
     path = project / edited
     original = append_line(path, "\n# an edit\n")
     try:
@@ -127,7 +126,35 @@ def test_editing_facet_spec_or_backend_reruns_facets_and_downstream_only(demo_ru
     finally:
         path.write_text(original)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result) == DOWNSTREAM_OF_FACETS
+    return planned_jobs(result)
+
+
+@pytest.mark.parametrize(
+    "edited, expected",
+    [
+        ("resources/facets.yaml", DOWNSTREAM_OF_FACETS),
+        ("workflow/dygenept/facet_backends/go_rules.py", DOWNSTREAM_OF_FACETS),
+        # the module that builds the training targets: imported by the model's training and evaluation only
+        ("workflow/dygenept/perturbations.py", {"train", "evaluate", "report", "all"}),
+        # the HTTP layer: the network stage and what depends on it, never the data or cell stages
+        ("workflow/dygenept/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
+        ("workflow/dygenept/formats/cell_embedding.py", {"cells", "train", "evaluate", "report", "all"}),
+        # imported by no stage: the CLI adapter and the import-graph reader
+        ("workflow/dygenept/cli.py", set()),
+        ("workflow/dygenept/import_graph.py", set()),
+    ],
+)
+def test_editing_code_reruns_exactly_the_stages_that_import_it(demo_run, edited, expected):
+    project, _ = demo_run
+    assert planned_after_editing(project, edited) == expected
+
+
+def test_provenance_records_every_source_file_the_stage_ran(demo_run):
+    _, out = demo_run
+    record = json.loads((out / "train/model.safetensors.provenance.json").read_text())
+    code = record["details"]["code"]
+    assert {"dygenept/stages/train.py", "dygenept/perturbations.py", "dygenept/model/network.py"} <= set(code)
+    assert not any("stages/evaluate" in path or "http.py" in path for path in code)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .dataset import condition_genes
+from .conditions import condition_genes
 from .perturbations import PerturbationData
 
 Predictor = Callable[[str], Optional[np.ndarray]]

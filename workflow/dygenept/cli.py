@@ -1,7 +1,8 @@
 """``dygenept STAGE --in NAME=PATH ... --out NAME=PATH ... --params JSON``: run one stage by hand or from Snakemake.
 
-Every stage module exposes ``run(inputs, outputs, params) -> details``; this wrapper only unpacks
-arguments, sets up logging, and writes the provenance record beside each output.
+Every stage module (``dygenept.stages.<STAGE>``) exposes ``run(inputs, outputs, params) -> details``;
+this wrapper only unpacks arguments, sets up logging, and writes the provenance record beside each
+output, with the sha256 of every source file the stage runs (its import closure).
 """
 
 from __future__ import annotations
@@ -14,25 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from .artifacts import build_provenance, write_provenance
+from .artifacts import build_provenance, sha256_file, write_provenance
 from .errors import InputError
-
-STAGES = {
-    "annotations": "Fetch the org.Hs.eg.db and GO.db SQLite databases.",
-    "fetch_dataset": "Download a published Perturb-seq file once, checksum-verified.",
-    "dataset": "Validate a Perturb-seq h5ad; write it canonical, with split and DE genes.",
-    "genes": "Map the perturbed genes to Entrez ids.",
-    "knowledge": "Gene function text, sentence by sentence.",
-    "fetch_string": "STRING's official human files → an Entrez edge table.",
-    "enrich": "Neighbour paragraphs for genes with thin text.",
-    "facets": "K facet paragraphs per gene, or NONE.",
-    "facet_embed": "Facet texts → (genes, K, D) tensor + mask.",
-    "cells": "Control-cell state embeddings.",
-    "train": "Train the DyGenePT adapters.",
-    "evaluate": "Metrics on held-out perturbations, with baselines.",
-    "report": "Markdown/HTML report with the facet heatmap.",
-}
-
+from .import_graph import PACKAGE_DIR, code_files, stage_module, stage_names, stage_summary
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:
     result = {}
@@ -56,12 +41,18 @@ def parse_params(text: str) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dygenept", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for stage, help_text in STAGES.items():
+    for stage in stage_names():
+        help_text = stage_summary(stage)
         stage_parser = sub.add_parser(stage, help=help_text, description=help_text)
         stage_parser.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME=PATH")
         stage_parser.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME=PATH")
         stage_parser.add_argument("--params", default="{}", help="JSON object, or @file.json")
     return parser
+
+
+def stage_code_digests(stage: str) -> dict[str, str]:
+    """sha256 of each source file of the stage's import closure, keyed by its path inside the package."""
+    return {str(path.relative_to(PACKAGE_DIR.parent)): sha256_file(path) for path in code_files(stage_module(stage))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = parse_pairs(args.inputs, "--in")
     outputs = parse_pairs(args.outputs, "--out")
     params = parse_params(args.params)
-    module = importlib.import_module(f"dygenept.{args.stage}")
+    module = importlib.import_module(stage_module(args.stage))
     started = time.perf_counter()
     try:
         details = module.run(inputs, outputs, params) or {}
@@ -78,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dygenept {args.stage}: error: {error}", file=sys.stderr)
         return 2
     details["seconds"] = round(time.perf_counter() - started, 3)
+    details["code"] = stage_code_digests(args.stage)
     record = build_provenance(args.stage, inputs, params, details)
     for path in outputs.values():
         write_provenance(path, record)

@@ -9,10 +9,11 @@ import anndata as ad
 import numpy as np
 import torch
 
-from .cells import CellEmbedding, dense, load_cell_embedding
-from .dataset import CONDITION_KEY, CONTROL, CONTROL_KEY, condition_genes
-from .facet_embed import FacetTensor, load_facet_tensor
-from .genes import read_genes
+from .arrays import dense
+from .conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, condition_genes
+from .formats.cell_embedding import CellEmbedding, load_cell_embedding
+from .formats.facet_tensor import FacetTensor, load_facet_tensor
+from .formats.gene_table import read_genes
 
 MAX_GENES_PER_PERTURBATION = 2
 

@@ -1,14 +1,22 @@
-"""Facet backends: each module here exposes ``make(inputs, params) -> FacetBackend``.
+"""Facet backends: each module here exposes ``make(inputs, params) -> FacetBackend``; ``BACKENDS`` names them.
 
-This registry stays free of heavy imports: the Snakefile reads it to make the backend's source a rule input.
+The registry imports every backend module, so that the facet stage's code (its import closure) covers all
+of them; a backend keeps heavy third-party imports inside its functions.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from types import ModuleType
 
-BACKENDS = {"go-rules": "go_rules"}
+from ..errors import InputError
+from . import go_rules
+from .base import FacetBackend
+
+BACKENDS: dict[str, ModuleType] = {"go-rules": go_rules}
 
 
-def backend_source(name: str) -> Path:
+def make_backend(name: str, inputs: dict[str, Path], params: dict) -> FacetBackend:
     if name not in BACKENDS:
-        raise KeyError(f"unknown facet backend '{name}'; known: {sorted(BACKENDS)}")
-    return Path(__file__).parent / f"{BACKENDS[name]}.py"
+        raise InputError(f"config 'facets.backend' is '{name}'; known backends: {sorted(BACKENDS)}")
+    return BACKENDS[name].make(inputs, params)

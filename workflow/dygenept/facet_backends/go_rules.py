@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .. import annotations
+from .. import annotation_db
 from ..errors import InputError
-from ..facets import FacetSet, FacetSpec, GeneText
+from ..formats.facet_spec import FacetSpec
+from .base import FacetSet, GeneText
 
 
 class ObsoleteRootError(InputError):
@@ -41,7 +42,7 @@ def sentences_naming(sentences: Sequence[dict], term_names: set[str], limit: int
 
 
 def facet_paragraph(
-    gene: GeneText, facet: FacetSpec, term_ids: set[str], terms: dict[str, annotations.GoTerm],
+    gene: GeneText, facet: FacetSpec, term_ids: set[str], terms: dict[str, annotation_db.GoTerm],
     specificity: dict[str, int], max_sentences: int, max_definitions: int,
 ) -> str:
     ordered = sorted(term_ids, key=lambda go_id: (specificity.get(go_id, 0), terms[go_id].term))
@@ -66,20 +67,20 @@ class GoRulesBackend:
 
     def generate(self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]) -> list[FacetSet]:
         roots = sorted({root for facet in facets for root in facet.go_roots})
-        obsolete = annotations.obsolete_go_ids(self.go_db, roots)
+        obsolete = annotation_db.obsolete_go_ids(self.go_db, roots)
         if obsolete:
             raise ObsoleteRootError(
                 f"facets.yaml uses GO roots that are obsolete in {self.go_db}: {sorted(obsolete)}. "
                 "Fix: replace them (e.g. GO:0006928 → cell motility GO:0048870 and cell adhesion GO:0007155)."
             )
         try:
-            descendants = annotations.go_descendants(self.go_db, roots)
+            descendants = annotation_db.go_descendants(self.go_db, roots)
         except KeyError as error:
             raise ObsoleteRootError(f"facets.yaml names GO root {error} that {self.go_db} does not know.") from None
         facet_descendants = [set().union(*(descendants[root] for root in facet.go_roots)) for facet in facets]
-        terms = annotations.go_terms(self.go_db)
-        specificity = annotations.offspring_counts(self.go_db)
-        gene_annotations = annotations.gene_go_annotations(self.org_db, [g.entrez_id for g in genes], self.excluded_evidence)
+        terms = annotation_db.go_terms(self.go_db)
+        specificity = annotation_db.offspring_counts(self.go_db)
+        gene_annotations = annotation_db.gene_go_annotations(self.org_db, [g.entrez_id for g in genes], self.excluded_evidence)
         result = []
         for gene in genes:
             gene_terms = {go_id for go_id, _ in gene_annotations.get(gene.entrez_id, set()) if go_id in terms}

@@ -21,6 +21,7 @@ from xml.parsers.expat import ExpatError
 import requests
 from Bio import Entrez
 
+from ..sources import SOURCE_LABELS
 from ..http import HttpClient, TransientError
 from . import RawText, source_settings
 
@@ -33,7 +34,7 @@ POST_FROM_IDS = 200  # Biopython's (and NCBI's) switch from GET to POST
 @dataclass(frozen=True)
 class EntrezSource:
     name: ClassVar[str] = "entrez"
-    label: ClassVar[str] = "NCBI Gene (E-utilities)"
+    label: ClassVar[str] = SOURCE_LABELS["entrez"]
     url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
     email: str | None = None
     batch_size: int = 100

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import httpx
 import mygene
 
+from ..sources import SOURCE_LABELS
 from ..http import HttpClient, TransientError
 from . import HttpSettings, RawText, source_settings
 
@@ -24,7 +25,7 @@ FIELDS = "summary,name,symbol,alias"
 @dataclass(frozen=True)
 class MyGeneSource:
     name: ClassVar[str] = "mygene"
-    label: ClassVar[str] = "NCBI Gene (MyGene.info)"
+    label: ClassVar[str] = SOURCE_LABELS["mygene"]
     url: str = "https://mygene.info/v3"
     batch_size: int = 1000
     requests_per_second: float = 1.0

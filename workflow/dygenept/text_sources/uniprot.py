@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from ..sources import SOURCE_LABELS
 from ..http import HttpClient, TransientError
 from . import RawText, source_settings
 
@@ -25,7 +26,7 @@ HUMAN = 9606
 @dataclass(frozen=True)
 class UniProtSource:
     name: ClassVar[str] = "uniprot"
-    label: ClassVar[str] = "UniProtKB/Swiss-Prot"
+    label: ClassVar[str] = SOURCE_LABELS["uniprot"]
     url: str = "https://rest.uniprot.org"
     batch_size: int = 100
     page_size: int = 500

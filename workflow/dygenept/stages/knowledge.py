@@ -22,17 +22,19 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import annotations
-from .artifacts import atomic_path, write_json_atomic
-from .errors import InputError
-from .gene_cache import GeneCache
-from .genes import read_genes
-from .http import FetchError, HttpClient, RetryPolicy
-from .text_cleaning import clean_sentences
-from .text_sources import Failure, HttpSettings, RawText, SourceResult, TextSource, fetch_texts
-from .text_sources.entrez import EntrezSource
-from .text_sources.mygene import MyGeneSource
-from .text_sources.uniprot import UniProtSource
+from .. import annotation_db
+from ..artifacts import atomic_path, write_json_atomic
+from ..errors import InputError
+from ..gene_cache import GeneCache
+from ..formats.gene_table import read_genes
+from ..formats.gene_text import Sentence, read_refseq_table
+from ..sources import SOURCE_LABELS
+from ..http import FetchError, HttpClient, RetryPolicy
+from ..text_cleaning import clean_sentences
+from ..text_sources import Failure, HttpSettings, RawText, SourceResult, TextSource, fetch_texts
+from ..text_sources.entrez import EntrezSource
+from ..text_sources.mygene import MyGeneSource
+from ..text_sources.uniprot import UniProtSource
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,6 @@ _ONTOLOGY_ORDER = {"BP": 0, "MF": 1, "CC": 2}
 NETWORK_SOURCES: dict[str, Callable[[dict[str, Any]], TextSource]] = {
     "mygene": MyGeneSource.from_params, "entrez": EntrezSource.from_params, "uniprot": UniProtSource.from_params,
 }
-# The ``Sentence.source`` each config source writes.
-SOURCE_LABELS = {"go": "GO", "refseq_tsv": "RefSeq", "mygene": MyGeneSource.label, "entrez": EntrezSource.label,
-                 "uniprot": UniProtSource.label}
 DEFAULT_CACHE_DIR = "resources/cache/knowledge"
 DEFAULT_MAX_FAILURE_FRACTION = 0.05
 FAILURE_COLUMNS = ("source", "entrez_id", "symbol", "reason")
@@ -51,21 +50,11 @@ _QUANTILES = {"min": 0.0, "q10": 0.1, "q25": 0.25, "median": 0.5, "q75": 0.75, "
 _LISTED_FAILURES = 25
 
 
-@dataclass(frozen=True)
-class Sentence:
-    text: str
-    source: str
-    ref: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"text": self.text, "source": self.source, "ref": self.ref}
-
-
 def name_sentence(symbol: str, name: str) -> Sentence:
     return Sentence(f"{symbol} encodes {name}.", "org.Hs.eg.db", "gene_info")
 
 
-def go_sentences(symbol: str, gene_annotations: set[tuple[str, str]], terms: dict[str, annotations.GoTerm]) -> list[Sentence]:
+def go_sentences(symbol: str, gene_annotations: set[tuple[str, str]], terms: dict[str, annotation_db.GoTerm]) -> list[Sentence]:
     """One sentence per annotated GO term, processes first, then functions, then locations."""
     known = [(go_id, ontology) for go_id, ontology in gene_annotations if go_id in terms]
     known.sort(key=lambda pair: (_ONTOLOGY_ORDER[pair[1]], terms[pair[0]].term))
@@ -94,30 +83,14 @@ SentenceSource = Callable[[pd.DataFrame, dict[str, Path], dict], dict[str, list[
 
 
 def go_source(genes: pd.DataFrame, inputs: dict[str, Path], params: dict) -> dict[str, list[Sentence]]:
-    gene_annotations = annotations.gene_go_annotations(
+    gene_annotations = annotation_db.gene_go_annotations(
         inputs["org_db"], genes["entrez_id"], excluded_evidence=params["excluded_evidence"]
     )
-    terms = annotations.go_terms(inputs["go_db"])
+    terms = annotation_db.go_terms(inputs["go_db"])
     return {
         gene.entrez_id: go_sentences(gene.symbol, gene_annotations.get(gene.entrez_id, set()), terms)
         for gene in genes.itertuples(index=False)
     }
-
-
-REFSEQ_COLUMNS = ("entrez_id", "summary")
-
-
-def read_refseq_table(path: str | Path, entrez_ids: set[str]) -> dict[str, str]:
-    """Entrez id → summary from a RefSeq summary table (TSV, optionally gzipped) with the REFSEQ_COLUMNS."""
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [column for column in REFSEQ_COLUMNS if column not in table.columns]
-    if missing:
-        raise InputError(
-            f"{path}: no column(s) {missing} (columns present: {', '.join(table.columns)}). "
-            "Fix: give config 'knowledge.refseq_tsv.path' a table with entrez_id and summary columns."
-        )
-    table = table[table["entrez_id"].isin(entrez_ids) & (table["summary"] != "")]
-    return dict(zip(table["entrez_id"], table["summary"]))
 
 
 def refseq_tsv_source(genes: pd.DataFrame, inputs: dict[str, Path], params: dict) -> dict[str, list[Sentence]]:
@@ -218,6 +191,12 @@ def knowledge_report(table: pd.DataFrame, per_source: dict[str, dict[str, list[S
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Gather each gene's function text from the selected sources.
+
+    Reads ``genes``, ``org_db``, ``go_db`` and, with ``refseq_tsv``, that table. Writes ``gene_text``,
+    ``failures`` and ``report``. Params: the ``knowledge`` config section (``sources`` and the settings of
+    the selected ones, ``cache_dir``, ``http``, ``max_failure_fraction``) and ``excluded_evidence``.
+    """
     genes = read_genes(inputs["genes"])
     known = {**SOURCES, **NETWORK_SOURCES}
     unknown = [name for name in params["sources"] if name not in known]

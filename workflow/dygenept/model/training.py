@@ -1,24 +1,20 @@
-"""The train stage: fit the DyGenePT adapters on the training perturbations; the backbones stay frozen.
+"""Fitting the DyGenePT adapters on training perturbations; the backbones stay frozen.
 
 Each step draws a few training perturbations and, for each, a batch of control cells; the loss is the
 squared error between the mean predicted and the mean observed expression of that perturbation
 (observed cells are not paired with control cells in Perturb-seq, so the mean is the target). With
-validation perturbations in the split, the weights of the best validation loss are kept.
+validation perturbations, the weights of the best validation loss are kept.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from .errors import InputError
-from .artifacts import atomic_path, read_json, write_json_atomic
-from .model import DyGenePTModule, ModelConfig
-from .perturbations import PerturbationData, load_perturbation_data
+from ..perturbations import PerturbationData
+from .network import DyGenePTModule, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,41 +80,3 @@ def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[st
         log.info("kept the weights of the best validation loss %.5f", best[0])
     model.eval()
     return history
-
-
-def save_checkpoint(model: DyGenePTModule, weights_path: Path, config_path: Path, extra: dict) -> None:
-    with atomic_path(weights_path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    write_json_atomic(config_path, {"model": model.config.to_dict(), **extra})
-
-
-def load_checkpoint(weights_path: str | Path, config_path: str | Path) -> tuple[DyGenePTModule, dict]:
-    saved = read_json(config_path)
-    model = DyGenePTModule(ModelConfig(**saved["model"]))
-    model.load_state_dict(load_file(str(weights_path)))
-    model.eval()
-    return model, saved
-
-
-def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    data = load_perturbation_data(inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"])
-    split = read_json(inputs["split"])
-    train_conditions = data.modelled(split["train"])
-    if not train_conditions:
-        raise InputError(f"{inputs['split']}: no training perturbation has facets for its genes; nothing to train on.")
-    torch.manual_seed(params["seed"])
-    model = build_model(data, params["model"])
-    val_conditions = data.modelled(split.get("val", []))
-    history = fit(model, data, train_conditions, params, val_conditions)
-    save_checkpoint(model, Path(outputs["weights"]), Path(outputs["config"]), {
-        "gene_names": data.gene_names,
-        "facet_ids": data.facets.facet_ids,
-        "train_conditions": train_conditions,
-        "val_conditions": val_conditions,
-        "training": {k: v for k, v in params.items() if k != "model"},
-        "history": history,
-    })
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"train_conditions": len(train_conditions), "val_conditions": len(val_conditions), "trainable_parameters": trainable,
-            "final_loss": history[-1]["loss"], "skipped": data.skipped}
-

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import annotations
-from .errors import InputError
-from .artifacts import atomic_path, write_json_atomic
-from .knowledge import SOURCE_LABELS, read_refseq_table
-from .text_cleaning import clean_sentences
+from .. import annotation_db
+from ..errors import InputError
+from ..artifacts import atomic_path, write_json_atomic
+from ..formats.gene_text import read_refseq_table
+from ..sources import PROSE_LABELS, lowest_string_score
+from ..text_cleaning import clean_sentences
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,7 @@ def string_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: di
     """Top-k STRING partners from the edge table: a local one (string_table) or STRING's own files (string_files)."""
     threshold = params[params["neighbours"]]["min_combined_score"]
     # A gene with no partner at the threshold takes its best medium-confidence ones (STRING: ≥ 400) if set.
-    fallback = min(threshold, params.get("string_fallback_min_score") or threshold)
-    edges = read_string_edges(inputs["string_table"], fallback)
+    edges = read_string_edges(inputs["string_table"], lowest_string_score(threshold, params["string_fallback_min_score"]))
     edges = edges[edges["gene1_entrez"].isin(entrez_ids)].sort_values(["gene1_entrez", "combined_score", "gene2_entrez"], ascending=[True, False, True])
     ranked: Ranked = {entrez_id: [] for entrez_id in entrez_ids}
     for gene, group in edges.groupby("gene1_entrez", sort=False):
@@ -133,15 +133,11 @@ NEIGHBOUR_SOURCES = {
 }
 
 
-# Sentences that describe a gene's function in prose (not its name line or GO term list).
-PROSE_SOURCES = set(SOURCE_LABELS.values()) - {SOURCE_LABELS["go"]}
-
-
 def first_prose_sentences(table: pd.DataFrame) -> dict[str, str]:
     """Each gene's first sentence from a prose source of the knowledge stage, where it has one."""
     found = {}
     for gene, sentences in zip(table["entrez_id"], table["sentences"]):
-        prose = [s["text"] for s in sentences if s["source"] in PROSE_SOURCES]
+        prose = [s["text"] for s in sentences if s["source"] in PROSE_LABELS]
         if prose:
             found[gene] = prose[0]
     return found
@@ -174,6 +170,12 @@ def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dic
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Give genes with thin text a marked paragraph about their nearest neighbours.
+
+    Reads ``gene_text``, ``org_db``, ``go_db`` and, with a STRING source, ``string_table``; with a RefSeq
+    knowledge source, ``refseq_tsv``. Writes ``gene_text`` and ``report``. Params: the ``enrich`` config
+    section (``neighbours``, ``min_chars``, ``top_k``, score thresholds) and ``excluded_evidence``.
+    """
     table = pd.read_parquet(inputs["gene_text"])
     thin = table.loc[table["n_chars"] < params["min_chars"], "entrez_id"].tolist()
     if params["neighbours"] not in NEIGHBOUR_SOURCES:
@@ -182,8 +184,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     described_by: dict[str, str] = {}
     tried: dict[str, list[str]] = {gene: [] for gene in thin}
     if thin:
-        matrix = AnnotationMatrix.build(annotations.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"]))
-        records, terms = annotations.gene_records(inputs["org_db"]), annotations.go_terms(inputs["go_db"])
+        matrix = AnnotationMatrix.build(annotation_db.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"]))
+        records, terms = annotation_db.gene_records(inputs["org_db"]), annotation_db.go_terms(inputs["go_db"])
         prose = first_prose_sentences(table)
         if "refseq_tsv" in inputs:
             prose = {**refseq_first_sentences(inputs["refseq_tsv"], set(records)), **prose}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .artifacts import atomic_path, read_json, write_text_atomic
-from .facets import load_facet_specs
+from ..artifacts import atomic_path, read_json, write_text_atomic
+from ..formats.facet_spec import load_facet_specs
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,11 @@ def html_report(summary: dict, skipped: dict, heatmap_name: str) -> str:
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Write the metrics table, the Markdown/HTML report and the facet-attention heatmap.
+
+    Reads ``metrics``, ``facet_weights`` and ``facets_yaml``. Writes ``markdown``, ``html``, ``heatmap`` and
+    ``table``. No params.
+    """
     metrics = read_json(inputs["metrics"])
     weights = pd.read_csv(inputs["facet_weights"])
     facet_names = {spec.id: spec.name for spec in load_facet_specs(inputs["facets_yaml"])}

@@ -6,31 +6,16 @@ Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from safetensors.numpy import load_file, safe_open, save_file
 
-from .artifacts import atomic_path
-from .encoders import TextEncoder
+from ..encoders import TextEncoder
+from ..formats.facet_tensor import FacetTensor, save_facet_tensor
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FacetTensor:
-    embeddings: np.ndarray  # (genes, K, D)
-    mask: np.ndarray  # (genes, K) bool
-    entrez_ids: list[str]
-    symbols: list[str]
-    facet_ids: list[str]
-
-    def row_of(self) -> dict[str, int]:
-        return {entrez: i for i, entrez in enumerate(self.entrez_ids)}
 
 
 def assemble(table: pd.DataFrame, vectors: dict[str, np.ndarray], dim: int) -> FacetTensor:
@@ -47,34 +32,12 @@ def assemble(table: pd.DataFrame, vectors: dict[str, np.ndarray], dim: int) -> F
     return FacetTensor(embeddings, mask, genes["entrez_id"].tolist(), genes["symbol"].tolist(), facet_ids)
 
 
-def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        save_file(
-            {"embeddings": tensor.embeddings.astype(np.float16), "mask": tensor.mask.astype(np.uint8)},
-            str(tmp),
-            metadata={
-                **metadata,
-                "entrez_ids": json.dumps(tensor.entrez_ids),
-                "symbols": json.dumps(tensor.symbols),
-                "facet_ids": json.dumps(tensor.facet_ids),
-            },
-        )
-
-
-def load_facet_tensor(path: str | Path) -> FacetTensor:
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata()
-    arrays = load_file(str(path))
-    return FacetTensor(
-        arrays["embeddings"].astype(np.float32),
-        arrays["mask"].astype(bool),
-        json.loads(metadata["entrez_ids"]),
-        json.loads(metadata["symbols"]),
-        json.loads(metadata["facet_ids"]),
-    )
-
-
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Embed every non-NONE facet text with the frozen text encoder.
+
+    Reads ``facets`` (the facet table). Writes ``tensor`` (``formats.facet_tensor``). Params: the
+    ``facet_embed`` config section: ``encoder`` (package or hub id + revision, pooling, batch size).
+    """
     table = pd.read_parquet(inputs["facets"])
     encoder = TextEncoder.from_spec(params["encoder"])
     unique_texts = sorted(set(table.loc[~table["is_none"], "text"]))

@@ -14,9 +14,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from .artifacts import atomic_path
-from .errors import InputError
-from .http import RetryPolicy, download_first, verify_checksum
+from ..artifacts import atomic_path
+from ..errors import InputError
+from ..http import RetryPolicy, download_first, verify_checksum
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ def _missing_member(archive: Path, member: str, names: list[str]) -> None:
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Download the configured data set once, verify it, and unpack the h5ad.
+
+    Reads nothing. Writes ``h5ad``. Params: ``source``, ``name`` and ``download`` (url, mirror_url, checksum,
+    member, attempts, timeout_seconds) of the ``dataset`` config section.
+    """
     settings = params["download"]
     if not settings.get("url"):
         raise InputError(f"config 'dataset.source' is {params['source']} but 'dataset.download.url' is empty. Fix: give the URL.")

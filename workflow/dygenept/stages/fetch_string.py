@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from .artifacts import atomic_path
-from .errors import InputError
-from .genes import SymbolIndex, map_symbol
-from .http import RetryPolicy, download_first, verify_checksum
+from ..artifacts import atomic_path
+from ..errors import InputError
+from ..symbols import SymbolIndex, map_symbol
+from ..http import RetryPolicy, download_first, verify_checksum
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ def fetch_files(settings: dict, cache_dir: Path) -> dict[str, dict]:
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Download STRING's human files once and convert them to an Entrez edge table.
+
+    Reads ``org_db``. Writes ``edges`` (TSV.gz). Params: ``string_files`` (urls, checksums, cache_dir,
+    ``min_combined_score``: the lowest score kept).
+    """
     settings = params["string_files"]
     target = Path(outputs["edges"])
     files = fetch_files(settings, target.parent)

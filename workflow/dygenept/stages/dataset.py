@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .artifacts import atomic_path, write_json_atomic
-from .conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, canonical_condition, condition_genes, unify_gene_order
-from .errors import InputError
-from .genes import SymbolIndex, map_symbol
-from .splits import Split, make_split
+from ..artifacts import atomic_path, write_json_atomic
+from ..conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, canonical_condition, condition_genes, unify_gene_order
+from ..errors import InputError
+from ..symbols import SymbolIndex, map_symbol
+from ..splits import Split, make_split
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +349,13 @@ def _write_outputs(outputs: dict[str, Path], adata: ad.AnnData, split: Split, de
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Check a Perturb-seq file early and write it canonical, with its split, DE genes and data card.
+
+    Reads ``h5ad``, ``org_db``, ``previous_symbols`` and, when configured, ``split_file`` and ``vocabulary``.
+    Writes ``h5ad``, ``split``, ``de_genes`` and ``card``. Params: the ``dataset`` config section (columns,
+    control labels, separator, filter, expression scale, ``hvg``, ``split``, ``de_genes``) and
+    ``symbol_overrides``.
+    """
     adata = load_dataset(inputs["h5ad"], params)
     conditions = adata.obs[CONDITION_KEY].unique().tolist()  # the data's order, as GEARS reads it
     log.info("%s: %d cells × %d genes (%s in the file), %d perturbations, %d control cells", inputs["h5ad"], adata.n_obs,

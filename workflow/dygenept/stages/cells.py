@@ -6,35 +6,19 @@ initialisation (components and mean). scGPT and scVI encoders slot in as further
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import anndata as ad
 import numpy as np
-import scipy.sparse as sp
-from safetensors.numpy import load_file, safe_open, save_file
 
-from .errors import InputError
-from .artifacts import atomic_path
-from .dataset import CONTROL_KEY
+from ..arrays import dense
+from ..conditions import CONTROL_KEY
+from ..errors import InputError
+from ..formats.cell_embedding import CellEmbedding, save_cell_embedding
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CellEmbedding:
-    embeddings: np.ndarray  # (control cells, d)
-    cell_ids: list[str]
-    encoder: str
-    decoder_weight: np.ndarray | None = None  # (genes, d): latent → expression
-    decoder_bias: np.ndarray | None = None  # (genes,)
-
-
-def dense(matrix) -> np.ndarray:
-    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=np.float32)
 
 
 def pca_embed(expression: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,26 +45,12 @@ def pca_encoder(controls: ad.AnnData, params: dict) -> CellEmbedding:
 CELL_ENCODERS: dict[str, Callable[[ad.AnnData, dict], CellEmbedding]] = {"pca": pca_encoder}
 
 
-def save_cell_embedding(embedding: CellEmbedding, path: str | Path) -> None:
-    tensors = {"embeddings": embedding.embeddings}
-    if embedding.decoder_weight is not None:
-        tensors["decoder_weight"] = embedding.decoder_weight
-        tensors["decoder_bias"] = embedding.decoder_bias
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"cell_ids": json.dumps(embedding.cell_ids), "encoder": embedding.encoder})
-
-
-def load_cell_embedding(path: str | Path) -> CellEmbedding:
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata()
-    arrays = load_file(str(path))
-    return CellEmbedding(
-        arrays["embeddings"], json.loads(metadata["cell_ids"]), metadata["encoder"],
-        arrays.get("decoder_weight"), arrays.get("decoder_bias"),
-    )
-
-
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Embed every control cell with the configured cell encoder.
+
+    Reads ``h5ad`` (the canonical data). Writes ``embeddings`` (``formats.cell_embedding``). Params: the
+    ``cells`` config section: ``encoder`` (``pca``) and its settings (``n_components``).
+    """
     adata = ad.read_h5ad(inputs["h5ad"])
     controls = adata[adata.obs[CONTROL_KEY].values]
     name = params["encoder"]

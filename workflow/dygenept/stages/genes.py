@@ -9,87 +9,21 @@ ambiguously, are reported by name.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Iterable
 
 import anndata as ad
 import pandas as pd
 
-from . import annotations
-from .errors import InputError
-from .artifacts import atomic_path
-from .conditions import CONDITION_KEY, condition_genes
+from ..artifacts import atomic_path
+from ..conditions import CONDITION_KEY, condition_genes
+from ..formats.gene_table import GENES_COLUMNS
+from ..symbols import Mapping, SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
 
 log = logging.getLogger(__name__)
 
-MatchKind = Literal["symbol", "alias", "previous", "override"]
-GENES_COLUMNS = ["query", "symbol", "entrez_id", "name", "match"]
-
-
-class UnmappedGenesError(InputError):
-    pass
-
-
-@dataclass(frozen=True)
-class SymbolIndex:
-    """Lookup tables built once from org.Hs.eg.db."""
-
-    records: dict[str, annotations.GeneRecord]
-    by_symbol: dict[str, str]
-    by_alias: dict[str, set[str]]
-    by_previous: dict[str, str]
-
-    @classmethod
-    def from_db(cls, org_db: str | Path, previous_symbols: str | Path | None = None) -> "SymbolIndex":
-        records = annotations.gene_records(org_db)
-        by_symbol = {record.symbol.upper(): entrez for entrez, record in records.items()}
-        by_alias: dict[str, set[str]] = defaultdict(set)
-        for alias, entrez in annotations.alias_table(org_db):
-            by_alias[alias.upper()].add(entrez)
-        by_previous = {}
-        if previous_symbols is not None:
-            table = pd.read_csv(previous_symbols, sep="\t", dtype=str)
-            by_previous = dict(zip(table["previous_symbol"].str.upper(), table["entrez_id"]))
-        return cls(records, by_symbol, dict(by_alias), by_previous)
-
-
-@dataclass(frozen=True)
-class Mapping:
-    query: str
-    entrez_id: str | None
-    match: MatchKind | None
-    candidates: tuple[str, ...] = ()
-
-
-def map_symbol(query: str, index: SymbolIndex, overrides: dict[str, str]) -> Mapping:
-    if query in overrides:
-        return Mapping(query, str(overrides[query]), "override")
-    key = query.upper()
-    if key in index.by_symbol:
-        return Mapping(query, index.by_symbol[key], "symbol")
-    candidates = tuple(sorted(index.by_alias.get(key, ())))
-    if len(candidates) == 1:
-        return Mapping(query, candidates[0], "alias")
-    if not candidates and key in index.by_previous:
-        return Mapping(query, index.by_previous[key], "previous")
-    return Mapping(query, None, None, candidates)
-
-
 def perturbed_genes(conditions: Iterable[str]) -> list[str]:
     return sorted({gene for condition in conditions for gene in condition_genes(condition)})
-
-
-def describe_unmapped(unmapped: list[Mapping], index: SymbolIndex) -> str:
-    lines = []
-    for mapping in unmapped:
-        if mapping.candidates:
-            options = ", ".join(f"{index.records[c].symbol} (Entrez {c})" for c in mapping.candidates)
-            lines.append(f"  {mapping.query}: ambiguous alias of {options}")
-        else:
-            lines.append(f"  {mapping.query}: not a symbol or alias in org.Hs.eg.db")
-    return "\n".join(lines)
 
 
 def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, str], on_unmapped: str, source: str) -> pd.DataFrame:
@@ -126,6 +60,11 @@ def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, st
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Map the perturbed genes (and ``extra`` ones) to Entrez ids.
+
+    Reads ``h5ad``, ``org_db`` and ``previous_symbols``. Writes ``genes`` (``formats.gene_table``). Params:
+    the ``genes`` config section (``extra``, ``symbol_overrides``, ``on_unmapped``).
+    """
     conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
     queries = sorted(set(perturbed_genes(conditions)) | set(params.get("extra", [])))
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
@@ -136,7 +75,3 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     log.info("%d genes mapped (%s) of %d names", len(table), by_match, len(queries))
     return {"queried": len(queries), "mapped": len(table), "by_match": by_match,
             "unmapped": sorted(set(queries) - set(table["query"]))}
-
-
-def read_genes(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)

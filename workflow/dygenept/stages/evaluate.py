@@ -7,34 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .artifacts import atomic_path, read_json, write_json_atomic
-from .baselines import BASELINES
-from .metrics import perturbation_metrics
-from .model import DyGenePTModule
-from .perturbations import PerturbationData, load_perturbation_data
-from .train import load_checkpoint
+from ..artifacts import atomic_path, read_json, write_json_atomic
+from ..baselines import BASELINES
+from ..metrics import perturbation_metrics
+from ..model.checkpoint import load_checkpoint
+from ..model.inference import predict_condition
+from ..model.network import DyGenePTModule
+from ..perturbations import PerturbationData, load_perturbation_data
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "dygenept"
 METRICS = ["pearson_delta", "pearson_delta_de", "mse_de", "mse"]
-
-
-def predict_condition(model: DyGenePTModule, data: PerturbationData, condition: str, batch_size: int = 512):
-    """Mean predicted expression over all control cells, and the per-cell facet weights (cells, P, K)."""
-    facets, mask, present = data.facet_inputs([condition])
-    means, weights = [], []
-    with torch.inference_mode():
-        for start in range(0, data.cell_state.shape[0], batch_size):
-            state = torch.from_numpy(data.cell_state[start:start + batch_size])
-            control = torch.from_numpy(data.control_expression[start:start + batch_size])
-            genes = [t.expand(state.shape[0], *t.shape[1:]) for t in (facets, mask, present)]
-            predicted, facet_weights = model(state, control, *genes)
-            means.append(predicted.sum(dim=0))
-            weights.append(facet_weights)
-    return (torch.stack(means).sum(dim=0) / data.cell_state.shape[0]).numpy(), torch.cat(weights).numpy()
 
 
 def subgroup_of(split: dict) -> dict[str, str]:
@@ -86,6 +71,12 @@ def summarise(per_condition: pd.DataFrame) -> dict:
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
+    """Score the model and every baseline on the held-out perturbations.
+
+    Reads ``h5ad``, ``split``, ``de_genes``, ``genes``, ``facet_tensor``, ``cell_embedding`` and the
+    checkpoint (``weights``, ``config``). Writes ``metrics`` (JSON summary), ``per_condition`` and
+    ``facet_weights`` (CSV). No params.
+    """
     data = load_perturbation_data(inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"])
     model, _ = load_checkpoint(inputs["weights"], inputs["config"])
     split = read_json(inputs["split"])

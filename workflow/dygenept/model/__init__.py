@@ -1,0 +1,1 @@
+"""The DyGenePT model: the network (``network``), its training (``training``), inference and checkpoints."""
