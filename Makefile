@@ -35,6 +35,8 @@ test: setup
 lint: setup
 	$(RUN) snakemake --configfile config/demo.yaml --lint
 	$(RUN) snakefmt --check .
+	$(RUN) ruff check workflow tests benchmarks
+	$(RUN) ruff format --check workflow tests benchmarks
 
 bench: setup
 	for script in benchmarks/bench_*.py; do $(RUN) python $$script || exit 1; done

@@ -19,27 +19,38 @@ GO_DB = ANNOTATIONS / "GO.sqlite"
 DEMO_H5AD = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
 DEMO_OUT = ROOT / "results" / "demo"
 DEMO_DATASET_PARAMS = {
-    "perturbation_column": "perturbation", "control_values": ["control"], "separator": "+",
-    "filter": {"dataset": "norman19"}, "expression": "log_normalized",
+    "perturbation_column": "perturbation",
+    "control_values": ["control"],
+    "separator": "+",
+    "filter": {"dataset": "norman19"},
+    "expression": "log_normalized",
 }
 
 
 def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="a small run, to check the script works")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run, to check the script works"
+    )
     return parser.parse_args()
 
 
 def require(*paths: Path) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        sys.exit(f"missing {missing}: run `make demo` first (it fetches the databases and writes results/demo/)")
+        sys.exit(
+            f"missing {missing}: run `make demo` first (it fetches the databases and writes results/demo/)"
+        )
 
 
 def machine() -> str:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+            platform.processor(),
+        )
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}"
 
 

@@ -1,23 +1,51 @@
 """train + evaluate: training steps per second and predicted cells per second on the demo's artifacts."""
 
 import torch
-from _common import DEMO_OUT, parse_args, report, require, timed
 
 from dygenept.model.inference import predict_condition
-from dygenept.perturbations import load_perturbation_data
 from dygenept.model.training import build_model, fit
+from dygenept.perturbations import load_perturbation_data
+
+from _common import DEMO_OUT, parse_args, report, require, timed
 
 args = parse_args(__doc__)
-paths = [DEMO_OUT / p for p in ("data/dataset.h5ad", "genes/genes.tsv", "facet_embed/facet_tensor.safetensors", "cells/control_embeddings.safetensors")]
+paths = [
+    DEMO_OUT / p
+    for p in (
+        "data/dataset.h5ad",
+        "genes/genes.tsv",
+        "facet_embed/facet_tensor.safetensors",
+        "cells/control_embeddings.safetensors",
+    )
+]
 require(*paths)
 torch.set_num_threads(2)
 data = load_perturbation_data(*paths)
 conditions = sorted(data.facet_rows)
-params = {"seed": 0, "steps": 20 if args.quick else 200, "learning_rate": 1e-3, "weight_decay": 1e-4,
-          "conditions_per_step": 8, "cells_per_condition": 32, "log_every": 10_000}
-model = build_model(data, {"hidden_dim": 128, "mlp_dim": 256, "dropout": 0.1, "attention": "sparsemax"})
+params = {
+    "seed": 0,
+    "steps": 20 if args.quick else 200,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "conditions_per_step": 8,
+    "cells_per_condition": 32,
+    "log_every": 10_000,
+}
+model = build_model(
+    data, {"hidden_dim": 128, "mlp_dim": 256, "dropout": 0.1, "attention": "sparsemax"}
+)
 _, seconds = timed(fit, model, data, conditions, params)
-report("train", params["steps"] / seconds, "steps/s", f"{len(conditions)} perturbations, 8 × 32 cells per step, {len(data.gene_names)} genes")
+report(
+    "train",
+    params["steps"] / seconds,
+    "steps/s",
+    f"{len(conditions)} perturbations, 8 × 32 cells per step, {len(data.gene_names)} genes",
+)
 n_cells = data.cell_state.shape[0]
 _, seconds = timed(lambda: [predict_condition(model, data, c) for c in conditions], repeat=3)
-report("evaluate", len(conditions) * n_cells / seconds, "predicted cells/s", f"{len(conditions)} perturbations × {n_cells} control cells")
+report(
+    "evaluate",
+    len(conditions) * n_cells / seconds,
+    "predicted cells/s",
+    f"{len(conditions)} perturbations × {n_cells} control cells",
+)

@@ -15,7 +15,9 @@ from dygenept.stages import fetch_annotations  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_H5AD = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
-ANNOTATION_CACHE = Path(os.environ.get("DYGENEPT_ANNOTATION_CACHE", ROOT / "resources" / "annotations"))
+ANNOTATION_CACHE = Path(
+    os.environ.get("DYGENEPT_ANNOTATION_CACHE", ROOT / "resources" / "annotations")
+)
 DEMO_DATASET_PARAMS = {
     "perturbation_column": "perturbation",
     "control_values": ["control"],
@@ -59,7 +61,9 @@ def pytest_collection_modifyitems(config, items):
             if "network" in item.keywords:
                 item.add_marker(skip)
     if not os.environ.get("DYGENEPT_FULL_DATA"):
-        skip = pytest.mark.skip(reason="needs GEARS' full data; set DYGENEPT_FULL_DATA=<dir with norman/, adamson/>")
+        skip = pytest.mark.skip(
+            reason="needs GEARS' full data; set DYGENEPT_FULL_DATA=<dir with norman/, adamson/>"
+        )
         for item in items:
             if "full_data" in item.keywords:
                 item.add_marker(skip)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import gzip
 import json
 import re
@@ -39,8 +40,10 @@ from xml.sax.saxutils import escape
 import pandas as pd
 
 FAULTS = ("429", "500", "503", "slow", "truncated_json", "truncated_body", "reset")
-ENTREZGENE_DOCTYPE = ('<!DOCTYPE Entrezgene-Set PUBLIC "-//NLM//DTD NCBI-Entrezgene, 21st January 2005//EN" '
-                      '"https://www.ncbi.nlm.nih.gov/data_specs/dtd/NCBI_Entrezgene.dtd">')
+ENTREZGENE_DOCTYPE = (
+    '<!DOCTYPE Entrezgene-Set PUBLIC "-//NLM//DTD NCBI-Entrezgene, 21st January 2005//EN" '
+    '"https://www.ncbi.nlm.nih.gov/data_specs/dtd/NCBI_Entrezgene.dtd">'
+)
 
 # UniProt-style function comments (as the JSON's comments[].texts[].value carries them), by symbol.
 UNIPROT_STYLE = {
@@ -71,8 +74,10 @@ class GeneRecord:
     entrez_id: str
     symbol: str
     name: str
-    summary: str               # NCBI Gene summary, as MyGene.info and E-utilities return it
-    accession: str | None      # a real UniProt accession of the gene (org.Hs.eg.db), None: not in Swiss-Prot
+    summary: str  # NCBI Gene summary, as MyGene.info and E-utilities return it
+    accession: (
+        str | None
+    )  # a real UniProt accession of the gene (org.Hs.eg.db), None: not in Swiss-Prot
     functions: tuple[str, ...]  # UniProt FUNCTION comment texts
 
 
@@ -88,13 +93,28 @@ class Logged:
 def load_records(shared_data: Path, n: int, first: int = 0) -> dict[str, GeneRecord]:
     """``n`` genes with a RefSeq summary, in Entrez id order, starting at row ``first``; every fifth has no
     Swiss-Prot entry and every seventh no summary, as real genes sometimes do."""
-    table = pd.read_csv(shared_data / "gene_text" / "refseq_gene_summaries_human_RefSeq220.tsv.gz", sep="\t", dtype=str,
-                        keep_default_na=False)
-    table = table[table["summary"] != ""].assign(order=lambda t: t["entrez_id"].astype(int)).sort_values("order")
+    table = pd.read_csv(
+        shared_data / "gene_text" / "refseq_gene_summaries_human_RefSeq220.tsv.gz",
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+    )
+    table = (
+        table[table["summary"] != ""]
+        .assign(order=lambda t: t["entrez_id"].astype(int))
+        .sort_values("order")
+    )
     wanted = set(UNIPROT_STYLE)
-    chosen = pd.concat([table[table["symbol"].isin(wanted)], table[~table["symbol"].isin(wanted)].iloc[first:first + n]])
+    chosen = pd.concat(
+        [
+            table[table["symbol"].isin(wanted)],
+            table[~table["symbol"].isin(wanted)].iloc[first : first + n],
+        ]
+    )
     chosen = chosen.iloc[:n]
-    with gzip.open(shared_data / "go" / "human_entrez_uniprot_orgHsEgDb_2022-09.tsv.gz", "rt") as handle:
+    with gzip.open(
+        shared_data / "go" / "human_entrez_uniprot_orgHsEgDb_2022-09.tsv.gz", "rt"
+    ) as handle:
         accessions = pd.read_csv(handle, sep="\t", dtype=str)
     # Swiss-Prot accessions look like P04637 / Q9BYF1 / O15111; prefer those over TrEMBL ones.
     accessions = accessions[accessions["uniprot_acc"].str.fullmatch(r"[OPQ][0-9][A-Z0-9]{3}[0-9]")]
@@ -103,15 +123,21 @@ def load_records(shared_data: Path, n: int, first: int = 0) -> dict[str, GeneRec
     for index, row in enumerate(chosen.itertuples(index=False)):
         summary = "" if index % 7 == 6 else f"{row.summary} [provided by RefSeq, Jul 2008]"
         accession = None if index % 5 == 4 else accession_of.get(row.entrez_id)
-        functions = tuple(UNIPROT_STYLE.get(row.symbol, [uniprot_style(row.summary, int(row.entrez_id))]))
-        records[row.entrez_id] = GeneRecord(row.entrez_id, row.symbol, row.full_name, summary, accession, functions)
+        functions = tuple(
+            UNIPROT_STYLE.get(row.symbol, [uniprot_style(row.summary, int(row.entrez_id))])
+        )
+        records[row.entrez_id] = GeneRecord(
+            row.entrez_id, row.symbol, row.full_name, summary, accession, functions
+        )
     return records
 
 
 def uniprot_style(summary: str, seed: int) -> str:
     """The summary's first two sentences with the evidence tags UniProt's function comments carry."""
     sentences = re.split(r"(?<=\.)\s+(?=[A-Z])", summary.strip())
-    tagged = [f"{sentences[0].rstrip('.')} (PubMed:{10_000_000 + seed % 9_000_000}, PubMed:{20_000_000 + seed % 7_000_000})."]
+    tagged = [
+        f"{sentences[0].rstrip('.')} (PubMed:{10_000_000 + seed % 9_000_000}, PubMed:{20_000_000 + seed % 7_000_000})."
+    ]
     if len(sentences) > 1:
         tagged.append(f"{sentences[1].rstrip('.')} (By similarity).")
     return " ".join(tagged)
@@ -120,9 +146,19 @@ def uniprot_style(summary: str, seed: int) -> str:
 class FakeApis:
     """The server; use as a context manager. ``latency`` delays every answer (seconds)."""
 
-    def __init__(self, records: dict[str, GeneRecord], latency: float = 0.0, retry_after: str = "1",
-                 slow_seconds: float = 2.0):
-        self.records, self.latency, self.retry_after, self.slow_seconds = records, latency, retry_after, slow_seconds
+    def __init__(
+        self,
+        records: dict[str, GeneRecord],
+        latency: float = 0.0,
+        retry_after: str = "1",
+        slow_seconds: float = 2.0,
+    ):
+        self.records, self.latency, self.retry_after, self.slow_seconds = (
+            records,
+            latency,
+            retry_after,
+            slow_seconds,
+        )
         self.log: list[Logged] = []
         self._queues: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
         self._poisoned: dict[str, tuple[set[str], str]] = {}
@@ -152,7 +188,12 @@ class FakeApis:
 
     def ids_asked(self, api: str, served_only: bool = True) -> list[str]:
         """Gene ids of every request to ``api`` (only those answered without a fault, by default)."""
-        return [gene for entry in self.requests(api) if not served_only or entry.fault == "ok" for gene in entry.ids]
+        return [
+            gene
+            for entry in self.requests(api)
+            if not served_only or entry.fault == "ok"
+            for gene in entry.ids
+        ]
 
     def __enter__(self) -> FakeApis:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -164,7 +205,9 @@ class FakeApis:
 
     # --- the APIs --------------------------------------------------------------------------------------
     def mygene(self, form: dict[str, list[str]]) -> tuple[str, bytes, dict[str, str]]:
-        ids = [part.strip().strip('"') for part in form.get("ids", [""])[0].split(",") if part.strip()]
+        ids = [
+            part.strip().strip('"') for part in form.get("ids", [""])[0].split(",") if part.strip()
+        ]
         fields = set(form.get("fields", ["summary,name,symbol,alias"])[0].split(","))
         hits = []
         for gene in ids:
@@ -172,9 +215,22 @@ class FakeApis:
             if record is None:
                 hits.append({"query": gene, "notfound": True})
                 continue
-            hit = {"query": gene, "_id": gene, "_version": 1, "symbol": record.symbol, "name": record.name,
-                   "alias": [f"{record.symbol}-AS"], "summary": record.summary}
-            hits.append({key: value for key, value in hit.items() if key in {"query", "_id", "_version"} | fields and value})
+            hit = {
+                "query": gene,
+                "_id": gene,
+                "_version": 1,
+                "symbol": record.symbol,
+                "name": record.name,
+                "alias": [f"{record.symbol}-AS"],
+                "summary": record.summary,
+            }
+            hits.append(
+                {
+                    key: value
+                    for key, value in hit.items()
+                    if key in {"query", "_id", "_version"} | fields and value
+                }
+            )
         return "application/json", json.dumps(hits).encode(), {}
 
     def efetch(self, query: dict[str, list[str]]) -> tuple[str, bytes, dict[str, str]]:
@@ -196,7 +252,11 @@ class FakeApis:
                 f"      <Gene-ref_locus>{escape(record.symbol)}</Gene-ref_locus>\n"
                 f"      <Gene-ref_desc>{escape(record.name)}</Gene-ref_desc>\n"
                 "    </Gene-ref>\n  </Entrezgene_gene>\n"
-                + (f"  <Entrezgene_summary>{escape(record.summary)}</Entrezgene_summary>\n" if record.summary else "")
+                + (
+                    f"  <Entrezgene_summary>{escape(record.summary)}</Entrezgene_summary>\n"
+                    if record.summary
+                    else ""
+                )
                 + "</Entrezgene>"
             )
         parts.append("</Entrezgene-Set>\n")
@@ -207,31 +267,66 @@ class FakeApis:
             "entryType": "UniProtKB reviewed (Swiss-Prot)",
             "primaryAccession": record.accession,
             "genes": [{"geneName": {"value": record.symbol}}],
-            "uniProtKBCrossReferences": [{"database": "GeneID", "id": record.entrez_id, "properties": []}],
+            "uniProtKBCrossReferences": [
+                {"database": "GeneID", "id": record.entrez_id, "properties": []}
+            ],
         }
-        comments = [{"commentType": "FUNCTION",
-                     "texts": [{"evidences": [{"evidenceCode": "ECO:0000269", "source": "PubMed", "id": "11025664"}],
-                                "value": text}]} for text in record.functions]
-        comments.append({"commentType": "FUNCTION", "molecule": "Isoform 2",
-                         "texts": [{"value": f"Isoform 2 of {record.symbol} lacks the catalytic domain."}]})
+        comments = [
+            {
+                "commentType": "FUNCTION",
+                "texts": [
+                    {
+                        "evidences": [
+                            {"evidenceCode": "ECO:0000269", "source": "PubMed", "id": "11025664"}
+                        ],
+                        "value": text,
+                    }
+                ],
+            }
+            for text in record.functions
+        ]
+        comments.append(
+            {
+                "commentType": "FUNCTION",
+                "molecule": "Isoform 2",
+                "texts": [{"value": f"Isoform 2 of {record.symbol} lacks the catalytic domain."}],
+            }
+        )
         entry["comments"] = comments
         return entry
 
     def uniprot(self, query: dict[str, list[str]]) -> tuple[str, bytes, dict[str, str]]:
         text = query.get("query", [""])[0]
-        if "(organism_id:9606)" not in text or "(reviewed:true)" not in text or query.get("format") != ["json"]:
-            return "application/json", json.dumps({"messages": ["bad query"]}).encode(), {"status": "400"}
+        if (
+            "(organism_id:9606)" not in text
+            or "(reviewed:true)" not in text
+            or query.get("format") != ["json"]
+        ):
+            return (
+                "application/json",
+                json.dumps({"messages": ["bad query"]}).encode(),
+                {"status": "400"},
+            )
         ids = re.findall(r"xref:geneid-(\d+)", text)
-        entries = [self.uniprot_entry(self.records[gene]) for gene in ids
-                   if gene in self.records and self.records[gene].accession]
+        entries = [
+            self.uniprot_entry(self.records[gene])
+            for gene in ids
+            if gene in self.records and self.records[gene].accession
+        ]
         size = int(query.get("size", ["25"])[0])
-        offset = int(base64.urlsafe_b64decode(query["cursor"][0]).decode()) if "cursor" in query else 0
+        offset = (
+            int(base64.urlsafe_b64decode(query["cursor"][0]).decode()) if "cursor" in query else 0
+        )
         headers = {"X-Total-Results": str(len(entries))}
         if offset + size < len(entries):
             following = {key: values[0] for key, values in query.items()}
             following["cursor"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
             headers["Link"] = f'<{self.base}/uniprotkb/search?{urlencode(following)}>; rel="next"'
-        return "application/json", json.dumps({"results": entries[offset:offset + size]}).encode(), headers
+        return (
+            "application/json",
+            json.dumps({"results": entries[offset : offset + size]}).encode(),
+            headers,
+        )
 
     # --- plumbing -------------------------------------------------------------------------------------
     def _fault_for(self, api: str, ids: list[str]) -> str:
@@ -262,13 +357,21 @@ class FakeApis:
                 path = urlsplit(self.path).path
                 if path.rstrip("/") == "/v3/gene" and self.command == "POST":
                     api, answer = "mygene", server.mygene
-                    ids = [part.strip().strip('"') for part in form.get("ids", [""])[0].split(",") if part.strip()]
+                    ids = [
+                        part.strip().strip('"')
+                        for part in form.get("ids", [""])[0].split(",")
+                        if part.strip()
+                    ]
                 elif path == "/entrez/eutils/efetch.fcgi":
                     api, answer = "entrez", server.efetch
                     ids = [part for part in form.get("id", [""])[0].split(",") if part]
                 elif path == "/uniprotkb/search" and self.command == "GET":
                     api, answer = "uniprot", server.uniprot
-                    ids = re.findall(r"xref:geneid-(\d+)", form.get("query", [""])[0]) if "cursor" not in form else []
+                    ids = (
+                        re.findall(r"xref:geneid-(\d+)", form.get("query", [""])[0])
+                        if "cursor" not in form
+                        else []
+                    )
                 else:
                     self._send(404, "text/plain", b"not found", {})
                     return
@@ -276,20 +379,25 @@ class FakeApis:
                 with server._lock:
                     server.log.append(Logged(arrived, api, self.command, tuple(ids), fault))
                 time.sleep(server.latency)
-                try:
+                # The client may have given up (a timeout): then there is nothing left to send to.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._answer(fault, *answer(form))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout): nothing left to send to
 
-            def _answer(self, fault: str, content_type: str, body: bytes, headers: dict[str, str]) -> None:
+            def _answer(
+                self, fault: str, content_type: str, body: bytes, headers: dict[str, str]
+            ) -> None:
                 status = int(headers.pop("status", 200))
                 if fault == "reset":
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
                     self.close_connection = True
                     self.connection.close()
                     return
                 if fault in ("429", "503"):
-                    self._send(int(fault), "text/plain", b"slow down", {"Retry-After": server.retry_after})
+                    self._send(
+                        int(fault), "text/plain", b"slow down", {"Retry-After": server.retry_after}
+                    )
                     return
                 if fault == "500":
                     self._send(500, "text/plain", b"internal error", {})
@@ -309,7 +417,9 @@ class FakeApis:
                     return
                 self._send(status, content_type, body, headers)
 
-            def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str]) -> None:
+            def _send(
+                self, status: int, content_type: str, body: bytes, headers: dict[str, str]
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))

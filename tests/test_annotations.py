@@ -8,12 +8,20 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept.stages.fetch_annotations import GO_DB, AnnotationFetchError, check_sqlite, fetch_package, read_metadata
+from dygenept.stages.fetch_annotations import (
+    GO_DB,
+    AnnotationFetchError,
+    check_sqlite,
+    fetch_package,
+    read_metadata,
+)
 
 
 def tiny_go_sqlite(path):
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE go_term (_id INTEGER PRIMARY KEY, go_id TEXT, term TEXT, ontology TEXT, definition TEXT)")
+        db.execute(
+            "CREATE TABLE go_term (_id INTEGER PRIMARY KEY, go_id TEXT, term TEXT, ontology TEXT, definition TEXT)"
+        )
         db.execute("CREATE TABLE go_bp_offspring (_id INTEGER, _offspring_id INTEGER)")
         db.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
         db.execute("INSERT INTO metadata VALUES ('GOSOURCEDATE', '2022-07-01')")
@@ -40,13 +48,22 @@ def served(tmp_path):
 def test_tarball_fallback_when_apt_cannot_serve_the_version(tmp_path, served):
     root, base = served
     tiny_go_sqlite(tmp_path / "GO.sqlite")
-    write_tarball(root / "GO.db_3.16.0.tar.gz", "GO.db/inst/extdata/GO.sqlite", tmp_path / "GO.sqlite")
+    write_tarball(
+        root / "GO.db_3.16.0.tar.gz", "GO.db/inst/extdata/GO.sqlite", tmp_path / "GO.sqlite"
+    )
     destination = tmp_path / "cache" / "GO.sqlite"
     destination.parent.mkdir()
-    details = fetch_package(GO_DB, destination, apt_version="0.0-no-such-version", tarball_url=f"{base}/GO.db_3.16.0.tar.gz")
+    details = fetch_package(
+        GO_DB,
+        destination,
+        apt_version="0.0-no-such-version",
+        tarball_url=f"{base}/GO.db_3.16.0.tar.gz",
+    )
     assert details["method"] == "bioconductor-tarball"
     assert read_metadata(destination) == {"GOSOURCEDATE": "2022-07-01"}
-    assert sorted(p.name for p in destination.parent.iterdir()) == ["GO.sqlite"]  # no temporary files left
+    assert sorted(p.name for p in destination.parent.iterdir()) == [
+        "GO.sqlite"
+    ]  # no temporary files left
 
 
 def test_tarball_without_the_database_is_refused(tmp_path, served):
@@ -54,8 +71,15 @@ def test_tarball_without_the_database_is_refused(tmp_path, served):
     (tmp_path / "README").write_text("no database here")
     write_tarball(root / "GO.db_3.16.0.tar.gz", "GO.db/README", tmp_path / "README")
     (tmp_path / "cache").mkdir()
-    with pytest.raises(AnnotationFetchError, match="has no member GO.db/inst/extdata/GO.sqlite") as error:
-        fetch_package(GO_DB, tmp_path / "cache" / "GO.sqlite", "0.0-no-such-version", f"{base}/GO.db_3.16.0.tar.gz")
+    with pytest.raises(
+        AnnotationFetchError, match="has no member GO.db/inst/extdata/GO.sqlite"
+    ) as error:
+        fetch_package(
+            GO_DB,
+            tmp_path / "cache" / "GO.sqlite",
+            "0.0-no-such-version",
+            f"{base}/GO.db_3.16.0.tar.gz",
+        )
     assert "annotations.sqlite" in str(error.value)  # the fix: point at an existing copy
     assert not (tmp_path / "cache" / "GO.sqlite").exists()
 

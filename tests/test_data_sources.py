@@ -16,19 +16,31 @@ import pytest
 import scipy.sparse as sp
 
 from dygenept import cli
-from dygenept.stages import dataset, fetch_dataset
 from dygenept.conditions import CONDITION_KEY, condition_genes
-from dygenept.symbols import SymbolIndex
 from dygenept.http import DownloadError, parse_checksum
 from dygenept.splits import gears_list_split, make_split, split_from_file, subgroups_by_seen
+from dygenept.stages import dataset, fetch_dataset
+from dygenept.symbols import SymbolIndex
+
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
 from loopback import FileServer
 
 GEARS_MEMBER = "norman/perturb_processed.h5ad"
-GEARS_PARAMS = {"perturbation_column": "condition", "control_values": ["ctrl"], "separator": "+",
-                "gene_symbol_column": "feature_name", "expression": "auto", "filter": {},
-                "split": {"kind": "simulation", "seed": 1, "train_gene_set_size": 0.75, "combo_seen2_train_frac": 0.75},
-                "de_genes": 5}
+GEARS_PARAMS = {
+    "perturbation_column": "condition",
+    "control_values": ["ctrl"],
+    "separator": "+",
+    "gene_symbol_column": "feature_name",
+    "expression": "auto",
+    "filter": {},
+    "split": {
+        "kind": "simulation",
+        "seed": 1,
+        "train_gene_set_size": 0.75,
+        "combo_seen2_train_frac": 0.75,
+    },
+    "de_genes": 5,
+}
 FAST = {"attempts": 3, "timeout_seconds": 5}
 
 
@@ -56,29 +68,55 @@ def md5(data: bytes) -> str:
     return "md5:" + hashlib.md5(data).hexdigest()
 
 
-def fetch(tmp_path: Path, url: str, checksum: str | None, member: str | None = GEARS_MEMBER, mirror: str | None = None) -> dict:
-    params = {"source": "gears", "name": "norman", "download": {"url": url, "mirror_url": mirror, "checksum": checksum,
-                                                                "member": member, **FAST}}
+def fetch(
+    tmp_path: Path,
+    url: str,
+    checksum: str | None,
+    member: str | None = GEARS_MEMBER,
+    mirror: str | None = None,
+) -> dict:
+    params = {
+        "source": "gears",
+        "name": "norman",
+        "download": {
+            "url": url,
+            "mirror_url": mirror,
+            "checksum": checksum,
+            "member": member,
+            **FAST,
+        },
+    }
     return fetch_dataset.run({}, {"h5ad": tmp_path / "norman.h5ad"}, params)
 
 
 # ---- sources over loopback ---------------------------------------------------------------------
 
 
-def test_gears_zip_is_fetched_verified_and_unpacked_then_canonicalised(tmp_path, gears_zip, scx, org_db):
+def test_gears_zip_is_fetched_verified_and_unpacked_then_canonicalised(
+    tmp_path, gears_zip, scx, org_db
+):
     with FileServer({"/api/access/datafile/6154020": gears_zip}) as server:
         details = fetch(tmp_path, server.url("/api/access/datafile/6154020"), md5(gears_zip))
     fetched = tmp_path / "norman.h5ad"
-    assert fetched.read_bytes() == scx and details["download_sha256"] == hashlib.sha256(gears_zip).hexdigest()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["norman.h5ad"]  # the zip is gone, nothing partial left
-    outputs = {name: tmp_path / "out" / f"{name}.out" for name in ("h5ad", "split", "de_genes", "card")}
+    assert (
+        fetched.read_bytes() == scx
+        and details["download_sha256"] == hashlib.sha256(gears_zip).hexdigest()
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "norman.h5ad"
+    ]  # the zip is gone, nothing partial left
+    outputs = {
+        name: tmp_path / "out" / f"{name}.out" for name in ("h5ad", "split", "de_genes", "card")
+    }
     dataset.run({"h5ad": fetched, "org_db": org_db}, outputs, GEARS_PARAMS)
     canonical = ad.read_h5ad(outputs["h5ad"])
     source = ad.read_h5ad(fetched)
     assert list(canonical.var_names) == list(source.var["feature_name"])  # symbols, not Ensembl ids
     assert list(canonical.var["feature_id"]) == list(source.var_names)
     assert "counts" in canonical.layers  # the source's counts layer travels along
-    assert "ETS2+ctrl" in set(canonical.obs[CONDITION_KEY]) and "ctrl+ETS2" not in set(canonical.obs[CONDITION_KEY])
+    assert "ETS2+ctrl" in set(canonical.obs[CONDITION_KEY]) and "ctrl+ETS2" not in set(
+        canonical.obs[CONDITION_KEY]
+    )
     card = json.loads(outputs["card"].read_text())
     assert card["cells"] == 50 and card["control_cells"] == 6
     assert card["measured_genes"]["measured"] == 50 and card["measured_genes"]["mapped"] < 50
@@ -89,7 +127,9 @@ def test_scperturb_h5ad_is_used_as_downloaded_and_resumes_after_a_broken_transfe
     payload = DEMO_H5AD.read_bytes()
     path = "/records/10044268/files/NormanWeissman2019_filtered.h5ad"
     with FileServer({path: payload}, faults={path: ["truncate", "503"]}) as server:
-        fetch(tmp_path, server.url(path), "sha256:" + hashlib.sha256(payload).hexdigest(), member=None)
+        fetch(
+            tmp_path, server.url(path), "sha256:" + hashlib.sha256(payload).hexdigest(), member=None
+        )
         ranges = [header for _, _, header in server.requests]
     assert (tmp_path / "norman.h5ad").read_bytes() == payload
     resumed_at = int(ranges[-1].removeprefix("bytes=").rstrip("-"))
@@ -97,22 +137,34 @@ def test_scperturb_h5ad_is_used_as_downloaded_and_resumes_after_a_broken_transfe
 
 
 def test_checksum_mismatch_stops_and_leaves_nothing(tmp_path, gears_zip):
-    with FileServer({"/f": gears_zip}) as server:
-        with pytest.raises(DownloadError, match=r"md5 .* differs from the pinned 0+ \(config 'dataset.download.checksum'\)"):
-            fetch(tmp_path, server.url("/f"), "md5:" + "0" * 32)
+    with (
+        FileServer({"/f": gears_zip}) as server,
+        pytest.raises(
+            DownloadError,
+            match=r"md5 .* differs from the pinned 0+ \(config 'dataset.download.checksum'\)",
+        ),
+    ):
+        fetch(tmp_path, server.url("/f"), "md5:" + "0" * 32)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_mirror_is_tried_when_the_main_url_fails(tmp_path, gears_zip):
     with FileServer({"/mirror/norman.zip": gears_zip}) as server:
-        details = fetch(tmp_path, server.url("/gone"), md5(gears_zip), mirror=server.url("/mirror/norman.zip"))
+        details = fetch(
+            tmp_path, server.url("/gone"), md5(gears_zip), mirror=server.url("/mirror/norman.zip")
+        )
     assert details["url"].endswith("/mirror/norman.zip") and (tmp_path / "norman.h5ad").is_file()
 
 
 def test_missing_archive_member_lists_the_h5ad_members(tmp_path, gears_zip):
-    with FileServer({"/f": gears_zip}) as server:
-        with pytest.raises(dataset.InputError, match=rf"no member 'adamson/perturb_processed.h5ad'.*\['{GEARS_MEMBER}'\]"):
-            fetch(tmp_path, server.url("/f"), None, member="adamson/perturb_processed.h5ad")
+    with (
+        FileServer({"/f": gears_zip}) as server,
+        pytest.raises(
+            dataset.InputError,
+            match=rf"no member 'adamson/perturb_processed.h5ad'.*\['{GEARS_MEMBER}'\]",
+        ),
+    ):
+        fetch(tmp_path, server.url("/f"), None, member="adamson/perturb_processed.h5ad")
     assert not (tmp_path / "norman.h5ad").exists()
 
 
@@ -141,13 +193,19 @@ def test_counts_are_detected_normalised_and_kept(tmp_path, scx):
     dense = lambda matrix: matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)  # noqa: E731
     np.testing.assert_array_equal(dense(adata.layers["counts"]), dense(raw))
     totals = dense(raw).sum(1, keepdims=True)
-    expected = np.log1p(dense(raw) / np.where(totals == 0, 1, totals) * np.median(totals[totals > 0]))
+    expected = np.log1p(
+        dense(raw) / np.where(totals == 0, 1, totals) * np.median(totals[totals > 0])
+    )
     np.testing.assert_allclose(dense(adata.X), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_counts_declared_as_log_and_log_declared_as_counts_are_refused(tmp_path, scx):
-    with pytest.raises(dataset.DatasetError, match="looks like raw counts.*Fix: set dataset.expression: counts"):
-        dataset.load_dataset(counts_file(tmp_path, scx, scale=40), {**GEARS_PARAMS, "expression": "log_normalized"})
+    with pytest.raises(
+        dataset.DatasetError, match="looks like raw counts.*Fix: set dataset.expression: counts"
+    ):
+        dataset.load_dataset(
+            counts_file(tmp_path, scx, scale=40), {**GEARS_PARAMS, "expression": "log_normalized"}
+        )
     with pytest.raises(dataset.DatasetError, match="says counts, but X is not integral counts"):
         dataset.load_dataset(DEMO_H5AD, {**DEMO_DATASET_PARAMS, "expression": "counts"})
 
@@ -169,7 +227,10 @@ def underscore_combinations(adata):
 
 
 def test_a_separator_that_matches_nothing_names_the_one_in_the_data(tmp_path):
-    with pytest.raises(dataset.DatasetError, match=r"contains the separator '\+'.*but 15 contain '_' \(e.g. \w+_\w+.*separator: '_'"):
+    with pytest.raises(
+        dataset.DatasetError,
+        match=r"contains the separator '\+'.*but 15 contain '_' \(e.g. \w+_\w+.*separator: '_'",
+    ):
         dataset.load_dataset(demo_with(tmp_path, underscore_combinations), DEMO_DATASET_PARAMS)
 
 
@@ -190,7 +251,10 @@ def test_empty_file_and_missing_batch_column_are_named(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(dataset.DatasetError, match="empty.h5ad: the file is empty"):
         dataset.load_dataset(empty, DEMO_DATASET_PARAMS)
-    with pytest.raises(dataset.DatasetError, match=r"no column 'gem_group' \(config 'dataset.batch_column'\).*perturbation"):
+    with pytest.raises(
+        dataset.DatasetError,
+        match=r"no column 'gem_group' \(config 'dataset.batch_column'\).*perturbation",
+    ):
         dataset.load_dataset(DEMO_H5AD, {**DEMO_DATASET_PARAMS, "batch_column": "gem_group"})
 
 
@@ -199,16 +263,32 @@ def test_duplicate_names_in_the_symbol_column_are_refused(tmp_path, scx):
     source.var["feature_name"] = ["TP53"] * 2 + list(source.var["feature_name"][2:])
     path = tmp_path / "dup.h5ad"
     source.write_h5ad(path)
-    with pytest.raises(dataset.DatasetError, match=r"duplicate gene name\(s\) in var\['feature_name'\], e.g. TP53"):
+    with pytest.raises(
+        dataset.DatasetError, match=r"duplicate gene name\(s\) in var\['feature_name'\], e.g. TP53"
+    ):
         dataset.load_dataset(path, GEARS_PARAMS)
 
 
 def test_stage_error_leaves_no_artifact(tmp_path, org_db, capsys):
     path = demo_with(tmp_path, underscore_combinations)
     out = tmp_path / "out"
-    args = ["dataset", "--in", f"h5ad={path}", "--in", f"org_db={org_db}", "--out", f"h5ad={out / 'd.h5ad'}",
-            "--out", f"split={out / 's.json'}", "--out", f"de_genes={out / 'de.json'}", "--out", f"card={out / 'c.json'}",
-            "--params", json.dumps({**DEMO_DATASET_PARAMS, "split": {}, "de_genes": 5})]
+    args = [
+        "dataset",
+        "--in",
+        f"h5ad={path}",
+        "--in",
+        f"org_db={org_db}",
+        "--out",
+        f"h5ad={out / 'd.h5ad'}",
+        "--out",
+        f"split={out / 's.json'}",
+        "--out",
+        f"de_genes={out / 'de.json'}",
+        "--out",
+        f"card={out / 'c.json'}",
+        "--params",
+        json.dumps({**DEMO_DATASET_PARAMS, "split": {}, "de_genes": 5}),
+    ]
     assert cli.main(args) == 2
     assert "separator" in capsys.readouterr().err and not out.exists()
 
@@ -219,27 +299,38 @@ def test_stage_error_leaves_no_artifact(tmp_path, org_db, capsys):
 def test_old_symbols_map_to_current_ones(symbol_index):
     names = pd.Index(["KIAA1804", "C3orf72", "TP53", "NOT_A_GENE_XYZ"])
     table, report = dataset.harmonise_genes(names, symbol_index, overrides={})
-    assert table.loc["KIAA1804", "gene_symbol"] == "MAP3K21" and table.loc["KIAA1804", "entrez_id"] == "84451"
+    assert (
+        table.loc["KIAA1804", "gene_symbol"] == "MAP3K21"
+        and table.loc["KIAA1804", "entrez_id"] == "84451"
+    )
     assert table.loc["KIAA1804", "match"] == "previous" and table.loc["C3orf72", "match"] == "alias"
     assert report["renamed"]["KIAA1804"] == "MAP3K21" and "C3orf72" in report["renamed"]
     assert report["unmapped"] == {"NOT_A_GENE_XYZ": "not a symbol or alias in org.Hs.eg.db"}
 
 
 def test_two_names_of_one_gene_are_reported_as_a_collision(symbol_index):
-    table, report = dataset.harmonise_genes(pd.Index(["MAP3K21", "KIAA1804", "TP53"]), symbol_index, overrides={})
+    table, report = dataset.harmonise_genes(
+        pd.Index(["MAP3K21", "KIAA1804", "TP53"]), symbol_index, overrides={}
+    )
     assert report["collisions"] == {"84451": ["KIAA1804", "MAP3K21"]}
 
 
 def test_perturbation_targets_written_with_old_symbols_are_reported_renamed(symbol_index):
-    targets = dataset.target_report(["KIAA1804+ctrl", "KIAA1804+TP53", "ctrl"], symbol_index, {}, pd.Index(["TP53"]))
+    targets = dataset.target_report(
+        ["KIAA1804+ctrl", "KIAA1804+TP53", "ctrl"], symbol_index, {}, pd.Index(["TP53"])
+    )
     assert targets["renamed"] == {"KIAA1804": "MAP3K21"} and targets["not_measured"] == ["KIAA1804"]
     assert targets["current_symbols"] == ["MAP3K21", "TP53"]
 
 
 def test_vocabulary_coverage_of_the_scgpt_vocabulary(shared_data):
     vocabulary = shared_data / "vocab" / "scgpt_whole_human_vocab.json"
-    coverage = dataset.vocabulary_coverage(["TP53", "KLF1", "NOT_A_GENE_XYZ"], ["KLF1", "NOT_A_GENE_XYZ"], vocabulary)
-    assert coverage["measured_in_vocabulary"] == 2 and coverage["perturbed_missing"] == ["NOT_A_GENE_XYZ"]
+    coverage = dataset.vocabulary_coverage(
+        ["TP53", "KLF1", "NOT_A_GENE_XYZ"], ["KLF1", "NOT_A_GENE_XYZ"], vocabulary
+    )
+    assert coverage["measured_in_vocabulary"] == 2 and coverage["perturbed_missing"] == [
+        "NOT_A_GENE_XYZ"
+    ]
 
 
 # ---- HVG and batches -----------------------------------------------------------------------------
@@ -250,8 +341,15 @@ def test_hvg_keeps_the_perturbed_genes_and_controls_are_counted_per_batch(tmp_pa
     perturbed = {"TMSB4X"}  # the one target the demo's 500 genes measure
     selected = dataset.select_hvg(adata, 100, keep=perturbed)
     assert 100 <= selected.n_vars <= 100 + len(perturbed) and perturbed <= set(selected.var_names)
-    split = make_split(adata.obs[CONDITION_KEY].unique().tolist(), {"kind": "simulation", "seed": 1,
-                                                                     "train_gene_set_size": 0.75, "combo_seen2_train_frac": 0.75})
+    split = make_split(
+        adata.obs[CONDITION_KEY].unique().tolist(),
+        {
+            "kind": "simulation",
+            "seed": 1,
+            "train_gene_set_size": 0.75,
+            "combo_seen2_train_frac": 0.75,
+        },
+    )
     card = dataset.data_card(adata, "demo", {}, split)
     assert card["controls_per_batch"] == {"k562": 100}
 
@@ -260,7 +358,9 @@ def test_hvg_keeps_the_perturbed_genes_and_controls_are_counted_per_batch(tmp_pa
 
 
 def norman_like(shared_data) -> list[str]:
-    lists = json.loads((shared_data / "perturbseq" / "gears_simulation_subgroups_norman.json").read_text())
+    lists = json.loads(
+        (shared_data / "perturbseq" / "gears_simulation_subgroups_norman.json").read_text()
+    )
     return sorted({c for part in lists.values() for cs in part.values() for c in cs})
 
 
@@ -273,24 +373,37 @@ def test_single_and_combo_split_invariants(shared_data, kind, seen):
     assert sum(map(len, parts)) == len(set(sum(parts, [])))
     train_genes = {g for c in split.train for g in condition_genes(c)}
     if kind == "single":
-        assert all(len(condition_genes(c)) == 1 and condition_genes(c)[0] not in train_genes for c in split.test)
+        assert all(
+            len(condition_genes(c)) == 1 and condition_genes(c)[0] not in train_genes
+            for c in split.test
+        )
     elif seen == 0:
         assert all(not set(condition_genes(c)) & train_genes for c in split.test)
     elif seen == 2:
         assert all(len(condition_genes(c)) == 2 for c in split.test)
-    assert split == gears_list_split(conditions, kind, seed=1, test_size=0.1, val_size=0.1, seen=seen)
-    assert split != gears_list_split(conditions, kind, seed=2, test_size=0.1, val_size=0.1, seen=seen)
+    assert split == gears_list_split(
+        conditions, kind, seed=1, test_size=0.1, val_size=0.1, seen=seen
+    )
+    assert split != gears_list_split(
+        conditions, kind, seed=2, test_size=0.1, val_size=0.1, seen=seen
+    )
 
 
 def test_user_split_file_is_checked_against_the_data(tmp_path):
     conditions = ["ctrl", "A+ctrl", "B+ctrl", "A+B", "C+ctrl"]
     good = tmp_path / "split.json"
-    good.write_text(json.dumps({"train": ["A+ctrl", "B+ctrl"], "val": [], "test": ["A+B", "C+ctrl"]}))
+    good.write_text(
+        json.dumps({"train": ["A+ctrl", "B+ctrl"], "val": [], "test": ["A+B", "C+ctrl"]})
+    )
     split = split_from_file(good, conditions)
-    assert split.test_subgroups["combo_seen2"] == ["A+B"] and split.test_subgroups["unseen_single"] == ["C+ctrl"]
+    assert split.test_subgroups["combo_seen2"] == ["A+B"] and split.test_subgroups[
+        "unseen_single"
+    ] == ["C+ctrl"]
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({"train": ["A+ctrl"], "test": ["B+A"]}))
-    with pytest.raises(dataset.InputError, match=r"unknown.json: 1 condition\(s\) not in the data, e.g. \['B\+A'\]"):
+    with pytest.raises(
+        dataset.InputError, match=r"unknown.json: 1 condition\(s\) not in the data, e.g. \['B\+A'\]"
+    ):
         split_from_file(unknown, conditions)
     overlap = tmp_path / "overlap.json"
     overlap.write_text(json.dumps({"train": ["A+ctrl"], "test": ["A+ctrl"]}))
@@ -300,17 +413,37 @@ def test_user_split_file_is_checked_against_the_data(tmp_path):
 
 def test_subgroups_count_seen_genes():
     groups = subgroups_by_seen(["A+ctrl", "D+ctrl", "A+B", "A+D", "D+E"], {"A", "B"})
-    assert groups == {"combo_seen0": ["D+E"], "combo_seen1": ["A+D"], "combo_seen2": ["A+B"], "unseen_single": ["D+ctrl"],
-                      "seen_single": ["A+ctrl"]}
+    assert groups == {
+        "combo_seen0": ["D+E"],
+        "combo_seen1": ["A+D"],
+        "combo_seen2": ["A+B"],
+        "unseen_single": ["D+ctrl"],
+        "seen_single": ["A+ctrl"],
+    }
 
 
 @pytest.mark.full_data
 @pytest.mark.parametrize("name", ["norman", "adamson"])
-def test_seed1_simulation_split_of_the_full_gears_data_matches_the_published_subgroups(shared_data, name):
+def test_seed1_simulation_split_of_the_full_gears_data_matches_the_published_subgroups(
+    shared_data, name
+):
     """Needs GEARS' own perturb_processed.h5ad (DYGENEPT_FULL_DATA=<dir>/<name>/perturb_processed.h5ad)."""
     path = Path(__import__("os").environ["DYGENEPT_FULL_DATA"]) / name / "perturb_processed.h5ad"
     conditions = ad.read_h5ad(path, backed="r").obs["condition"].astype(str).unique().tolist()
-    split = make_split(conditions, {"kind": "simulation", "seed": 1, "train_gene_set_size": 0.75, "combo_seen2_train_frac": 0.75})
-    published = json.loads((shared_data / "perturbseq" / f"gears_simulation_subgroups_{name}.json").read_text())
-    for ours, theirs in ((split.test_subgroups, published["test_subgroup"]), (split.val_subgroups, published["val_subgroup"])):
+    split = make_split(
+        conditions,
+        {
+            "kind": "simulation",
+            "seed": 1,
+            "train_gene_set_size": 0.75,
+            "combo_seen2_train_frac": 0.75,
+        },
+    )
+    published = json.loads(
+        (shared_data / "perturbseq" / f"gears_simulation_subgroups_{name}.json").read_text()
+    )
+    for ours, theirs in (
+        (split.test_subgroups, published["test_subgroup"]),
+        (split.val_subgroups, published["val_subgroup"]),
+    ):
         assert {k: sorted(ours[k]) for k in theirs} == {k: sorted(v) for k, v in theirs.items()}

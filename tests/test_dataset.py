@@ -14,7 +14,13 @@ from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("control", "ctrl"), ("KLF1", "KLF1+ctrl"), ("SET+KLF1", "SET+KLF1"), ("KLF1+control", "KLF1+ctrl"), (" A + B ", "A+B")],
+    [
+        ("control", "ctrl"),
+        ("KLF1", "KLF1+ctrl"),
+        ("SET+KLF1", "SET+KLF1"),
+        ("KLF1+control", "KLF1+ctrl"),
+        (" A + B ", "A+B"),
+    ],
 )
 def test_canonical_condition(raw, expected):
     assert canonical_condition(raw, ["control"], "+") == expected
@@ -41,17 +47,26 @@ def test_top_de_genes(demo):
 def write(tmp_path, X, labels, column="perturbation"):
     path = tmp_path / "data.h5ad"
     obs = pd.DataFrame({column: labels}, index=[f"c{i}" for i in range(len(labels))])
-    ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(X.shape[1])])).write_h5ad(path)
+    ad.AnnData(
+        X=X, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(X.shape[1])])
+    ).write_h5ad(path)
     return path
 
 
-PARAMS = {"perturbation_column": "perturbation", "control_values": ["control"], "separator": "+", "expression": "log_normalized"}
+PARAMS = {
+    "perturbation_column": "perturbation",
+    "control_values": ["control"],
+    "separator": "+",
+    "expression": "log_normalized",
+}
 LABELS = ["control", "control", "A", "A+B"]
 
 
 def test_missing_column_lists_the_columns_present(tmp_path):
     path = write(tmp_path, np.ones((4, 3), dtype=np.float32), LABELS, column="guide")
-    with pytest.raises(DatasetError, match=r"no column 'perturbation'.*Columns present: guide.*Fix") as error:
+    with pytest.raises(
+        DatasetError, match=r"no column 'perturbation'.*Columns present: guide.*Fix"
+    ) as error:
         load_dataset(path, PARAMS)
     assert str(path) in str(error.value)
 

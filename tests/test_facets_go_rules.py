@@ -5,8 +5,13 @@ from pathlib import Path
 import pytest
 
 from dygenept import annotation_db
-from dygenept.facet_backends.go_rules import GoRulesBackend, ObsoleteRootError, assign_terms_to_facets, sentences_naming
 from dygenept.facet_backends.base import GeneText
+from dygenept.facet_backends.go_rules import (
+    GoRulesBackend,
+    ObsoleteRootError,
+    assign_terms_to_facets,
+    sentences_naming,
+)
 from dygenept.formats.facet_spec import FacetSpec, FacetSpecError, load_facet_specs
 
 from conftest import ROOT
@@ -15,7 +20,9 @@ FACETS_YAML = ROOT / "resources" / "facets.yaml"
 
 
 def test_assign_terms_to_facets_intersects_each_subtree():
-    assigned = assign_terms_to_facets({"GO:1", "GO:2", "GO:3"}, [{"GO:1", "GO:9"}, {"GO:4"}, {"GO:2", "GO:3"}])
+    assigned = assign_terms_to_facets(
+        {"GO:1", "GO:2", "GO:3"}, [{"GO:1", "GO:9"}, {"GO:4"}, {"GO:2", "GO:3"}]
+    )
     assert assigned == [{"GO:1"}, set(), {"GO:2", "GO:3"}]
 
 
@@ -27,7 +34,9 @@ def test_sentences_naming_matches_by_go_id_or_term_text_in_order():
     ]
     chosen = sentences_naming(sentences, {"GO:0000278", "mitotic cell cycle"}, limit=5)
     assert chosen == [sentences[0]["text"], sentences[2]["text"]]
-    assert sentences_naming(sentences, {"GO:0000278", "mitotic cell cycle"}, limit=1) == [sentences[0]["text"]]
+    assert sentences_naming(sentences, {"GO:0000278", "mitotic cell cycle"}, limit=1) == [
+        sentences[0]["text"]
+    ]
 
 
 def test_shipped_facets_yaml_has_eight_facets_with_live_roots(go_db):
@@ -42,8 +51,14 @@ def test_shipped_facets_yaml_has_eight_facets_with_live_roots(go_db):
     "text, message",
     [
         ("facets: []\n", "non-empty list"),
-        ("facets:\n  - {id: a, name: A, description: d, go_roots: [GO:0007049]}\n  - {id: a, name: B, description: d, go_roots: [GO:0007049]}\n", "duplicate id 'a'"),
-        ("facets:\n  - {id: a, name: A, description: d, go_roots: [cell cycle]}\n", "malformed GO ids"),
+        (
+            "facets:\n  - {id: a, name: A, description: d, go_roots: [GO:0007049]}\n  - {id: a, name: B, description: d, go_roots: [GO:0007049]}\n",
+            "duplicate id 'a'",
+        ),
+        (
+            "facets:\n  - {id: a, name: A, description: d, go_roots: [cell cycle]}\n",
+            "malformed GO ids",
+        ),
         ("facets:\n  - {id: a, name: A}\n", "lacks ['description', 'go_roots']"),
         ("facets: [\n", "not valid YAML"),
     ],
@@ -58,7 +73,11 @@ def test_bad_facet_specs_name_the_file_and_the_fix(tmp_path, text, message):
 
 def test_go_descendants_follow_regulates(go_db):
     descendants = annotation_db.go_descendants(go_db, ["GO:0007049"])["GO:0007049"]
-    assert {"GO:0007049", "GO:0000278", "GO:0045787"} <= descendants  # mitotic cell cycle; positive regulation
+    assert {
+        "GO:0007049",
+        "GO:0000278",
+        "GO:0045787",
+    } <= descendants  # mitotic cell cycle; positive regulation
     assert "GO:0006810" not in descendants
 
 
@@ -68,14 +87,27 @@ def backend(org_db, go_db) -> GoRulesBackend:
 
 def test_go_rules_backend_on_plk4(org_db, go_db):
     specs = load_facet_specs(FACETS_YAML)
-    gene = GeneText("10733", "PLK4", "polo like kinase 4", "PLK4 is involved in centriole replication.",
-                    ({"text": "PLK4 is involved in centriole replication.", "source": "GO", "ref": "GO:0007099"},))
+    gene = GeneText(
+        "10733",
+        "PLK4",
+        "polo like kinase 4",
+        "PLK4 is involved in centriole replication.",
+        (
+            {
+                "text": "PLK4 is involved in centriole replication.",
+                "source": "GO",
+                "ref": "GO:0007099",
+            },
+        ),
+    )
     [facet_set] = backend(org_db, go_db).generate([gene], specs)
     by_id = dict(zip([s.id for s in specs], facet_set.texts))
     assert by_id["cell_cycle"].startswith("PLK4 in cell cycle: annotated with")
     assert "centriole replication" in by_id["cell_cycle"]
     assert "PLK4 is involved in centriole replication." in by_id["cell_cycle"]
-    assert by_id["transcription"] is None  # no annotation under any transcription root: NONE, not invented text
+    assert (
+        by_id["transcription"] is None
+    )  # no annotation under any transcription root: NONE, not invented text
     evidence = dict(zip([s.id for s in specs], facet_set.evidence))
     assert evidence["transcription"] == () and "GO:0007099" in evidence["cell_cycle"]
 

@@ -9,7 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept.http import DownloadError, FetchError, HttpClient, RateLimiter, RetryPolicy, download, retry_after_seconds
+from dygenept.http import (
+    DownloadError,
+    FetchError,
+    HttpClient,
+    RateLimiter,
+    RetryPolicy,
+    download,
+    retry_after_seconds,
+)
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 FAST = RetryPolicy(attempts=4, backoff_seconds=0.01, max_backoff_seconds=0.05, timeout_seconds=5)
@@ -42,7 +50,9 @@ class FaultyServer:
                 if server.ranges and self.headers.get("Range"):
                     start = int(self.headers["Range"].split("=")[1].rstrip("-"))
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+                    self.send_header(
+                        "Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"
+                    )
                 else:
                     self.send_response(200)
                 body = PAYLOAD[start:]
@@ -108,9 +118,11 @@ def test_404_fails_at_once_naming_the_url(tmp_path):
 
 
 def test_checksum_mismatch_leaves_nothing_behind(tmp_path):
-    with FaultyServer(["ok"]) as server:
-        with pytest.raises(DownloadError, match="differs from the pinned"):
-            download(server.url, tmp_path / "f.bin", sha256="0" * 64, policy=FAST)
+    with (
+        FaultyServer(["ok"]) as server,
+        pytest.raises(DownloadError, match="differs from the pinned"),
+    ):
+        download(server.url, tmp_path / "f.bin", sha256="0" * 64, policy=FAST)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -142,9 +154,11 @@ def test_client_retries_what_parse_rejects_and_gives_up_naming_the_url():
         calls.append(1)
         return response.json()  # the payload is not JSON: a transient error, retried
 
-    with FaultyServer(["ok"] * 10) as server:
-        with pytest.raises(FetchError, match=r"GET .*/file: failed after 4 attempts \(JSONDecodeError"):
-            HttpClient(FAST).request("GET", server.url, parse=parse)
+    with (
+        FaultyServer(["ok"] * 10) as server,
+        pytest.raises(FetchError, match=r"GET .*/file: failed after 4 attempts \(JSONDecodeError"),
+    ):
+        HttpClient(FAST).request("GET", server.url, parse=parse)
     assert len(calls) == 4
 
 

@@ -10,7 +10,9 @@ from dygenept.metrics import pearson, perturbation_metrics
 
 def test_pearson_hand_computed():
     # x - mean = (-1, 0, 1); y - mean = (-7/3, -1/3, 8/3): r = 5 / sqrt(2 * 38/3)
-    assert pearson(np.array([1, 2, 3]), np.array([2, 4, 7])) == pytest.approx(5 / math.sqrt(2 * 38 / 3))
+    assert pearson(np.array([1, 2, 3]), np.array([2, 4, 7])) == pytest.approx(
+        5 / math.sqrt(2 * 38 / 3)
+    )
     assert pearson(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
 
 

@@ -28,7 +28,9 @@ def test_pearson_of_integer_lists_uses_float_arithmetic():
     assert pearson([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
 
 
-@pytest.mark.parametrize("x, y", [([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]), ([2.0, 2.0], [2.0, 2.0]), ([4.0], [1.0])])
+@pytest.mark.parametrize(
+    "x, y", [([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]), ([2.0, 2.0], [2.0, 2.0]), ([4.0], [1.0])]
+)
 def test_pearson_is_nan_when_either_side_is_constant(x, y):
     assert math.isnan(pearson(np.array(x), np.array(y)))
 
@@ -56,7 +58,10 @@ def test_genes_outside_the_de_set_move_only_the_all_gene_metrics():
     better[3] = 0.0  # the one large error, outside the DE set, removed
     before = perturbation_metrics(PREDICTED_DELTA, TRUE_DELTA, control, DE)
     after = perturbation_metrics(better, TRUE_DELTA, control, DE)
-    assert after["pearson_delta_de"] == before["pearson_delta_de"] and after["mse_de"] == before["mse_de"]
+    assert (
+        after["pearson_delta_de"] == before["pearson_delta_de"]
+        and after["mse_de"] == before["mse_de"]
+    )
     assert after["mse"] == pytest.approx(1 / 5)
     # (1, 2, 3, 0, 0) vs (1, 2, 4, 0, 0): sums 6 and 7, sum xy 17, sum x^2 14, sum y^2 21:
     # r = (85 - 42) / sqrt((70 - 36) * (105 - 49)) = 43 / sqrt(34 * 56).
@@ -66,13 +71,17 @@ def test_genes_outside_the_de_set_move_only_the_all_gene_metrics():
 def test_de_index_may_be_a_boolean_mask_or_in_any_order():
     control = np.zeros(5)
     by_position = perturbation_metrics(PREDICTED_DELTA, TRUE_DELTA, control, DE)
-    by_mask = perturbation_metrics(PREDICTED_DELTA, TRUE_DELTA, control, np.array([True, True, True, False, False]))
+    by_mask = perturbation_metrics(
+        PREDICTED_DELTA, TRUE_DELTA, control, np.array([True, True, True, False, False])
+    )
     shuffled = perturbation_metrics(PREDICTED_DELTA, TRUE_DELTA, control, np.array([2, 0, 1]))
     assert by_mask == pytest.approx(by_position) and shuffled == pytest.approx(by_position)
 
 
 def test_a_single_de_gene_has_an_error_but_no_correlation():
-    metrics = perturbation_metrics(np.array([3.0, 1.0]), np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([0]))
+    metrics = perturbation_metrics(
+        np.array([3.0, 1.0]), np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([0])
+    )
     assert math.isnan(metrics["pearson_delta_de"])
     assert metrics["mse_de"] == pytest.approx(4.0)  # (3 - 1)^2
     assert metrics["mse"] == pytest.approx(2.0)  # (4 + 0) / 2
@@ -82,5 +91,7 @@ def test_a_perfect_prediction():
     control = np.array([0.5, 1.0, 0.0, 2.0])
     true = np.array([1.5, 0.0, 0.0, 2.5])
     metrics = perturbation_metrics(true.copy(), true, control, np.array([0, 1, 3]))
-    assert metrics["pearson_delta"] == pytest.approx(1.0) and metrics["pearson_delta_de"] == pytest.approx(1.0)
+    assert metrics["pearson_delta"] == pytest.approx(1.0) and metrics[
+        "pearson_delta_de"
+    ] == pytest.approx(1.0)
     assert metrics["mse"] == 0.0 and metrics["mse_de"] == 0.0

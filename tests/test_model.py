@@ -6,19 +6,27 @@ import torch
 
 from dygenept.formats.cell_embedding import CellEmbedding
 from dygenept.formats.facet_tensor import FacetTensor
-from dygenept.model.network import DyGenePTModule, ModelConfig
-from dygenept.perturbations import PerturbationData
 from dygenept.model.checkpoint import load_checkpoint, save_checkpoint
+from dygenept.model.network import DyGenePTModule, ModelConfig
 from dygenept.model.training import fit, training_step_loss
+from dygenept.perturbations import PerturbationData
 
-CONFIG = ModelConfig(cell_dim=6, facet_dim=12, n_facets=8, n_genes=20, hidden_dim=16, mlp_dim=32, dropout=0.0)
+CONFIG = ModelConfig(
+    cell_dim=6, facet_dim=12, n_facets=8, n_genes=20, hidden_dim=16, mlp_dim=32, dropout=0.0
+)
 
 
 def inputs(batch=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(batch, 2, 8, generator=g) > 0.4
     present = torch.tensor([[True, i % 2 == 0] for i in range(batch)])
-    return torch.randn(batch, 6, generator=g), torch.randn(batch, 20, generator=g), torch.randn(batch, 2, 8, 12, generator=g), mask, present
+    return (
+        torch.randn(batch, 6, generator=g),
+        torch.randn(batch, 20, generator=g),
+        torch.randn(batch, 2, 8, 12, generator=g),
+        mask,
+        present,
+    )
 
 
 @pytest.mark.parametrize("attention", ["sparsemax", "entmax15", "softmax"])
@@ -35,7 +43,9 @@ def test_sparsemax_gives_exact_zeros():
     torch.manual_seed(0)
     model = DyGenePTModule(CONFIG)
     with torch.no_grad():
-        model.attention.key.weight.mul_(50)  # sharp scores: sparsemax must cut some facets to exactly 0
+        model.attention.key.weight.mul_(
+            50
+        )  # sharp scores: sparsemax must cut some facets to exactly 0
     _, weights = model(*inputs())
     assert (weights == 0).any()
 
@@ -46,7 +56,10 @@ def test_none_facets_use_the_null_vector_only():
     state, control, facets, mask, present = inputs()
     altered = facets.clone()
     altered[~mask] = 123.0  # whatever sits under a NONE facet must not matter
-    assert torch.allclose(model(state, control, facets, mask, present)[0], model(state, control, altered, mask, present)[0])
+    assert torch.allclose(
+        model(state, control, facets, mask, present)[0],
+        model(state, control, altered, mask, present)[0],
+    )
 
 
 def test_single_perturbation_ignores_the_empty_second_slot():
@@ -55,7 +68,10 @@ def test_single_perturbation_ignores_the_empty_second_slot():
     state, control, facets, mask, present = inputs()
     altered = facets.clone()
     altered[~present] = -7.0
-    assert torch.allclose(model(state, control, facets, mask, present)[0], model(state, control, altered, mask, present)[0])
+    assert torch.allclose(
+        model(state, control, facets, mask, present)[0],
+        model(state, control, altered, mask, present)[0],
+    )
 
 
 def test_residual_decoding_keeps_control_cells_when_the_shift_is_zero():
@@ -71,14 +87,30 @@ def test_residual_decoding_keeps_control_cells_when_the_shift_is_zero():
 def tiny_data(seed=0) -> PerturbationData:
     rng = np.random.default_rng(seed)
     n_genes, n_facet_genes = 20, 4
-    facets = FacetTensor(rng.normal(size=(n_facet_genes, 8, 12)).astype(np.float32), rng.random((n_facet_genes, 8)) > 0.3,
-                         [str(i) for i in range(n_facet_genes)], [f"G{i}" for i in range(n_facet_genes)], [f"f{k}" for k in range(8)])
-    cells = CellEmbedding(rng.normal(size=(30, 6)).astype(np.float32), [f"c{i}" for i in range(30)], "pca")
+    facets = FacetTensor(
+        rng.normal(size=(n_facet_genes, 8, 12)).astype(np.float32),
+        rng.random((n_facet_genes, 8)) > 0.3,
+        [str(i) for i in range(n_facet_genes)],
+        [f"G{i}" for i in range(n_facet_genes)],
+        [f"f{k}" for k in range(8)],
+    )
+    cells = CellEmbedding(
+        rng.normal(size=(30, 6)).astype(np.float32), [f"c{i}" for i in range(30)], "pca"
+    )
     control = rng.normal(size=(30, n_genes)).astype(np.float32)
     conditions = {"G0+ctrl": [0], "G1+ctrl": [1], "G2+ctrl": [2], "G0+G1": [0, 1]}
     shifts = {c: rng.normal(scale=2.0, size=n_genes).astype(np.float32) for c in conditions}
     mean_by_condition = {c: control[:20].mean(axis=0) + shifts[c] for c in conditions}
-    return PerturbationData([f"g{i}" for i in range(n_genes)], control, cells.embeddings, mean_by_condition, conditions, facets, cells, {})
+    return PerturbationData(
+        [f"g{i}" for i in range(n_genes)],
+        control,
+        cells.embeddings,
+        mean_by_condition,
+        conditions,
+        facets,
+        cells,
+        {},
+    )
 
 
 def test_training_lowers_the_loss_and_checkpoint_round_trips(tmp_path):
@@ -86,7 +118,15 @@ def test_training_lowers_the_loss_and_checkpoint_round_trips(tmp_path):
     torch.manual_seed(0)
     model = DyGenePTModule(ModelConfig(**{**CONFIG.to_dict(), "n_genes": 20}))
     conditions = ["G0+ctrl", "G1+ctrl", "G2+ctrl", "G0+G1"]
-    params = {"seed": 0, "steps": 60, "learning_rate": 1e-2, "weight_decay": 0.0, "conditions_per_step": 4, "cells_per_condition": 8, "log_every": 20}
+    params = {
+        "seed": 0,
+        "steps": 60,
+        "learning_rate": 1e-2,
+        "weight_decay": 0.0,
+        "conditions_per_step": 4,
+        "cells_per_condition": 8,
+        "log_every": 20,
+    }
     before = training_step_loss(model.eval(), data, conditions, 8, np.random.default_rng(1)).item()
     history = fit(model, data, conditions, params, val_conditions=["G0+G1"])
     after = training_step_loss(model.eval(), data, conditions, 8, np.random.default_rng(1)).item()

@@ -16,11 +16,15 @@ from dygenept.splits import SUBGROUPS, label_subgroups, simulation_split
 
 
 def published(shared_data, name: str) -> dict:
-    return json.loads((shared_data / "perturbseq" / f"gears_simulation_subgroups_{name}.json").read_text())
+    return json.loads(
+        (shared_data / "perturbseq" / f"gears_simulation_subgroups_{name}.json").read_text()
+    )
 
 
 def seen_genes_implied(subgroups: dict[str, list[str]]) -> set[str]:
-    unseen = {g for c in subgroups["unseen_single"] + subgroups["combo_seen0"] for g in condition_genes(c)}
+    unseen = {
+        g for c in subgroups["unseen_single"] + subgroups["combo_seen0"] for g in condition_genes(c)
+    }
     named = {g for conditions in subgroups.values() for c in conditions for g in condition_genes(c)}
     return named - unseen
 
@@ -30,17 +34,27 @@ def seen_genes_implied(subgroups: dict[str, list[str]]) -> set[str]:
 def test_labelling_reproduces_published_subgroups(shared_data, dataset, part):
     subgroups = published(shared_data, dataset)[part]
     conditions = [c for group in SUBGROUPS for c in subgroups[group]]
-    train, labelled = label_subgroups(conditions, seen_genes_implied(subgroups), seen2_in_train=set())
+    train, labelled = label_subgroups(
+        conditions, seen_genes_implied(subgroups), seen2_in_train=set()
+    )
     assert train == []
-    assert {k: sorted(v) for k, v in labelled.items()} == {k: sorted(subgroups[k]) for k in SUBGROUPS}
+    assert {k: sorted(v) for k, v in labelled.items()} == {
+        k: sorted(subgroups[k]) for k in SUBGROUPS
+    }
 
 
 def test_split_invariants_on_a_norman_like_condition_list(shared_data):
     lists = published(shared_data, "norman")
     conditions = sorted({c for part in lists.values() for cs in part.values() for c in cs})
-    split = simulation_split(conditions, seed=1, train_gene_set_size=0.75, combo_seen2_train_frac=0.75)
+    split = simulation_split(
+        conditions, seed=1, train_gene_set_size=0.75, combo_seen2_train_frac=0.75
+    )
     assert sorted(split.train + split.val + split.test) == conditions
-    train_single_genes = {condition_genes(c)[0] for c in split.train + split.val if len(condition_genes(c)) == 1}
+    train_single_genes = {
+        condition_genes(c)[0] for c in split.train + split.val if len(condition_genes(c)) == 1
+    }
     for condition in split.test_subgroups["unseen_single"]:
         assert condition_genes(condition)[0] not in train_single_genes
-    assert split == simulation_split(list(reversed(conditions)), seed=1, train_gene_set_size=0.75, combo_seen2_train_frac=0.75)
+    assert split == simulation_split(
+        list(reversed(conditions)), seed=1, train_gene_set_size=0.75, combo_seen2_train_frac=0.75
+    )

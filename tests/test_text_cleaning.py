@@ -3,7 +3,12 @@
 import pytest
 
 from dygenept.text_cleaning import (
-    clean_sentences, is_method_noise, microbial_infection, normalise, split_sentences, strip_citations,
+    clean_sentences,
+    is_method_noise,
+    microbial_infection,
+    normalise,
+    split_sentences,
+    strip_citations,
 )
 
 REFSEQ_PLK4 = (
@@ -35,7 +40,14 @@ def test_uniprot_citations_and_evidence_codes_are_stripped():
     assert sentences[-1] == "Phosphorylates EIF4EBP1."
 
 
-@pytest.mark.parametrize("text", ["(Parfitt et al., PubMed: 19208651)", "(PubMed IDs: 16344562 and 17623810)", "(PubMed:1, PubMed:2)"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(Parfitt et al., PubMed: 19208651)",
+        "(PubMed IDs: 16344562 and 17623810)",
+        "(PubMed:1, PubMed:2)",
+    ],
+)
 def test_citation_shapes_seen_in_refseq(text):
     assert strip_citations(f"It binds DNA {text}.") == "It binds DNA."
 
@@ -45,7 +57,10 @@ def test_normalise_unicode_and_spaces():
 
 
 def test_sentence_split_keeps_abbreviations_inside():
-    assert split_sentences("It acts on e.g. p53 targets. It is nuclear.") == ["It acts on e.g. p53 targets.", "It is nuclear."]
+    assert split_sentences("It acts on e.g. p53 targets. It is nuclear.") == [
+        "It acts on e.g. p53 targets.",
+        "It is nuclear.",
+    ]
 
 
 def test_method_noise():
@@ -88,11 +103,21 @@ def test_mygene_summary_loses_provenance_and_variant_note():
     ]
 
 
-@pytest.mark.parametrize("text", ["ECO:0000250|UniProtKB:P04637", "(Ref.3)", "(Ref.3, Ref.5)", "[supplied by OMIM, Mar 2008]",
-                                  "{ECO:0000305}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ECO:0000250|UniProtKB:P04637",
+        "(Ref.3)",
+        "(Ref.3, Ref.5)",
+        "[supplied by OMIM, Mar 2008]",
+        "{ECO:0000305}",
+    ],
+)
 def test_more_citation_shapes(text):
     assert strip_citations(f"It binds DNA {text}.") == "It binds DNA."
 
 
 def test_publication_note_is_method_noise():
-    assert is_method_noise("Publication Note: This RefSeq record includes a subset of the publications that are available.")
+    assert is_method_noise(
+        "Publication Note: This RefSeq record includes a subset of the publications that are available."
+    )

@@ -24,7 +24,17 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = ["Snakefile", "rules", "workflow/dygenept", "config", "profiles", "envs", "resources/facets.yaml", "resources/previous_symbols.tsv", "resources/demo"]
+PROJECT_FILES = [
+    "Snakefile",
+    "rules",
+    "workflow/dygenept",
+    "config",
+    "profiles",
+    "envs",
+    "resources/facets.yaml",
+    "resources/previous_symbols.tsv",
+    "resources/demo",
+]
 DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "report", "all"}
 
 
@@ -39,16 +49,37 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-def snakemake(project: Path, *args: str, config_files: tuple[str, ...] = ("config/demo.yaml", "config/test.yaml")) -> subprocess.CompletedProcess:
+def snakemake(
+    project: Path,
+    *args: str,
+    config_files: tuple[str, ...] = ("config/demo.yaml", "config/test.yaml"),
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "snakemake", "--configfile", *config_files, "--cores", "2", *args]
-    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        *config_files,
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> set[str]:
     """Rule names in the 'Job stats' table of a dry run (empty when there is nothing to do)."""
-    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", result.stdout + result.stderr, re.S)
-    return set() if match is None else {line.split()[0] for line in match.group(1).splitlines() if line.strip()}
+    match = re.search(
+        r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", result.stdout + result.stderr, re.S
+    )
+    return (
+        set()
+        if match is None
+        else {line.split()[0] for line in match.group(1).splitlines() if line.strip()}
+    )
 
 
 def append_line(path: Path, line: str) -> str:
@@ -70,10 +101,20 @@ def demo_run(tmp_path_factory, org_db, go_db):
 def test_demo_writes_every_artifact_with_provenance(demo_run):
     _, out = demo_run
     artifacts = [
-        "data/dataset.h5ad", "data/split.json", "data/de_genes.json", "data/data_card.json", "genes/genes.tsv",
-        "knowledge/gene_text.parquet", "enrich/gene_text.parquet", "facets/facets.parquet",
-        "facet_embed/facet_tensor.safetensors", "cells/control_embeddings.safetensors",
-        "train/model.safetensors", "train/model.json", "evaluate/metrics.json", "report/report.md",
+        "data/dataset.h5ad",
+        "data/split.json",
+        "data/de_genes.json",
+        "data/data_card.json",
+        "genes/genes.tsv",
+        "knowledge/gene_text.parquet",
+        "enrich/gene_text.parquet",
+        "facets/facets.parquet",
+        "facet_embed/facet_tensor.safetensors",
+        "cells/control_embeddings.safetensors",
+        "train/model.safetensors",
+        "train/model.json",
+        "evaluate/metrics.json",
+        "report/report.md",
     ]
     for artifact in artifacts:
         path = out / artifact
@@ -88,7 +129,13 @@ def test_demo_results_are_complete_and_consistent(demo_run):
 
     _, out = demo_run
     card = json.loads((out / "data/data_card.json").read_text())
-    assert (card["cells"], card["control_cells"], card["perturbations"], card["singles"], card["doubles"]) == (3375, 100, 33, 18, 15)
+    assert (
+        card["cells"],
+        card["control_cells"],
+        card["perturbations"],
+        card["singles"],
+        card["doubles"],
+    ) == (3375, 100, 33, 18, 15)
     assert card["perturbed_genes"] == 31 and card["perturbations_with_fewer_than_10_cells"] == []
     assert card["cells_per_perturbation"] == {"min": 80, "median": 100.0, "max": 100}
     genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
@@ -96,15 +143,26 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
     assert tensor.embeddings.shape == (31, 8, 384)
     facets = pd.read_parquet(out / "facets/facets.parquet")
-    expected_mask = ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none").loc[tensor.entrez_ids].to_numpy()
+    expected_mask = (
+        ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")
+        .loc[tensor.entrez_ids]
+        .to_numpy()
+    )
     assert np.array_equal(tensor.mask, expected_mask)
     assert np.allclose(np.linalg.norm(tensor.embeddings[tensor.mask], axis=-1), 1.0, atol=1e-2)
     assert not tensor.embeddings[~tensor.mask].any()
-    provenance = json.loads((out / "facet_embed/facet_tensor.safetensors.provenance.json").read_text())
-    assert provenance["details"]["weights_sha256"] == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    provenance = json.loads(
+        (out / "facet_embed/facet_tensor.safetensors.provenance.json").read_text()
+    )
+    assert (
+        provenance["details"]["weights_sha256"]
+        == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )
     metrics = json.loads((out / "evaluate/metrics.json").read_text())["summary"]
     assert set(metrics) == {"dygenept", "no_change", "train_mean", "additive", "linear"}
-    assert metrics["dygenept"]["all"]["n"] == len(json.loads((out / "data/split.json").read_text())["test"])
+    assert metrics["dygenept"]["all"]["n"] == len(
+        json.loads((out / "data/split.json").read_text())["test"]
+    )
     assert "| dygenept" in (out / "report/metrics_table.txt").read_text()
     assert (out / "report/facet_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -138,7 +196,10 @@ def planned_after_editing(project: Path, edited: str) -> set[str]:
         ("workflow/dygenept/perturbations.py", {"train", "evaluate", "report", "all"}),
         # the HTTP layer: the network stage and what depends on it, never the data or cell stages
         ("workflow/dygenept/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
-        ("workflow/dygenept/formats/cell_embedding.py", {"cells", "train", "evaluate", "report", "all"}),
+        (
+            "workflow/dygenept/formats/cell_embedding.py",
+            {"cells", "train", "evaluate", "report", "all"},
+        ),
         # imported by no stage: the CLI adapter and the import-graph reader
         ("workflow/dygenept/cli.py", set()),
         ("workflow/dygenept/import_graph.py", set()),
@@ -153,7 +214,11 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
     _, out = demo_run
     record = json.loads((out / "train/model.safetensors.provenance.json").read_text())
     code = record["details"]["code"]
-    assert {"dygenept/stages/train.py", "dygenept/perturbations.py", "dygenept/model/network.py"} <= set(code)
+    assert {
+        "dygenept/stages/train.py",
+        "dygenept/perturbations.py",
+        "dygenept/model/network.py",
+    } <= set(code)
     assert not any("stages/evaluate" in path or "http.py" in path for path in code)
 
 
@@ -161,13 +226,20 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
     "override, expected",
     [
         ("train:\n  steps: 0\n", ["steps", "minimum"]),  # the schema
-        ("knowledge:\n  sources: [refseq_tsv, go]\n", ["knowledge.refseq_tsv.path"]),  # a file source without its file
+        (
+            "knowledge:\n  sources: [refseq_tsv, go]\n",
+            ["knowledge.refseq_tsv.path"],
+        ),  # a file source without its file
     ],
 )
 def test_bad_config_fails_before_any_job(demo_run, override, expected):
     project, _ = demo_run
     (project / "config" / "bad.yaml").write_text(override)
-    result = snakemake(project, "--dry-run", config_files=("config/demo.yaml", "config/test.yaml", "config/bad.yaml"))
+    result = snakemake(
+        project,
+        "--dry-run",
+        config_files=("config/demo.yaml", "config/test.yaml", "config/bad.yaml"),
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert all(text in output for text in expected) and "Building DAG" not in output
@@ -179,27 +251,64 @@ def test_bad_dataset_column_names_the_field_and_leaves_no_artifact(demo_run, tmp
     (project / "config" / "bad_column.yaml").write_text(
         yaml.safe_dump({"outdir": str(out), "dataset": {"perturbation_column": "guide_identity"}})
     )
-    result = snakemake(project, f"{out}/data/dataset.h5ad", config_files=("config/demo.yaml", "config/test.yaml", "config/bad_column.yaml"))
+    result = snakemake(
+        project,
+        f"{out}/data/dataset.h5ad",
+        config_files=("config/demo.yaml", "config/test.yaml", "config/bad_column.yaml"),
+    )
     assert result.returncode != 0
     log = (out / "logs" / "dataset.log").read_text()
-    assert "no column 'guide_identity'" in log and "dataset.perturbation_column" in log and "perturbation_raw" in log
+    assert (
+        "no column 'guide_identity'" in log
+        and "dataset.perturbation_column" in log
+        and "perturbation_raw" in log
+    )
     assert not (out / "data" / "dataset.h5ad").exists()
 
 
 def test_lint_and_format_are_clean():
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    lint = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "config/demo.yaml", "--lint"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout[-3000:]
-    fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    lint = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--configfile", "config/demo.yaml", "--lint"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout[
+        -3000:
+    ]
+    fmt = subprocess.run(
+        [str(Path(sys.executable).parent / "snakefmt"), "--check", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert fmt.returncode == 0, fmt.stderr
 
 
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_python_lint_and_format_are_clean(command):
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run(
+        [str(ruff), *command, "workflow", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
 
-@pytest.mark.parametrize("config_file", ["config/norman2019.yaml", "config/adamson2016.yaml", "config/norman2019_scperturb.yaml"])
+
+@pytest.mark.parametrize(
+    "config_file",
+    ["config/norman2019.yaml", "config/adamson2016.yaml", "config/norman2019_scperturb.yaml"],
+)
 def test_published_data_configs_plan_a_verified_fetch(demo_run, config_file):
     project, _ = demo_run
-    result = snakemake(project, "--dry-run", "--printshellcmds", config_files=(config_file, "config/test.yaml"))
+    result = snakemake(
+        project, "--dry-run", "--printshellcmds", config_files=(config_file, "config/test.yaml")
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert {"fetch_dataset", "dataset", "genes", "report"} <= planned_jobs(result)
     settings = yaml.safe_load((project / config_file).read_text())["dataset"]
@@ -208,7 +317,9 @@ def test_published_data_configs_plan_a_verified_fetch(demo_run, config_file):
 
 def test_user_h5ad_example_names_its_missing_file(demo_run):
     project, _ = demo_run
-    result = snakemake(project, "--dry-run", config_files=("config/my_data.example.yaml", "config/test.yaml"))
+    result = snakemake(
+        project, "--dry-run", config_files=("config/my_data.example.yaml", "config/test.yaml")
+    )
     assert result.returncode != 0 and "data/my_screen.h5ad" in result.stdout + result.stderr
 
 
@@ -223,17 +334,37 @@ def test_gears_source_is_fetched_over_http_then_prepared(demo_run, shared_data, 
     project, _ = demo_run
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
-        bundle.write(shared_data / "perturbseq" / "scx_norman_subset_50cells.h5ad", "norman/perturb_processed.h5ad")
+        bundle.write(
+            shared_data / "perturbseq" / "scx_norman_subset_50cells.h5ad",
+            "norman/perturb_processed.h5ad",
+        )
     out = tmp_path / "gears_run"
     with FileServer({"/api/access/datafile/6154020": buffer.getvalue()}) as server:
-        settings = {"outdir": str(out), "dataset": {
-            "source": "gears", "name": "norman_subset", "cache_dir": str(tmp_path / "datasets"),
-            "download": {"url": server.url("/api/access/datafile/6154020"),
-                         "checksum": "md5:" + hashlib.md5(buffer.getvalue()).hexdigest(), "member": "norman/perturb_processed.h5ad"},
-            "perturbation_column": "condition", "control_values": ["ctrl"], "gene_symbol_column": "feature_name",
-            "filter": {}, "expression": "auto", "de_genes": 5}}
+        settings = {
+            "outdir": str(out),
+            "dataset": {
+                "source": "gears",
+                "name": "norman_subset",
+                "cache_dir": str(tmp_path / "datasets"),
+                "download": {
+                    "url": server.url("/api/access/datafile/6154020"),
+                    "checksum": "md5:" + hashlib.md5(buffer.getvalue()).hexdigest(),
+                    "member": "norman/perturb_processed.h5ad",
+                },
+                "perturbation_column": "condition",
+                "control_values": ["ctrl"],
+                "gene_symbol_column": "feature_name",
+                "filter": {},
+                "expression": "auto",
+                "de_genes": 5,
+            },
+        }
         (project / "config" / "gears.yaml").write_text(yaml.safe_dump(settings))
-        result = snakemake(project, f"{out}/data/data_card.json", config_files=("config/test.yaml", "config/gears.yaml"))  # on config.yaml, not the demo
+        result = snakemake(
+            project,
+            f"{out}/data/data_card.json",
+            config_files=("config/test.yaml", "config/gears.yaml"),
+        )  # on config.yaml, not the demo
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     card = json.loads((out / "data" / "data_card.json").read_text())
     assert card["cells"] == 50 and card["expression"]["counts_layer"]
@@ -242,10 +373,20 @@ def test_gears_source_is_fetched_over_http_then_prepared(demo_run, shared_data, 
 
 def test_settings_of_unselected_sources_rerun_nothing(demo_run):
     project, _ = demo_run
-    (project / "config" / "unused.yaml").write_text(yaml.safe_dump({
-        "knowledge": {"uniprot": {"batch_size": 10}},  # the demo reads GO only
-        "enrich": {"string_files": {"min_combined_score": 900}},  # and takes GO-similar neighbours
-    }))
-    result = snakemake(project, "--dry-run", config_files=("config/demo.yaml", "config/test.yaml", "config/unused.yaml"))
+    (project / "config" / "unused.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "knowledge": {"uniprot": {"batch_size": 10}},  # the demo reads GO only
+                "enrich": {
+                    "string_files": {"min_combined_score": 900}
+                },  # and takes GO-similar neighbours
+            }
+        )
+    )
+    result = snakemake(
+        project,
+        "--dry-run",
+        config_files=("config/demo.yaml", "config/test.yaml", "config/unused.yaml"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result) == set()

@@ -6,9 +6,9 @@ Fetching the databases is the ``fetch_annotations`` stage's job; every other sta
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .errors import InputError
 
@@ -17,20 +17,26 @@ ONTOLOGIES = ("BP", "MF", "CC")
 
 def table_names(path: Path) -> list[str]:
     with connect(path) as db:
-        return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")]
+        return [
+            row[0]
+            for row in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")
+        ]
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open read-only: the databases are shared inputs that no stage may change."""
     if not Path(path).is_file():
-        raise InputError(f"{path}: annotation database not found. Fix: run rule fetch_annotations, or correct config "
-                         "'annotations.sqlite'.")
+        raise InputError(
+            f"{path}: annotation database not found. Fix: run rule fetch_annotations, or correct config "
+            "'annotations.sqlite'."
+        )
     return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     with connect(path) as db:
         return dict(db.execute("SELECT name, value FROM metadata").fetchall())
+
 
 @dataclass(frozen=True)
 class GeneRecord:
@@ -51,11 +57,15 @@ def gene_records(org_db: str | Path) -> dict[str, GeneRecord]:
 def alias_table(org_db: str | Path) -> list[tuple[str, str]]:
     """(alias symbol, Entrez id) pairs, the official symbols included."""
     with connect(org_db) as db:
-        return db.execute("SELECT a.alias_symbol, g.gene_id FROM alias a JOIN genes g ON a._id = g._id").fetchall()
+        return db.execute(
+            "SELECT a.alias_symbol, g.gene_id FROM alias a JOIN genes g ON a._id = g._id"
+        ).fetchall()
 
 
 def gene_go_annotations(
-    org_db: str | Path, entrez_ids: Iterable[str] | None = None, excluded_evidence: Iterable[str] = ("ND",)
+    org_db: str | Path,
+    entrez_ids: Iterable[str] | None = None,
+    excluded_evidence: Iterable[str] = ("ND",),
 ) -> dict[str, set[tuple[str, str]]]:
     """Direct GO annotations: Entrez id → {(GO id, ontology)}; ``None`` means every gene."""
     excluded = tuple(excluded_evidence)
@@ -85,8 +95,13 @@ class GoTerm:
 
 def go_terms(go_db: str | Path) -> dict[str, GoTerm]:
     with connect(go_db) as db:
-        rows = db.execute("SELECT go_id, term, ontology, COALESCE(definition, '') FROM go_term").fetchall()
-    return {go_id: GoTerm(go_id, term, ontology, definition) for go_id, term, ontology, definition in rows}
+        rows = db.execute(
+            "SELECT go_id, term, ontology, COALESCE(definition, '') FROM go_term"
+        ).fetchall()
+    return {
+        go_id: GoTerm(go_id, term, ontology, definition)
+        for go_id, term, ontology, definition in rows
+    }
 
 
 def go_descendants(go_db: str | Path, roots: Iterable[str]) -> dict[str, set[str]]:
@@ -94,7 +109,9 @@ def go_descendants(go_db: str | Path, roots: Iterable[str]) -> dict[str, set[str
     result: dict[str, set[str]] = {}
     with connect(go_db) as db:
         for root in roots:
-            ontology_row = db.execute("SELECT ontology FROM go_term WHERE go_id = ?", (root,)).fetchone()
+            ontology_row = db.execute(
+                "SELECT ontology FROM go_term WHERE go_id = ?", (root,)
+            ).fetchone()
             if ontology_row is None:
                 raise KeyError(root)
             table = f"go_{ontology_row[0].lower()}_offspring"

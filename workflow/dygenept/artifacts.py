@@ -9,14 +9,24 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 PROVENANCE_SUFFIX = ".provenance.json"
 _TRACKED_PACKAGES = (
-    "dygenept", "numpy", "pandas", "anndata", "scanpy", "torch", "transformers",
-    "entmax", "safetensors", "pyarrow", "snakemake",
+    "dygenept",
+    "numpy",
+    "pandas",
+    "anndata",
+    "scanpy",
+    "torch",
+    "transformers",
+    "entmax",
+    "safetensors",
+    "pyarrow",
+    "snakemake",
 )
 
 

@@ -5,14 +5,14 @@ Each returns predicted mean expression for a condition, or None where it does no
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
 from .conditions import condition_genes
 from .perturbations import PerturbationData
 
-Predictor = Callable[[str], Optional[np.ndarray]]
+Predictor = Callable[[str], np.ndarray | None]
 
 
 def no_change(data: PerturbationData, train: list[str]) -> Predictor:
@@ -29,9 +29,13 @@ def train_mean(data: PerturbationData, train: list[str]) -> Predictor:
 
 def additive(data: PerturbationData, train: list[str]) -> Predictor:
     """Doubles: control + δA + δB where both singles were trained on; None otherwise."""
-    singles = {condition_genes(c)[0]: data.true_mean(c) - data.control_mean for c in train if len(condition_genes(c)) == 1}
+    singles = {
+        condition_genes(c)[0]: data.true_mean(c) - data.control_mean
+        for c in train
+        if len(condition_genes(c)) == 1
+    }
 
-    def predict(condition: str) -> Optional[np.ndarray]:
+    def predict(condition: str) -> np.ndarray | None:
         genes = condition_genes(condition)
         if len(genes) != 2 or not all(g in singles for g in genes):
             return None
@@ -45,7 +49,11 @@ def mean_facet_features(data: PerturbationData, condition: str) -> np.ndarray:
     vectors = []
     for row in data.facet_rows[condition]:
         mask = data.facets.mask[row]
-        vectors.append(data.facets.embeddings[row][mask].mean(axis=0) if mask.any() else np.zeros(data.facets.embeddings.shape[-1]))
+        vectors.append(
+            data.facets.embeddings[row][mask].mean(axis=0)
+            if mask.any()
+            else np.zeros(data.facets.embeddings.shape[-1])
+        )
     return np.sum(vectors, axis=0)
 
 
@@ -56,12 +64,18 @@ def linear(data: PerturbationData, train: list[str], alpha: float = 1.0) -> Pred
     targets = np.stack([data.true_mean(c) - data.control_mean for c in modelled])
     feature_mean, target_mean = features.mean(axis=0), targets.mean(axis=0)
     centred = features - feature_mean
-    weights = np.linalg.solve(centred.T @ centred + alpha * np.eye(centred.shape[1]), centred.T @ (targets - target_mean))
+    weights = np.linalg.solve(
+        centred.T @ centred + alpha * np.eye(centred.shape[1]), centred.T @ (targets - target_mean)
+    )
 
-    def predict(condition: str) -> Optional[np.ndarray]:
+    def predict(condition: str) -> np.ndarray | None:
         if condition not in data.facet_rows:
             return None
-        return data.control_mean + target_mean + (mean_facet_features(data, condition) - feature_mean) @ weights
+        return (
+            data.control_mean
+            + target_mean
+            + (mean_facet_features(data, condition) - feature_mean) @ weights
+        )
 
     return predict
 

@@ -19,6 +19,7 @@ from .artifacts import build_provenance, sha256_file, write_provenance
 from .errors import InputError
 from .import_graph import PACKAGE_DIR, code_files, stage_module, stage_names, stage_summary
 
+
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:
     result = {}
     for pair in pairs:
@@ -44,20 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     for stage in stage_names():
         help_text = stage_summary(stage)
         stage_parser = sub.add_parser(stage, help=help_text, description=help_text)
-        stage_parser.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME=PATH")
-        stage_parser.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME=PATH")
+        stage_parser.add_argument(
+            "--in", dest="inputs", action="append", default=[], metavar="NAME=PATH"
+        )
+        stage_parser.add_argument(
+            "--out", dest="outputs", action="append", default=[], metavar="NAME=PATH"
+        )
         stage_parser.add_argument("--params", default="{}", help="JSON object, or @file.json")
     return parser
 
 
 def stage_code_digests(stage: str) -> dict[str, str]:
     """sha256 of each source file of the stage's import closure, keyed by its path inside the package."""
-    return {str(path.relative_to(PACKAGE_DIR.parent)): sha256_file(path) for path in code_files(stage_module(stage))}
+    return {
+        str(path.relative_to(PACKAGE_DIR.parent)): sha256_file(path)
+        for path in code_files(stage_module(stage))
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     inputs = parse_pairs(args.inputs, "--in")
     outputs = parse_pairs(args.outputs, "--out")
     params = parse_params(args.params)

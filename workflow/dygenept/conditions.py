@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 CONTROL = "ctrl"
 # The canonical data's obs columns.
@@ -14,7 +14,11 @@ def canonical_condition(raw: str, control_values: Sequence[str], separator: str)
     """Map a raw perturbation label to GEARS style: ``ctrl``, ``A+ctrl`` or ``A+B`` (the data's gene order)."""
     if raw in control_values:
         return CONTROL
-    genes = [part.strip() for part in str(raw).split(separator) if part.strip() and part.strip() not in control_values]
+    genes = [
+        part.strip()
+        for part in str(raw).split(separator)
+        if part.strip() and part.strip() not in control_values
+    ]
     if not genes:
         return CONTROL
     if len(genes) == 1:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
-from .errors import InputError
 from .artifacts import sha256_file
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class TextEncoder:
         self.dim = int(self.model.config.hidden_size)
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "TextEncoder":
+    def from_spec(cls, spec: dict) -> TextEncoder:
         model_dir = resolve_model_dir(spec)
         weights = model_dir / WEIGHTS_FILE
         digest = sha256_file(weights) if weights.is_file() else ""
@@ -92,8 +93,14 @@ class TextEncoder:
                 f"{weights}: sha256 {digest or '(missing file)'} differs from config 'facet_embed.encoder.sha256' "
                 f"{expected}. Fix: install the pinned model, or update the pin if you changed model on purpose."
             )
-        return cls(model_dir, pooling_of(model_dir, spec.get("pooling")), spec.get("normalize", True),
-                   spec.get("max_length", 256), spec.get("batch_size", 32), digest)
+        return cls(
+            model_dir,
+            pooling_of(model_dir, spec.get("pooling")),
+            spec.get("normalize", True),
+            spec.get("max_length", 256),
+            spec.get("batch_size", 32),
+            digest,
+        )
 
     def encode(self, texts: Sequence[str], progress_every: int = 10) -> np.ndarray:
         """Unit-length (if ``normalize``) embeddings of ``texts``, in their order.
@@ -102,12 +109,17 @@ class TextEncoder:
         """
         torch = self._torch
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         result = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for number, batch in enumerate(batches, start=1):
-                tokens = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
-                                        max_length=self.max_length, return_tensors="pt")
+                tokens = self.tokenizer(
+                    [texts[i] for i in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
                 hidden = self.model(**tokens).last_hidden_state
                 if self.pooling == "cls":
                     pooled = hidden[:, 0]

@@ -14,8 +14,9 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .artifacts import canonical_json, sha256_text
 
@@ -46,17 +47,23 @@ class GeneCache:
         self.path = Path(directory) / CACHE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=60, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: a commit survives the process being killed
+        self._db.execute(
+            "PRAGMA synchronous=NORMAL"
+        )  # with WAL: a commit survives the process being killed
         self._db.execute(_SCHEMA)
 
-    def get_many(self, source: str, settings: str, entrez_ids: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+    def get_many(
+        self, source: str, settings: str, entrez_ids: Iterable[str]
+    ) -> dict[str, list[dict[str, str]]]:
         ids = list(dict.fromkeys(entrez_ids))
         found: dict[str, list[dict[str, str]]] = {}
         with self._lock:
             for start in range(0, len(ids), _SQL_CHUNK):
-                chunk = ids[start:start + _SQL_CHUNK]
+                chunk = ids[start : start + _SQL_CHUNK]
                 rows = self._db.execute(
                     f"SELECT entrez_id, answer FROM answers WHERE source = ? AND settings = ? "
                     f"AND entrez_id IN ({','.join('?' * len(chunk))})",
@@ -65,10 +72,15 @@ class GeneCache:
                 found.update((entrez_id, json.loads(answer)) for entrez_id, answer in rows)
         return found
 
-    def put_many(self, source: str, settings: str, answers: dict[str, list[dict[str, str]]]) -> None:
+    def put_many(
+        self, source: str, settings: str, answers: dict[str, list[dict[str, str]]]
+    ) -> None:
         """Store one batch's answers in one transaction."""
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        rows = [(source, settings, entrez_id, json.dumps(answer, ensure_ascii=False), now) for entrez_id, answer in answers.items()]
+        rows = [
+            (source, settings, entrez_id, json.dumps(answer, ensure_ascii=False), now)
+            for entrez_id, answer in answers.items()
+        ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -17,9 +17,10 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -60,7 +61,9 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Exponential backoff with full jitter; a server's Retry-After wins when it asks for longer."""
-        backoff = random.uniform(0, min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))
+        backoff = random.uniform(
+            0, min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+        )
         return max(backoff, retry_after or 0.0)
 
 
@@ -77,7 +80,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _stream_to(response: requests.Response, part: Path, append: bool, total: int | None, label: str) -> None:
+def _stream_to(
+    response: requests.Response, part: Path, append: bool, total: int | None, label: str
+) -> None:
     written = part.stat().st_size if append else 0
     next_report = written + (1 << 24)
     with open(part, "ab" if append else "wb") as out:
@@ -92,8 +97,13 @@ def _stream_to(response: requests.Response, part: Path, append: bool, total: int
         raise requests.ConnectionError(f"stream ended at {written} of {total} bytes")
 
 
-def download(url: str, destination: str | Path, sha256: str | None = None, policy: RetryPolicy = RetryPolicy(),
-             session: requests.Session | None = None) -> Path:
+def download(
+    url: str,
+    destination: str | Path,
+    sha256: str | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    session: requests.Session | None = None,
+) -> Path:
     """Download ``url`` to ``destination``; resume from ``<destination>.part`` where the server allows Range.
 
     Transient failures (connection errors, time-outs, 408/425/429/5xx) are retried; the file appears under its
@@ -109,11 +119,15 @@ def download(url: str, destination: str | Path, sha256: str | None = None, polic
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         retry_after = None
         try:
-            with session.get(url, headers=headers, stream=True, timeout=policy.timeout_seconds) as response:
+            with session.get(
+                url, headers=headers, stream=True, timeout=policy.timeout_seconds
+            ) as response:
                 if response.status_code in RETRY_STATUS:
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                     raise requests.HTTPError(f"HTTP {response.status_code}")
-                if response.status_code == 416:  # asked past the end: the .part is complete or stale
+                if (
+                    response.status_code == 416
+                ):  # asked past the end: the .part is complete or stale
                     part.unlink(missing_ok=True)
                     raise requests.HTTPError("HTTP 416 on resume; restarting")
                 response.raise_for_status()
@@ -125,16 +139,31 @@ def download(url: str, destination: str | Path, sha256: str | None = None, polic
         except requests.HTTPError as error:
             status = getattr(error.response, "status_code", None)
             if status is not None and status not in RETRY_STATUS and status != 416:
-                raise DownloadError(f"{url}: HTTP {status}. Fix: check the URL in config (or a mirror).") from error
+                raise DownloadError(
+                    f"{url}: HTTP {status}. Fix: check the URL in config (or a mirror)."
+                ) from error
             last_error = str(error)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as error:
             last_error = str(error)
         if attempt < policy.attempts:
             wait = policy.delay(attempt, retry_after)
-            log.warning("%s: attempt %d/%d failed (%s); retrying in %.1f s", url, attempt, policy.attempts, last_error, wait)
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1f s",
+                url,
+                attempt,
+                policy.attempts,
+                last_error,
+                wait,
+            )
             time.sleep(wait)
     else:
-        raise DownloadError(f"{url}: failed after {policy.attempts} attempts ({last_error}). Fix: check the network or use a mirror URL.")
+        raise DownloadError(
+            f"{url}: failed after {policy.attempts} attempts ({last_error}). Fix: check the network or use a mirror URL."
+        )
     if sha256:
         digest = sha256_file(part)
         if digest != sha256:
@@ -155,7 +184,9 @@ def parse_checksum(checksum: str, field: str) -> tuple[str, str]:
     """``md5:<hex>`` or ``sha256:<hex>`` → (algorithm, digest); ``field`` names the config key in the error."""
     algorithm, sep, digest = checksum.partition(":")
     if not sep or algorithm not in CHECKSUM_ALGORITHMS or not digest:
-        raise InputError(f"config '{field}' is '{checksum}'. Fix: write it as md5:<hex> or sha256:<hex>.")
+        raise InputError(
+            f"config '{field}' is '{checksum}'. Fix: write it as md5:<hex> or sha256:<hex>."
+        )
     return algorithm, digest.lower()
 
 
@@ -171,7 +202,13 @@ def verify_checksum(path: Path, checksum: str | None, url: str, field: str) -> s
     """Check ``path`` against the pin in config ``field``; a mismatch deletes it. Returns the sha256 (for provenance)."""
     sha256 = file_digest(path, "sha256")
     if not checksum:
-        log.warning("%s: no checksum pinned; its sha256 is %s. Pin it as %s: sha256:%s", url, sha256, field, sha256)
+        log.warning(
+            "%s: no checksum pinned; its sha256 is %s. Pin it as %s: sha256:%s",
+            url,
+            sha256,
+            field,
+            sha256,
+        )
         return sha256
     algorithm, expected = parse_checksum(checksum, field)
     found = sha256 if algorithm == "sha256" else file_digest(path, algorithm)
@@ -194,7 +231,11 @@ def download_first(urls: list[str], destination: Path, policy: RetryPolicy = Ret
         except DownloadError as error:
             log.warning("%s", error)
             errors.append(str(error))
-    raise DownloadError("no URL worked:\n  " + "\n  ".join(errors) + "\nFix: check the network, or set a mirror URL.")
+    raise DownloadError(
+        "no URL worked:\n  "
+        + "\n  ".join(errors)
+        + "\nFix: check the network, or set a mirror URL."
+    )
 
 
 T = TypeVar("T")
@@ -237,16 +278,28 @@ def retry_verdict(error: BaseException) -> tuple[bool, float | None]:
     status = getattr(response, "status_code", None)
     if status is not None:
         return status in RETRY_STATUS, retry_after_seconds(response.headers.get("Retry-After"))
-    transient = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                 requests.exceptions.ContentDecodingError, json.JSONDecodeError, ConnectionError, TimeoutError)
+    transient = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+        json.JSONDecodeError,
+        ConnectionError,
+        TimeoutError,
+    )
     return isinstance(error, transient), None
 
 
 class HttpClient:
     """Requests with timeouts, retries and a rate limit per host, safe to share between threads."""
 
-    def __init__(self, policy: RetryPolicy = RetryPolicy(), user_agent: str = f"dygenept/{__version__}",
-                 pool_size: int = 8, session: requests.Session | None = None):
+    def __init__(
+        self,
+        policy: RetryPolicy = RetryPolicy(),
+        user_agent: str = f"dygenept/{__version__}",
+        pool_size: int = 8,
+        session: requests.Session | None = None,
+    ):
         self.policy = policy
         self.session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
@@ -279,29 +332,53 @@ class HttpClient:
             except Exception as error:  # noqa: BLE001 - sorted into transient and permanent just below
                 transient, retry_after = retry_verdict(error)
                 first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                last_error = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+                last_error = (
+                    f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+                )
                 if not transient:
-                    if getattr(error, "response", None) is None and not isinstance(error, requests.RequestException):
+                    if getattr(error, "response", None) is None and not isinstance(
+                        error, requests.RequestException
+                    ):
                         raise  # not a failed request but a bug: let it show
                     raise FetchError(f"{label}: {last_error}") from error
             if number < self.policy.attempts:
                 wait = self.policy.delay(number, retry_after)
                 if retry_after and limiter is not None:
                     limiter.pause(retry_after)
-                log.warning("%s: attempt %d/%d failed (%s); retrying in %.2f s", label, number, self.policy.attempts, last_error, wait)
+                log.warning(
+                    "%s: attempt %d/%d failed (%s); retrying in %.2f s",
+                    label,
+                    number,
+                    self.policy.attempts,
+                    last_error,
+                    wait,
+                )
                 time.sleep(wait)
         raise FetchError(f"{label}: failed after {self.policy.attempts} attempts ({last_error})")
 
-    def request(self, method: str, url: str, parse: Callable[[requests.Response], T], params: dict[str, Any] | None = None,
-                data: dict[str, Any] | None = None) -> T:
+    def request(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[requests.Response], T],
+        params: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> T:
         """One request, retried; ``parse(response)`` runs inside the attempt, so an invalid body is retried too."""
 
         def attempt() -> T:
-            response = self.session.request(method, url, params=params, data=data, timeout=self.policy.timeout_seconds)
+            response = self.session.request(
+                method, url, params=params, data=data, timeout=self.policy.timeout_seconds
+            )
             if response.status_code in RETRY_STATUS:
-                raise TransientError(f"HTTP {response.status_code}", retry_after_seconds(response.headers.get("Retry-After")))
+                raise TransientError(
+                    f"HTTP {response.status_code}",
+                    retry_after_seconds(response.headers.get("Retry-After")),
+                )
             if response.status_code >= 400:
-                raise FetchError(f"{method} {url}: HTTP {response.status_code} ({response.text[:200]!r})")
+                raise FetchError(
+                    f"{method} {url}: HTTP {response.status_code} ({response.text[:200]!r})"
+                )
             return parse(response)
 
         return self.call(f"{method} {url}", url, attempt)

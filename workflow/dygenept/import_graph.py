@@ -80,7 +80,9 @@ def import_closure(module: str, package_dir: Path = PACKAGE_DIR) -> set[str]:
             continue
         seen.add(current)
         pending.extend(direct_imports(current, package_dir))
-        pending.extend(parent for parent in parent_packages(current) if module_file(parent, package_dir))
+        pending.extend(
+            parent for parent in parent_packages(current) if module_file(parent, package_dir)
+        )
     return seen
 
 
@@ -94,7 +96,9 @@ def stage_module(stage: str) -> str:
 
 
 def stage_names(package_dir: Path = PACKAGE_DIR) -> list[str]:
-    return sorted(path.stem for path in (package_dir / "stages").glob("*.py") if path.stem != "__init__")
+    return sorted(
+        path.stem for path in (package_dir / "stages").glob("*.py") if path.stem != "__init__"
+    )
 
 
 def stage_summary(stage: str, package_dir: Path = PACKAGE_DIR) -> str:
@@ -122,7 +126,9 @@ def layer_violations(package_dir: Path = PACKAGE_DIR) -> list[str]:
 
 def import_cycles(package_dir: Path = PACKAGE_DIR) -> list[list[str]]:
     """Every cycle of direct imports, each as the list of modules around it (depth-first search)."""
-    graph = {module: sorted(direct_imports(module, package_dir)) for module in all_modules(package_dir)}
+    graph = {
+        module: sorted(direct_imports(module, package_dir)) for module in all_modules(package_dir)
+    }
     cycles, state = [], {}
     path: list[str] = []
 
@@ -131,7 +137,7 @@ def import_cycles(package_dir: Path = PACKAGE_DIR) -> list[list[str]]:
         path.append(module)
         for imported in graph.get(module, []):
             if state.get(imported) == "open":
-                cycles.append(path[path.index(imported):] + [imported])
+                cycles.append(path[path.index(imported) :] + [imported])
             elif imported not in state:
                 visit(imported)
         path.pop()

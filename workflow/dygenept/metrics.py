@@ -16,7 +16,9 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float((xc * yc).sum() / denominator)
 
 
-def perturbation_metrics(predicted: np.ndarray, true: np.ndarray, control: np.ndarray, de_index: np.ndarray) -> dict[str, float]:
+def perturbation_metrics(
+    predicted: np.ndarray, true: np.ndarray, control: np.ndarray, de_index: np.ndarray
+) -> dict[str, float]:
     """Metrics of one perturbation's predicted mean expression against the observed mean.
 
     ``pearson_delta``: Pearson of predicted vs true change from the control mean over all genes;
@@ -27,7 +29,11 @@ def perturbation_metrics(predicted: np.ndarray, true: np.ndarray, control: np.nd
     has_de = len(de_index) > 0  # a perturbation with one cell has no DE genes
     return {
         "pearson_delta": pearson(predicted_delta, true_delta),
-        "pearson_delta_de": pearson(predicted_delta[de_index], true_delta[de_index]) if has_de else float("nan"),
-        "mse_de": float(np.mean((predicted[de_index] - true[de_index]) ** 2)) if has_de else float("nan"),
+        "pearson_delta_de": pearson(predicted_delta[de_index], true_delta[de_index])
+        if has_de
+        else float("nan"),
+        "mse_de": float(np.mean((predicted[de_index] - true[de_index]) ** 2))
+        if has_de
+        else float("nan"),
         "mse": float(np.mean((predicted - true) ** 2)),
     }

@@ -39,10 +39,14 @@ class PerturbationData:
     def modelled(self, conditions: list[str]) -> list[str]:
         return [c for c in conditions if c in self.facet_rows]
 
-    def facet_inputs(self, conditions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def facet_inputs(
+        self, conditions: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Facets (n, 2, K, D), mask (n, 2, K) and present (n, 2) for each condition."""
         _, n_facets, dim = self.facets.embeddings.shape
-        facets = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION, n_facets, dim), dtype=np.float32)
+        facets = np.zeros(
+            (len(conditions), MAX_GENES_PER_PERTURBATION, n_facets, dim), dtype=np.float32
+        )
         mask = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION, n_facets), dtype=bool)
         present = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION), dtype=bool)
         for i, condition in enumerate(conditions):
@@ -53,7 +57,9 @@ class PerturbationData:
         return torch.from_numpy(facets), torch.from_numpy(mask), torch.from_numpy(present)
 
 
-def load_perturbation_data(h5ad: str | Path, genes: str | Path, facet_tensor: str | Path, cell_embedding: str | Path) -> PerturbationData:
+def load_perturbation_data(
+    h5ad: str | Path, genes: str | Path, facet_tensor: str | Path, cell_embedding: str | Path
+) -> PerturbationData:
     adata = ad.read_h5ad(h5ad)
     cells = load_cell_embedding(cell_embedding)
     facets = load_facet_tensor(facet_tensor)
@@ -71,12 +77,20 @@ def load_perturbation_data(h5ad: str | Path, genes: str | Path, facet_tensor: st
             continue
         missing = [g for g in genes_of if entrez_of_query.get(g) not in row_of_entrez]
         # Only the mean is ever a target: never densify every perturbed cell (90k × 5k for full Norman).
-        mean_by_condition[condition] = np.asarray(adata.X[(conditions == condition).values].mean(axis=0), dtype=np.float32).ravel()
+        mean_by_condition[condition] = np.asarray(
+            adata.X[(conditions == condition).values].mean(axis=0), dtype=np.float32
+        ).ravel()
         if missing:
             skipped[condition] = f"no facets for {missing} (unmapped gene)"
             continue
         facet_rows[condition] = [row_of_entrez[entrez_of_query[g]] for g in genes_of]
     return PerturbationData(
-        adata.var_names.astype(str).tolist(), control_expression, cells.embeddings, mean_by_condition,
-        facet_rows, facets, cells, skipped,
+        adata.var_names.astype(str).tolist(),
+        control_expression,
+        cells.embeddings,
+        mean_by_condition,
+        facet_rows,
+        facets,
+        cells,
+        skipped,
     )

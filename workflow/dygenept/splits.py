@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -53,7 +53,9 @@ def subgroups_by_seen(conditions: Sequence[str], seen_genes: set[str]) -> dict[s
     return groups
 
 
-def label_subgroups(conditions: Sequence[str], seen_genes: set[str], seen2_in_train: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+def label_subgroups(
+    conditions: Sequence[str], seen_genes: set[str], seen2_in_train: set[str]
+) -> tuple[list[str], dict[str, list[str]]]:
     """Training conditions and test subgroups, given the seen genes and the combo_seen2 drawn for training."""
     groups = subgroups_by_seen(conditions, seen_genes)
     train = groups.pop("seen_single", []) + [c for c in conditions if c in seen2_in_train]
@@ -73,23 +75,37 @@ def _draw(population: int, fraction: float, seed: int) -> np.ndarray:
     return np.random.RandomState(seed).choice(population, int(population * fraction), replace=False)
 
 
-def _holdout(conditions: Sequence[str], train_gene_set_size: float, combo_seen2_train_frac: float, seed: int):
+def _holdout(
+    conditions: Sequence[str], train_gene_set_size: float, combo_seen2_train_frac: float, seed: int
+):
     """One GEARS "simulation" hold-out (``DataSplitter.get_simulation_split``), draws on sorted names."""
     genes = np.unique([g for c in conditions for g in condition_genes(c)])
     seen = set(genes[_draw(len(genes), train_gene_set_size, seed)])
-    seen2 = sorted(c for c in conditions if is_combo(c) and all(g in seen for g in condition_genes(c)))
+    seen2 = sorted(
+        c for c in conditions if is_combo(c) and all(g in seen for g in condition_genes(c))
+    )
     seen2_train = {seen2[i] for i in _draw(len(seen2), combo_seen2_train_frac, seed)}
     train, subgroups = label_subgroups(conditions, seen, seen2_train)
     test = [c for group in SUBGROUPS for c in subgroups[group]]
     return train, test, subgroups
 
 
-def simulation_split(conditions: Sequence[str], seed: int, train_gene_set_size: float, combo_seen2_train_frac: float) -> Split:
+def simulation_split(
+    conditions: Sequence[str], seed: int, train_gene_set_size: float, combo_seen2_train_frac: float
+) -> Split:
     """GEARS "simulation" split: test hold-out, then a validation hold-out (0.9, 0.9) from training."""
     conditions = sorted(set(conditions) - {CONTROL})
-    train, test, test_subgroups = _holdout(conditions, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, test, test_subgroups = _holdout(
+        conditions, train_gene_set_size, combo_seen2_train_frac, seed
+    )
     train, val, val_subgroups = _holdout(train, 0.9, 0.9, seed)
-    return Split(sorted(train), sorted(val), sorted(test), _sorted_groups(test_subgroups), _sorted_groups(val_subgroups))
+    return Split(
+        sorted(train),
+        sorted(val),
+        sorted(test),
+        _sorted_groups(test_subgroups),
+        _sorted_groups(val_subgroups),
+    )
 
 
 # ---- single and combo ------------------------------------------------------------------------
@@ -99,7 +115,9 @@ def _with_genes(conditions: Sequence[str], genes: set[str], keep) -> list[str]:
     return [c for c in conditions if keep(c) and any(g in genes for g in condition_genes(c))]
 
 
-def _split_list(conditions: list[str], rng: np.random.RandomState, test_size: float, kind: str, seen: int):
+def _split_list(
+    conditions: list[str], rng: np.random.RandomState, test_size: float, kind: str, seen: int
+):
     """GEARS ``DataSplitter.get_split_list``: (train, test, dropped), drawing from ``rng`` in GEARS' order.
 
     GEARS draws the held-out genes *with* replacement from the sorted genes, as many as a share of the
@@ -108,30 +126,60 @@ def _split_list(conditions: list[str], rng: np.random.RandomState, test_size: fl
     singles = [c for c in conditions if is_single(c)]
     combos = [c for c in conditions if is_combo(c)]
     genes = np.unique([g for c in conditions for g in condition_genes(c)])
-    test_genes = set(rng.choice(genes, int(len(singles) * test_size)).tolist()) if len(genes) else set()
+    test_genes = (
+        set(rng.choice(genes, int(len(singles) * test_size)).tolist()) if len(genes) else set()
+    )
     dropped: list[str] = []
     if kind == "single":
         test = _with_genes(conditions, test_genes, is_single)
         dropped = _with_genes(conditions, test_genes, is_combo)
     elif seen in (0, 1):
         held_combos = _with_genes(conditions, test_genes, is_combo)
-        dropped = [c for c in held_combos if sum(g not in test_genes for g in condition_genes(c)) > seen]
-        test = _with_genes(conditions, test_genes, is_single) + [c for c in held_combos if c not in dropped]
+        dropped = [
+            c for c in held_combos if sum(g not in test_genes for g in condition_genes(c)) > seen
+        ]
+        test = _with_genes(conditions, test_genes, is_single) + [
+            c for c in held_combos if c not in dropped
+        ]
     else:
-        test = list(dict.fromkeys(rng.choice(np.array(combos, dtype=object), int(len(combos) * test_size)).tolist())) if combos else []
+        test = (
+            list(
+                dict.fromkeys(
+                    rng.choice(
+                        np.array(combos, dtype=object), int(len(combos) * test_size)
+                    ).tolist()
+                )
+            )
+            if combos
+            else []
+        )
     excluded = set(test) | set(dropped)
     return [c for c in conditions if c not in excluded], test, dropped
 
 
-def gears_list_split(conditions: Sequence[str], kind: str, seed: int, test_size: float, val_size: float, seen: int = 0) -> Split:
+def gears_list_split(
+    conditions: Sequence[str],
+    kind: str,
+    seed: int,
+    test_size: float,
+    val_size: float,
+    seen: int = 0,
+) -> Split:
     """GEARS' "single" and "combo_seen{0,1,2}" splits. ``conditions`` in the data's order, as GEARS reads them."""
     conditions = [c for c in dict.fromkeys(conditions) if c != CONTROL]
     rng = np.random.RandomState(seed)
     train, test, dropped_test = _split_list(conditions, rng, test_size, kind, seen)
     train, val, dropped_val = _split_list(train, rng, val_size, kind, seen)
     seen_genes = {g for c in train for g in condition_genes(c)}
-    return Split(sorted(train), sorted(val), sorted(test), _sorted_groups(subgroups_by_seen(test, seen_genes)),
-                 _sorted_groups(subgroups_by_seen(val, seen_genes)), kind=kind, held_out=sorted(dropped_test + dropped_val))
+    return Split(
+        sorted(train),
+        sorted(val),
+        sorted(test),
+        _sorted_groups(subgroups_by_seen(test, seen_genes)),
+        _sorted_groups(subgroups_by_seen(val, seen_genes)),
+        kind=kind,
+        held_out=sorted(dropped_test + dropped_val),
+    )
 
 
 # ---- the user's own ----------------------------------------------------------------------------
@@ -142,11 +190,20 @@ def split_from_file(path: str | Path, conditions: Sequence[str]) -> Split:
     try:
         given = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: cannot read the split JSON ({error}). Fix: config 'dataset.split.path'.") from error
-    if not isinstance(given, dict) or not all(isinstance(given.get(key), list) for key in ("train", "test")):
-        raise InputError(f'{path}: a split needs lists "train" and "test" (and optionally "val"). Fix: write them.')
+        raise InputError(
+            f"{path}: cannot read the split JSON ({error}). Fix: config 'dataset.split.path'."
+        ) from error
+    if not isinstance(given, dict) or not all(
+        isinstance(given.get(key), list) for key in ("train", "test")
+    ):
+        raise InputError(
+            f'{path}: a split needs lists "train" and "test" (and optionally "val"). Fix: write them.'
+        )
     known = set(conditions) - {CONTROL}
-    parts = {key: [str(c) for c in given.get(key, []) if str(c) != CONTROL] for key in ("train", "val", "test")}
+    parts = {
+        key: [str(c) for c in given.get(key, []) if str(c) != CONTROL]
+        for key in ("train", "val", "test")
+    }
     unknown = sorted({c for part in parts.values() for c in part} - known)
     if unknown:
         raise InputError(
@@ -156,23 +213,45 @@ def split_from_file(path: str | Path, conditions: Sequence[str]) -> Split:
     for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
         both = sorted(set(parts[first]) & set(parts[second]))
         if both:
-            raise InputError(f"{path}: {len(both)} condition(s) are in both '{first}' and '{second}', e.g. {both[:5]}.")
+            raise InputError(
+                f"{path}: {len(both)} condition(s) are in both '{first}' and '{second}', e.g. {both[:5]}."
+            )
     seen_genes = {g for c in parts["train"] for g in condition_genes(c)}
     assigned = {c for part in parts.values() for c in part}
-    return Split(sorted(parts["train"]), sorted(parts["val"]), sorted(parts["test"]),
-                 _sorted_groups(subgroups_by_seen(parts["test"], seen_genes)),
-                 _sorted_groups(subgroups_by_seen(parts["val"], seen_genes)), kind="file", held_out=sorted(known - assigned))
+    return Split(
+        sorted(parts["train"]),
+        sorted(parts["val"]),
+        sorted(parts["test"]),
+        _sorted_groups(subgroups_by_seen(parts["test"], seen_genes)),
+        _sorted_groups(subgroups_by_seen(parts["val"], seen_genes)),
+        kind="file",
+        held_out=sorted(known - assigned),
+    )
 
 
 def make_split(conditions: Sequence[str], params: dict) -> Split:
     """The split config ``dataset.split`` asks for; ``conditions`` in the data's order."""
     kind = params.get("kind", "simulation")
     if kind == "simulation":
-        return simulation_split(conditions, params["seed"], params["train_gene_set_size"], params["combo_seen2_train_frac"])
+        return simulation_split(
+            conditions,
+            params["seed"],
+            params["train_gene_set_size"],
+            params["combo_seen2_train_frac"],
+        )
     if kind in ("single", "combo"):
-        return gears_list_split(conditions, kind, params["seed"], params["test_size"], params["val_size"], params.get("seen", 0))
+        return gears_list_split(
+            conditions,
+            kind,
+            params["seed"],
+            params["test_size"],
+            params["val_size"],
+            params.get("seen", 0),
+        )
     if kind == "file":
         if not params.get("path"):
-            raise InputError("config 'dataset.split.kind' is file but 'dataset.split.path' is empty. Fix: give the split JSON.")
+            raise InputError(
+                "config 'dataset.split.kind' is file but 'dataset.split.path' is empty. Fix: give the split JSON."
+            )
         return split_from_file(params["path"], conditions)
     raise InputError(f"config 'dataset.split.kind' is '{kind}'; known: {', '.join(KINDS)}.")

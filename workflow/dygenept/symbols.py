@@ -33,7 +33,7 @@ class SymbolIndex:
     by_previous: dict[str, str]
 
     @classmethod
-    def from_db(cls, org_db: str | Path, previous_symbols: str | Path | None = None) -> "SymbolIndex":
+    def from_db(cls, org_db: str | Path, previous_symbols: str | Path | None = None) -> SymbolIndex:
         records = annotation_db.gene_records(org_db)
         by_symbol = {record.symbol.upper(): entrez for entrez, record in records.items()}
         by_alias: dict[str, set[str]] = defaultdict(set)
@@ -72,7 +72,9 @@ def describe_unmapped(unmapped: list[Mapping], index: SymbolIndex) -> str:
     lines = []
     for mapping in unmapped:
         if mapping.candidates:
-            options = ", ".join(f"{index.records[c].symbol} (Entrez {c})" for c in mapping.candidates)
+            options = ", ".join(
+                f"{index.records[c].symbol} (Entrez {c})" for c in mapping.candidates
+            )
             lines.append(f"  {mapping.query}: ambiguous alias of {options}")
         else:
             lines.append(f"  {mapping.query}: not a symbol or alias in org.Hs.eg.db")

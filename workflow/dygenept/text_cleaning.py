@@ -13,10 +13,12 @@ import unicodedata
 
 _CITATIONS = [
     re.compile(r"\s*\[(?:provided|supplied) by [^\]]*\]", re.I),  # RefSeq / OMIM provenance suffix
-    re.compile(r"\s*\{ECO:[^}]*\}"),                           # UniProt evidence codes
-    re.compile(r"\s*\bECO:\d{7}(?:\|[A-Za-z]+:[\w-]+)?"),       # a bare evidence code
-    re.compile(r"\s*\((?:[^()]*?\bPubMed(?:\s*IDs?)?\s*:?\s*\d[^()]*)\)", re.I),  # (PubMed:123), (Smith et al., PubMed: 1)
-    re.compile(r"\s*\((?:Ref\.\s*\d+(?:,\s*)?)+\)"),             # (Ref.3), (Ref.3, Ref.5)
+    re.compile(r"\s*\{ECO:[^}]*\}"),  # UniProt evidence codes
+    re.compile(r"\s*\bECO:\d{7}(?:\|[A-Za-z]+:[\w-]+)?"),  # a bare evidence code
+    re.compile(
+        r"\s*\((?:[^()]*?\bPubMed(?:\s*IDs?)?\s*:?\s*\d[^()]*)\)", re.I
+    ),  # (PubMed:123), (Smith et al., PubMed: 1)
+    re.compile(r"\s*\((?:Ref\.\s*\d+(?:,\s*)?)+\)"),  # (Ref.3), (Ref.3, Ref.5)
     re.compile(r"\s*\(By similarity\)", re.I),
     re.compile(r"\s*\(Probable\)", re.I),
 ]
@@ -47,7 +49,9 @@ def strip_citations(text: str) -> str:
 
 def _lower_first_word(match: re.Match[str]) -> str:
     word = match.group(0)
-    return word.lower() if len(word) == 1 or word[1:].islower() else word  # "Acts" -> "acts"; "ACE2", "SARS-CoV-2" stay
+    return (
+        word.lower() if len(word) == 1 or word[1:].islower() else word
+    )  # "Acts" -> "acts"; "ACE2", "SARS-CoV-2" stay
 
 
 def microbial_infection(sentence: str) -> str:

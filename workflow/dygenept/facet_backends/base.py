@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from ..formats.facet_spec import FacetSpec
 
@@ -31,4 +32,6 @@ class FacetSet:
 class FacetBackend(Protocol):
     name: str
 
-    def generate(self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]) -> list[FacetSet]: ...
+    def generate(
+        self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]
+    ) -> list[FacetSet]: ...

@@ -7,9 +7,9 @@ A facet with no such annotation is NONE: nothing is written that the annotations
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .. import annotation_db
 from ..errors import InputError
@@ -42,8 +42,13 @@ def sentences_naming(sentences: Sequence[dict], term_names: set[str], limit: int
 
 
 def facet_paragraph(
-    gene: GeneText, facet: FacetSpec, term_ids: set[str], terms: dict[str, annotation_db.GoTerm],
-    specificity: dict[str, int], max_sentences: int, max_definitions: int,
+    gene: GeneText,
+    facet: FacetSpec,
+    term_ids: set[str],
+    terms: dict[str, annotation_db.GoTerm],
+    specificity: dict[str, int],
+    max_sentences: int,
+    max_definitions: int,
 ) -> str:
     ordered = sorted(term_ids, key=lambda go_id: (specificity.get(go_id, 0), terms[go_id].term))
     names = [terms[go_id].term for go_id in ordered]
@@ -52,7 +57,9 @@ def facet_paragraph(
     parts += [s for s in sentences if s not in parts]
     for go_id in ordered[:max_definitions]:
         if terms[go_id].definition:
-            parts.append(f"{terms[go_id].term[:1].upper()}{terms[go_id].term[1:]}: {terms[go_id].definition}")
+            parts.append(
+                f"{terms[go_id].term[:1].upper()}{terms[go_id].term[1:]}: {terms[go_id].definition}"
+            )
     return " ".join(parts)
 
 
@@ -76,20 +83,34 @@ class GoRulesBackend:
         try:
             descendants = annotation_db.go_descendants(self.go_db, roots)
         except KeyError as error:
-            raise ObsoleteRootError(f"facets.yaml names GO root {error} that {self.go_db} does not know.") from None
-        facet_descendants = [set().union(*(descendants[root] for root in facet.go_roots)) for facet in facets]
+            raise ObsoleteRootError(
+                f"facets.yaml names GO root {error} that {self.go_db} does not know."
+            ) from None
+        facet_descendants = [
+            set().union(*(descendants[root] for root in facet.go_roots)) for facet in facets
+        ]
         terms = annotation_db.go_terms(self.go_db)
         specificity = annotation_db.offspring_counts(self.go_db)
-        gene_annotations = annotation_db.gene_go_annotations(self.org_db, [g.entrez_id for g in genes], self.excluded_evidence)
+        gene_annotations = annotation_db.gene_go_annotations(
+            self.org_db, [g.entrez_id for g in genes], self.excluded_evidence
+        )
         result = []
         for gene in genes:
-            gene_terms = {go_id for go_id, _ in gene_annotations.get(gene.entrez_id, set()) if go_id in terms}
+            gene_terms = {
+                go_id for go_id, _ in gene_annotations.get(gene.entrez_id, set()) if go_id in terms
+            }
             per_facet = assign_terms_to_facets(gene_terms, facet_descendants)
             texts = tuple(
-                facet_paragraph(gene, facet, ids, terms, specificity, self.max_sentences, self.max_definitions) if ids else None
+                facet_paragraph(
+                    gene, facet, ids, terms, specificity, self.max_sentences, self.max_definitions
+                )
+                if ids
+                else None
                 for facet, ids in zip(facets, per_facet)
             )
-            result.append(FacetSet(gene.entrez_id, texts, tuple(tuple(sorted(ids)) for ids in per_facet)))
+            result.append(
+                FacetSet(gene.entrez_id, texts, tuple(tuple(sorted(ids)) for ids in per_facet))
+            )
         return result
 
 

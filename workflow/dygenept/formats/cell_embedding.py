@@ -32,7 +32,11 @@ def save_cell_embedding(embedding: CellEmbedding, path: str | Path) -> None:
         tensors["decoder_weight"] = embedding.decoder_weight
         tensors["decoder_bias"] = embedding.decoder_bias
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"cell_ids": json.dumps(embedding.cell_ids), "encoder": embedding.encoder})
+        save_file(
+            tensors,
+            str(tmp),
+            metadata={"cell_ids": json.dumps(embedding.cell_ids), "encoder": embedding.encoder},
+        )
 
 
 def load_cell_embedding(path: str | Path) -> CellEmbedding:
@@ -40,6 +44,9 @@ def load_cell_embedding(path: str | Path) -> CellEmbedding:
         metadata = handle.metadata()
     arrays = load_file(str(path))
     return CellEmbedding(
-        arrays["embeddings"], json.loads(metadata["cell_ids"]), metadata["encoder"],
-        arrays.get("decoder_weight"), arrays.get("decoder_bias"),
+        arrays["embeddings"],
+        json.loads(metadata["cell_ids"]),
+        metadata["encoder"],
+        arrays.get("decoder_weight"),
+        arrays.get("decoder_bias"),
     )

@@ -31,23 +31,41 @@ def load_facet_specs(path: str | Path) -> list[FacetSpec]:
         with open(path, encoding="utf-8") as handle:
             document = yaml.safe_load(handle) or {}
     except OSError as error:
-        raise FacetSpecError(f"{path}: cannot read the facet spec ({error.strerror}). Fix: config 'facets.spec'.") from error
+        raise FacetSpecError(
+            f"{path}: cannot read the facet spec ({error.strerror}). Fix: config 'facets.spec'."
+        ) from error
     except yaml.YAMLError as error:
-        raise FacetSpecError(f"{path}: not valid YAML ({error}). Fix: compare with the shipped resources/facets.yaml.") from error
+        raise FacetSpecError(
+            f"{path}: not valid YAML ({error}). Fix: compare with the shipped resources/facets.yaml."
+        ) from error
     entries = document.get("facets") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise FacetSpecError(f"{path}: expected a non-empty list under 'facets'. Fix: see the shipped resources/facets.yaml.")
+        raise FacetSpecError(
+            f"{path}: expected a non-empty list under 'facets'. Fix: see the shipped resources/facets.yaml."
+        )
     specs, seen = [], set()
     for position, entry in enumerate(entries):
         where = f"{path}: facets[{position}]"
-        missing = [key for key in ("id", "name", "description", "go_roots") if not isinstance(entry, dict) or not entry.get(key)]
+        missing = [
+            key
+            for key in ("id", "name", "description", "go_roots")
+            if not isinstance(entry, dict) or not entry.get(key)
+        ]
         if missing:
-            raise FacetSpecError(f"{where} lacks {missing}. Fix: give every facet an id, name, description and go_roots.")
+            raise FacetSpecError(
+                f"{where} lacks {missing}. Fix: give every facet an id, name, description and go_roots."
+            )
         if entry["id"] in seen:
-            raise FacetSpecError(f"{where}: duplicate id '{entry['id']}'. Fix: facet ids must be unique.")
+            raise FacetSpecError(
+                f"{where}: duplicate id '{entry['id']}'. Fix: facet ids must be unique."
+            )
         bad = [root for root in entry["go_roots"] if not _GO_ID.match(str(root))]
         if bad:
-            raise FacetSpecError(f"{where} ('{entry['id']}'): malformed GO ids {bad}. Fix: write them as GO:0000000.")
+            raise FacetSpecError(
+                f"{where} ('{entry['id']}'): malformed GO ids {bad}. Fix: write them as GO:0000000."
+            )
         seen.add(entry["id"])
-        specs.append(FacetSpec(entry["id"], entry["name"], entry["description"], tuple(entry["go_roots"])))
+        specs.append(
+            FacetSpec(entry["id"], entry["name"], entry["description"], tuple(entry["go_roots"]))
+        )
     return specs

@@ -31,7 +31,10 @@ class FacetTensor:
 def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str, str]) -> None:
     with atomic_path(path) as tmp:
         save_file(
-            {"embeddings": tensor.embeddings.astype(np.float16), "mask": tensor.mask.astype(np.uint8)},
+            {
+                "embeddings": tensor.embeddings.astype(np.float16),
+                "mask": tensor.mask.astype(np.uint8),
+            },
             str(tmp),
             metadata={
                 **metadata,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import InputError
 
+
 @dataclass(frozen=True)
 class Sentence:
     text: str

@@ -43,11 +43,15 @@ def attention_normaliser(kind: AttentionKind):
         return lambda scores: torch.softmax(scores, dim=-1)
     from entmax import entmax15, sparsemax
 
-    return {"sparsemax": lambda s: sparsemax(s, dim=-1), "entmax15": lambda s: entmax15(s, dim=-1)}[kind]
+    return {"sparsemax": lambda s: sparsemax(s, dim=-1), "entmax15": lambda s: entmax15(s, dim=-1)}[
+        kind
+    ]
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+    )
 
 
 class FacetAttention(nn.Module):
@@ -55,7 +59,11 @@ class FacetAttention(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.query = nn.Sequential(nn.Linear(config.cell_dim, config.hidden_dim), nn.ReLU(), nn.LayerNorm(config.hidden_dim))
+        self.query = nn.Sequential(
+            nn.Linear(config.cell_dim, config.hidden_dim),
+            nn.ReLU(),
+            nn.LayerNorm(config.hidden_dim),
+        )
         self.key = nn.Linear(config.facet_dim, config.hidden_dim)
         self.value = nn.Linear(config.facet_dim, config.hidden_dim)
         self.null_facet = nn.Parameter(torch.randn(config.facet_dim) * 0.02)
@@ -73,7 +81,12 @@ class FacetAttention(nn.Module):
 
 
 class DyGenePTModule(nn.Module):
-    def __init__(self, config: ModelConfig, decoder_weight: torch.Tensor | None = None, decoder_bias: torch.Tensor | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        decoder_weight: torch.Tensor | None = None,
+        decoder_bias: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.config = config
         self.attention = FacetAttention(config)
@@ -86,8 +99,12 @@ class DyGenePTModule(nn.Module):
                 self.decoder.bias.copy_(decoder_bias)
 
     def forward(
-        self, cell_state: torch.Tensor, control_expression: torch.Tensor,
-        facets: torch.Tensor, mask: torch.Tensor, present: torch.Tensor,
+        self,
+        cell_state: torch.Tensor,
+        control_expression: torch.Tensor,
+        facets: torch.Tensor,
+        mask: torch.Tensor,
+        present: torch.Tensor,
     ):
         """Predict perturbed expression.
 
@@ -99,7 +116,9 @@ class DyGenePTModule(nn.Module):
         batch, n_slots = facets.shape[:2]
         states = cell_state.unsqueeze(1).expand(-1, n_slots, -1).reshape(batch * n_slots, -1)
         embedding, weights, query = self.attention(
-            states, facets.reshape(batch * n_slots, *facets.shape[2:]), mask.reshape(batch * n_slots, -1)
+            states,
+            facets.reshape(batch * n_slots, *facets.shape[2:]),
+            mask.reshape(batch * n_slots, -1),
         )
         slot_weight = present.unsqueeze(-1).to(embedding.dtype)
         embedding = embedding.view(batch, n_slots, -1) * slot_weight
@@ -108,5 +127,7 @@ class DyGenePTModule(nn.Module):
         if n_slots > 1:
             is_pair = present.all(dim=1, keepdim=True).to(embedding.dtype)
             shift = shift + self.pair_shift(embedding[:, 0] * embedding[:, 1]) * is_pair
-        expression = control_expression + self.decoder(cell_state + shift) - self.decoder(cell_state)
+        expression = (
+            control_expression + self.decoder(cell_state + shift) - self.decoder(cell_state)
+        )
         return expression, weights.view(batch, n_slots, -1)

@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 def build_model(data: PerturbationData, model_params: dict) -> DyGenePTModule:
     n_genes_in_tensor, n_facets, facet_dim = data.facets.embeddings.shape
     config = ModelConfig(
-        cell_dim=data.cell_state.shape[1], facet_dim=facet_dim, n_facets=n_facets, n_genes=len(data.gene_names),
-        hidden_dim=model_params["hidden_dim"], mlp_dim=model_params["mlp_dim"], dropout=model_params["dropout"],
+        cell_dim=data.cell_state.shape[1],
+        facet_dim=facet_dim,
+        n_facets=n_facets,
+        n_genes=len(data.gene_names),
+        hidden_dim=model_params["hidden_dim"],
+        mlp_dim=model_params["mlp_dim"],
+        dropout=model_params["dropout"],
         attention=model_params["attention"],
     )
     decoder = data.cells
@@ -32,7 +37,13 @@ def build_model(data: PerturbationData, model_params: dict) -> DyGenePTModule:
     return DyGenePTModule(config, weight, bias)
 
 
-def training_step_loss(model: DyGenePTModule, data: PerturbationData, conditions: list[str], cells_per_condition: int, rng: np.random.Generator) -> torch.Tensor:
+def training_step_loss(
+    model: DyGenePTModule,
+    data: PerturbationData,
+    conditions: list[str],
+    cells_per_condition: int,
+    rng: np.random.Generator,
+) -> torch.Tensor:
     facets, mask, present = data.facet_inputs(conditions)
     n_controls = data.cell_state.shape[0]
     picks = rng.integers(0, n_controls, size=(len(conditions), cells_per_condition))
@@ -45,24 +56,46 @@ def training_step_loss(model: DyGenePTModule, data: PerturbationData, conditions
     return torch.mean((predicted_mean - target) ** 2)
 
 
-def validation_loss(model: DyGenePTModule, data: PerturbationData, conditions: list[str], params: dict) -> float:
+def validation_loss(
+    model: DyGenePTModule, data: PerturbationData, conditions: list[str], params: dict
+) -> float:
     """The training loss on held-out validation perturbations, with a fixed draw of control cells."""
     model.eval()
     with torch.no_grad():
-        loss = training_step_loss(model, data, conditions, params["cells_per_condition"], np.random.default_rng(params["seed"]))
+        loss = training_step_loss(
+            model,
+            data,
+            conditions,
+            params["cells_per_condition"],
+            np.random.default_rng(params["seed"]),
+        )
     model.train()
     return loss.item()
 
 
-def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[str], params: dict, val_conditions: list[str] = ()) -> list[dict]:
+def fit(
+    model: DyGenePTModule,
+    data: PerturbationData,
+    train_conditions: list[str],
+    params: dict,
+    val_conditions: list[str] = (),
+) -> list[dict]:
     """Train with AdamW; with validation perturbations, keep the weights of the best validation loss."""
     torch.manual_seed(params["seed"])
     rng = np.random.default_rng(params["seed"])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"]
+    )
     history, best = [], (float("inf"), None)
     model.train()
     for step in range(1, params["steps"] + 1):
-        batch = list(rng.choice(train_conditions, size=min(params["conditions_per_step"], len(train_conditions)), replace=False))
+        batch = list(
+            rng.choice(
+                train_conditions,
+                size=min(params["conditions_per_step"], len(train_conditions)),
+                replace=False,
+            )
+        )
         loss = training_step_loss(model, data, batch, params["cells_per_condition"], rng)
         optimiser.zero_grad()
         loss.backward()
@@ -72,9 +105,17 @@ def fit(model: DyGenePTModule, data: PerturbationData, train_conditions: list[st
             if val_conditions:
                 record["val_loss"] = validation_loss(model, data, list(val_conditions), params)
                 if record["val_loss"] < best[0]:
-                    best = (record["val_loss"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+                    best = (
+                        record["val_loss"],
+                        {k: v.detach().clone() for k, v in model.state_dict().items()},
+                    )
             history.append(record)
-            log.info("step %d/%d %s", step, params["steps"], ", ".join(f"{k} {v:.5f}" for k, v in record.items() if k != "step"))
+            log.info(
+                "step %d/%d %s",
+                step,
+                params["steps"],
+                ", ".join(f"{k} {v:.5f}" for k, v in record.items() if k != "step"),
+            )
     if best[1] is not None:
         model.load_state_dict(best[1])
         log.info("kept the weights of the best validation loss %.5f", best[0])

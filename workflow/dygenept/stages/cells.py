@@ -7,8 +7,8 @@ initialisation (components and mean). scGPT and scVI encoders slot in as further
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import anndata as ad
 import numpy as np
@@ -21,7 +21,9 @@ from ..formats.cell_embedding import CellEmbedding, save_cell_embedding
 log = logging.getLogger(__name__)
 
 
-def pca_embed(expression: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pca_embed(
+    expression: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact PCA by SVD with a deterministic sign convention: (scores, components (d, genes), mean)."""
     n_components = min(n_components, expression.shape[0] - 1, expression.shape[1])
     mean = expression.mean(axis=0)
@@ -38,8 +40,15 @@ def pca_embed(expression: np.ndarray, n_components: int) -> tuple[np.ndarray, np
 
 def pca_encoder(controls: ad.AnnData, params: dict) -> CellEmbedding:
     scores, components, mean = pca_embed(dense(controls.X), params["n_components"])
-    log.info("PCA of %d control cells × %d genes → %d components", controls.n_obs, controls.n_vars, scores.shape[1])
-    return CellEmbedding(scores, controls.obs_names.astype(str).tolist(), "pca", components.T.copy(), mean)
+    log.info(
+        "PCA of %d control cells × %d genes → %d components",
+        controls.n_obs,
+        controls.n_vars,
+        scores.shape[1],
+    )
+    return CellEmbedding(
+        scores, controls.obs_names.astype(str).tolist(), "pca", components.T.copy(), mean
+    )
 
 
 CELL_ENCODERS: dict[str, Callable[[ad.AnnData, dict], CellEmbedding]] = {"pca": pca_encoder}
@@ -58,4 +67,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         raise InputError(f"config 'cells.encoder' is '{name}'; known: {sorted(CELL_ENCODERS)}")
     embedding = CELL_ENCODERS[name](controls, params)
     save_cell_embedding(embedding, outputs["embeddings"])
-    return {"encoder": name, "control_cells": len(embedding.cell_ids), "dim": int(embedding.embeddings.shape[1])}
+    return {
+        "encoder": name,
+        "control_cells": len(embedding.cell_ids),
+        "dim": int(embedding.embeddings.shape[1]),
+    }

@@ -20,10 +20,17 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..artifacts import atomic_path, write_json_atomic
-from ..conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, canonical_condition, condition_genes, unify_gene_order
+from ..conditions import (
+    CONDITION_KEY,
+    CONTROL,
+    CONTROL_KEY,
+    canonical_condition,
+    condition_genes,
+    unify_gene_order,
+)
 from ..errors import InputError
-from ..symbols import SymbolIndex, map_symbol
 from ..splits import Split, make_split
+from ..symbols import SymbolIndex, map_symbol
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,9 @@ def resolve_expression(matrix, path: str, declared: str) -> str:
     """``counts`` or ``log_normalized``: what X holds, checked against (or, for ``auto``, read from) the config."""
     values = _stored_values(matrix)
     if not np.all(np.isfinite(values)):
-        raise DatasetError(f"{path}: X holds NaN or infinite values. Fix: remove or impute them before running.")
+        raise DatasetError(
+            f"{path}: X holds NaN or infinite values. Fix: remove or impute them before running."
+        )
     if np.any(values < 0):
         raise DatasetError(
             f"{path}: X holds negative values (scaled or centred data?). Fix: give log-normalised "
@@ -64,7 +73,11 @@ def resolve_expression(matrix, path: str, declared: str) -> str:
         )
     counts = looks_like_counts(matrix)
     if declared == "log_normalized" and counts and values.max() <= MAX_LOG_EXPRESSION:
-        log.warning("%s: X holds only integers (max %.0f) yet is declared log_normalized; taken as declared.", path, values.max())
+        log.warning(
+            "%s: X holds only integers (max %.0f) yet is declared log_normalized; taken as declared.",
+            path,
+            values.max(),
+        )
         return declared
     if declared == "log_normalized" and counts:
         raise DatasetError(
@@ -81,7 +94,9 @@ def resolve_expression(matrix, path: str, declared: str) -> str:
     return "counts" if counts else "log_normalized"
 
 
-def check_columns(frame: pd.DataFrame, path: str, columns: dict[str, str], where: str = "obs") -> None:
+def check_columns(
+    frame: pd.DataFrame, path: str, columns: dict[str, str], where: str = "obs"
+) -> None:
     for field, column in columns.items():
         if column not in frame.columns:
             raise DatasetError(
@@ -90,7 +105,9 @@ def check_columns(frame: pd.DataFrame, path: str, columns: dict[str, str], where
             )
 
 
-def check_separator(labels: pd.Series, path: str, column: str, separator: str, control_values: list[str]) -> None:
+def check_separator(
+    labels: pd.Series, path: str, column: str, separator: str, control_values: list[str]
+) -> None:
     """Combinations written with another separator would read as one gene called 'A_B': stop early."""
     perturbed = labels[~labels.isin(control_values)].unique()
     if any(separator in label for label in perturbed):
@@ -108,7 +125,9 @@ def check_separator(labels: pd.Series, path: str, column: str, separator: str, c
 def read_h5ad(path: str) -> ad.AnnData:
     file = Path(path)
     if not file.is_file():
-        raise DatasetError(f"{path}: file not found. Fix: set config 'dataset.path' to an existing .h5ad.")
+        raise DatasetError(
+            f"{path}: file not found. Fix: set config 'dataset.path' to an existing .h5ad."
+        )
     if file.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty (0 bytes). Fix: download or copy it again.")
     try:
@@ -160,8 +179,12 @@ def read_conditions(obs: pd.DataFrame, path: str, params: dict) -> pd.Series:
     same_genes = unify_gene_order(list(canonical.values()))
     reordered = sorted({name for name, first in same_genes.items() if name != first})
     if reordered:
-        log.warning("%s: %d condition(s) name the genes of another in a different order and are merged with it: %s",
-                    path, len(reordered), ", ".join(f"{name} → {same_genes[name]}" for name in reordered[:10]))
+        log.warning(
+            "%s: %d condition(s) name the genes of another in a different order and are merged with it: %s",
+            path,
+            len(reordered),
+            ", ".join(f"{name} → {same_genes[name]}" for name in reordered[:10]),
+        )
     canonical = {label: same_genes[condition] for label, condition in canonical.items()}
     conditions = raw.map(canonical)
     if not (conditions == CONTROL).any():
@@ -187,14 +210,25 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
         check_columns(adata.obs, path, {f"filter.{filter_column}": filter_column})
         adata = adata[adata.obs[filter_column].astype(str) == str(value)].copy()
         if adata.n_obs == 0:
-            raise DatasetError(f"{path}: no cell has obs['{filter_column}'] == '{value}' (config 'dataset.filter').")
+            raise DatasetError(
+                f"{path}: no cell has obs['{filter_column}'] == '{value}' (config 'dataset.filter')."
+            )
     conditions = read_conditions(adata.obs, path, params)
     names = gene_names(adata, path, params.get("gene_symbol_column"))
     expression = resolve_expression(adata.X, path, params.get("expression", "auto"))
-    counts = adata.layers["counts"] if "counts" in adata.layers else None
-    matrix = sp.csr_matrix(adata.X, dtype=np.float32) if sp.issparse(adata.X) else np.asarray(adata.X, dtype=np.float32)
-    obs = pd.DataFrame({CONDITION_KEY: pd.Categorical(conditions.values), CONTROL_KEY: (conditions == CONTROL).values},
-                       index=adata.obs_names.astype(str))
+    counts = adata.layers.get("counts")
+    matrix = (
+        sp.csr_matrix(adata.X, dtype=np.float32)
+        if sp.issparse(adata.X)
+        else np.asarray(adata.X, dtype=np.float32)
+    )
+    obs = pd.DataFrame(
+        {
+            CONDITION_KEY: pd.Categorical(conditions.values),
+            CONTROL_KEY: (conditions == CONTROL).values,
+        },
+        index=adata.obs_names.astype(str),
+    )
     if batch_column:
         obs[BATCH_KEY] = pd.Categorical(adata.obs[batch_column].astype(str).values)
     var = pd.DataFrame({"feature_id": adata.var_names.astype(str)}, index=names)
@@ -214,34 +248,53 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
 # ---- genes -----------------------------------------------------------------------------------
 
 
-def harmonise_genes(names: pd.Index, index: SymbolIndex, overrides: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+def harmonise_genes(
+    names: pd.Index, index: SymbolIndex, overrides: dict[str, str]
+) -> tuple[pd.DataFrame, dict]:
     """Current symbol and Entrez id of every measured gene, with what could not be mapped and why."""
     rows, unmapped = [], {}
     for name in names:
         mapping = map_symbol(name, index, overrides)
         if mapping.entrez_id is None or mapping.entrez_id not in index.records:
-            reason = (f"ambiguous alias of {', '.join(index.records[c].symbol for c in mapping.candidates)}"
-                      if mapping.candidates else "not a symbol or alias in org.Hs.eg.db")
+            reason = (
+                f"ambiguous alias of {', '.join(index.records[c].symbol for c in mapping.candidates)}"
+                if mapping.candidates
+                else "not a symbol or alias in org.Hs.eg.db"
+            )
             unmapped[name] = reason
             rows.append((name, name, "", ""))
         else:
-            rows.append((name, index.records[mapping.entrez_id].symbol, mapping.entrez_id, mapping.match))
-    table = pd.DataFrame(rows, columns=["name", "gene_symbol", "entrez_id", "match"]).set_index("name")
+            rows.append(
+                (name, index.records[mapping.entrez_id].symbol, mapping.entrez_id, mapping.match)
+            )
+    table = pd.DataFrame(rows, columns=["name", "gene_symbol", "entrez_id", "match"]).set_index(
+        "name"
+    )
     mapped = table[table["entrez_id"] != ""]
     shared = mapped[mapped.duplicated("entrez_id", keep=False)]
     collisions = {entrez: sorted(group.index) for entrez, group in shared.groupby("entrez_id")}
     renamed = {name: row.gene_symbol for name, row in mapped.iterrows() if row.gene_symbol != name}
-    report = {"measured": len(table), "mapped": len(mapped), "by_match": mapped["match"].value_counts().to_dict(),
-              "unmapped": unmapped, "renamed": renamed, "collisions": collisions}
+    report = {
+        "measured": len(table),
+        "mapped": len(mapped),
+        "by_match": mapped["match"].value_counts().to_dict(),
+        "unmapped": unmapped,
+        "renamed": renamed,
+        "collisions": collisions,
+    }
     return table, report
 
 
-def vocabulary_coverage(symbols: list[str], perturbed: list[str], vocabulary_path: str | Path) -> dict:
+def vocabulary_coverage(
+    symbols: list[str], perturbed: list[str], vocabulary_path: str | Path
+) -> dict:
     """Share of measured and perturbed genes a cell-encoder vocabulary (scGPT ``vocab.json``: token → id) knows."""
     try:
         vocabulary = set(json.loads(Path(vocabulary_path).read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError) as error:
-        raise DatasetError(f"{vocabulary_path}: cannot read the vocabulary JSON ({error}). Fix: config 'dataset.vocabulary'.") from error
+        raise DatasetError(
+            f"{vocabulary_path}: cannot read the vocabulary JSON ({error}). Fix: config 'dataset.vocabulary'."
+        ) from error
     missing_perturbed = sorted(g for g in perturbed if g not in vocabulary)
     return {
         "vocabulary": str(vocabulary_path),
@@ -260,8 +313,12 @@ def select_hvg(adata: ad.AnnData, n_top_genes: int, keep: set[str]) -> ad.AnnDat
     if n_top_genes >= adata.n_vars:
         return adata
     batch_key = BATCH_KEY if BATCH_KEY in adata.obs else None
-    hvg = sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat", batch_key=batch_key, inplace=False)
-    selected = np.asarray(hvg["highly_variable"].values, dtype=bool) | adata.var_names.isin(list(keep))
+    hvg = sc.pp.highly_variable_genes(
+        adata, n_top_genes=n_top_genes, flavor="seurat", batch_key=batch_key, inplace=False
+    )
+    selected = np.asarray(hvg["highly_variable"].values, dtype=bool) | adata.var_names.isin(
+        list(keep)
+    )
     return adata[:, selected].copy()
 
 
@@ -279,13 +336,21 @@ def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
     groups = [c for c in adata.obs[CONDITION_KEY].cat.categories if c != CONTROL and sizes[c] >= 2]
     if not groups:
         return {}
-    scratch = ad.AnnData(X=adata.X, obs=adata.obs[[CONDITION_KEY]].copy(), var=pd.DataFrame(index=adata.var_names))
+    scratch = ad.AnnData(
+        X=adata.X, obs=adata.obs[[CONDITION_KEY]].copy(), var=pd.DataFrame(index=adata.var_names)
+    )
     with warnings.catch_warnings():
         # scanpy builds its result frame column by column; pandas warns about that, not about the data.
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         sc.tl.rank_genes_groups(
-            scratch, groupby=CONDITION_KEY, groups=groups, reference=CONTROL, method="t-test",
-            rankby_abs=True, n_genes=n_genes, use_raw=False,
+            scratch,
+            groupby=CONDITION_KEY,
+            groups=groups,
+            reference=CONTROL,
+            method="t-test",
+            rankby_abs=True,
+            n_genes=n_genes,
+            use_raw=False,
         )
     names = scratch.uns["rank_genes_groups"]["names"]
     return {group: [str(gene) for gene in names[group]] for group in groups}
@@ -296,13 +361,19 @@ def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
 FEW_CELLS = 10
 
 
-def target_report(conditions, index: SymbolIndex, overrides: dict[str, str], measured: pd.Index) -> dict:
+def target_report(
+    conditions, index: SymbolIndex, overrides: dict[str, str], measured: pd.Index
+) -> dict:
     """Perturbation targets: renamed to current symbols, not mappable (and why), not measured."""
     targets = sorted({g for c in conditions for g in condition_genes(c)})
     table, report = harmonise_genes(pd.Index(targets), index, overrides)
-    return {"targets": len(targets), "renamed": report["renamed"], "unmapped": report["unmapped"],
-            "not_measured": [g for g in targets if g not in measured],
-            "current_symbols": sorted(table.loc[table["entrez_id"] != "", "gene_symbol"])}
+    return {
+        "targets": len(targets),
+        "renamed": report["renamed"],
+        "unmapped": report["unmapped"],
+        "not_measured": [g for g in targets if g not in measured],
+        "current_symbols": sorted(table.loc[table["entrez_id"] != "", "gene_symbol"]),
+    }
 
 
 def data_card(adata: ad.AnnData, source: str, params: dict, split: Split) -> dict:
@@ -322,25 +393,46 @@ def data_card(adata: ad.AnnData, source: str, params: dict, split: Split) -> dic
         "doubles": int((genes_per == 2).sum()),
         "higher_order": sorted(genes_per.index[genes_per > 2]),
         "perturbed_genes": len({g for c in perturbed.index for g in condition_genes(c)}),
-        "cells_per_perturbation": {"min": int(perturbed.min()), "median": float(perturbed.median()), "max": int(perturbed.max())}
-        if len(perturbed) else {},
-        f"perturbations_with_fewer_than_{FEW_CELLS}_cells": sorted(perturbed.index[perturbed < FEW_CELLS]),
-        "expression": {"declared": params.get("expression", "auto"), "in_file": adata.uns.get("expression_in_file"),
-                       "counts_layer": "counts" in adata.layers, "max": float(values.max()) if values.size else 0.0,
-                       "share_zero": float(1 - np.count_nonzero(values) / (adata.n_obs * adata.n_vars))},
-        "split": {"kind": split.kind, "train": len(split.train), "val": len(split.val), "test": len(split.test),
-                  "held_out": len(split.held_out), **{k: len(v) for k, v in split.test_subgroups.items()}},
+        "cells_per_perturbation": {
+            "min": int(perturbed.min()),
+            "median": float(perturbed.median()),
+            "max": int(perturbed.max()),
+        }
+        if len(perturbed)
+        else {},
+        f"perturbations_with_fewer_than_{FEW_CELLS}_cells": sorted(
+            perturbed.index[perturbed < FEW_CELLS]
+        ),
+        "expression": {
+            "declared": params.get("expression", "auto"),
+            "in_file": adata.uns.get("expression_in_file"),
+            "counts_layer": "counts" in adata.layers,
+            "max": float(values.max()) if values.size else 0.0,
+            "share_zero": float(1 - np.count_nonzero(values) / (adata.n_obs * adata.n_vars)),
+        },
+        "split": {
+            "kind": split.kind,
+            "train": len(split.train),
+            "val": len(split.val),
+            "test": len(split.test),
+            "held_out": len(split.held_out),
+            **{k: len(v) for k, v in split.test_subgroups.items()},
+        },
     }
     if BATCH_KEY in adata.obs:
         controls = adata.obs.loc[adata.obs[CONTROL_KEY], BATCH_KEY].value_counts()
-        card["controls_per_batch"] = {str(batch): int(controls.get(batch, 0)) for batch in adata.obs[BATCH_KEY].cat.categories}
+        card["controls_per_batch"] = {
+            str(batch): int(controls.get(batch, 0)) for batch in adata.obs[BATCH_KEY].cat.categories
+        }
     return card
 
 
 # ---- stage entry -----------------------------------------------------------------------------
 
 
-def _write_outputs(outputs: dict[str, Path], adata: ad.AnnData, split: Split, de_genes: dict, card: dict) -> None:
+def _write_outputs(
+    outputs: dict[str, Path], adata: ad.AnnData, split: Split, de_genes: dict, card: dict
+) -> None:
     with atomic_path(outputs["h5ad"]) as tmp:
         adata.write_h5ad(tmp, compression="gzip")
     write_json_atomic(outputs["split"], split.as_dict())
@@ -358,25 +450,52 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """
     adata = load_dataset(inputs["h5ad"], params)
     conditions = adata.obs[CONDITION_KEY].unique().tolist()  # the data's order, as GEARS reads it
-    log.info("%s: %d cells × %d genes (%s in the file), %d perturbations, %d control cells", inputs["h5ad"], adata.n_obs,
-             adata.n_vars, adata.uns["expression_in_file"], len(conditions) - 1, int(adata.obs[CONTROL_KEY].sum()))
+    log.info(
+        "%s: %d cells × %d genes (%s in the file), %d perturbations, %d control cells",
+        inputs["h5ad"],
+        adata.n_obs,
+        adata.n_vars,
+        adata.uns["expression_in_file"],
+        len(conditions) - 1,
+        int(adata.obs[CONTROL_KEY].sum()),
+    )
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
     overrides = params.get("symbol_overrides", {})
     targets = target_report(conditions, index, overrides, adata.var_names)
     hvg = params.get("hvg") or {}
     if hvg.get("n_top_genes"):
         before = adata.n_vars
-        adata = select_hvg(adata, hvg["n_top_genes"], keep={g for c in conditions for g in condition_genes(c)})
-        log.info("highly variable genes: %d of %d kept (perturbed genes always kept)", adata.n_vars, before)
+        adata = select_hvg(
+            adata, hvg["n_top_genes"], keep={g for c in conditions for g in condition_genes(c)}
+        )
+        log.info(
+            "highly variable genes: %d of %d kept (perturbed genes always kept)",
+            adata.n_vars,
+            before,
+        )
     genes_table, genes_report = harmonise_genes(adata.var_names, index, overrides)
     adata.var["gene_symbol"] = genes_table["gene_symbol"].values
     adata.var["entrez_id"] = genes_table["entrez_id"].values
-    log.info("measured genes: %d of %d mapped to Entrez ids, %d renamed, %d unmapped, %d Entrez ids with several names",
-             genes_report["mapped"], genes_report["measured"], len(genes_report["renamed"]), len(genes_report["unmapped"]),
-             len(genes_report["collisions"]))
-    split = make_split(conditions, params["split"] | ({"path": str(inputs["split_file"])} if "split_file" in inputs else {}))
-    log.info("%s split: %d train, %d val, %d test perturbations (test: %s)", split.kind, len(split.train), len(split.val),
-             len(split.test), {k: len(v) for k, v in split.test_subgroups.items()})
+    log.info(
+        "measured genes: %d of %d mapped to Entrez ids, %d renamed, %d unmapped, %d Entrez ids with several names",
+        genes_report["mapped"],
+        genes_report["measured"],
+        len(genes_report["renamed"]),
+        len(genes_report["unmapped"]),
+        len(genes_report["collisions"]),
+    )
+    split = make_split(
+        conditions,
+        params["split"] | ({"path": str(inputs["split_file"])} if "split_file" in inputs else {}),
+    )
+    log.info(
+        "%s split: %d train, %d val, %d test perturbations (test: %s)",
+        split.kind,
+        len(split.train),
+        len(split.val),
+        len(split.test),
+        {k: len(v) for k, v in split.test_subgroups.items()},
+    )
     log.info("top %d DE genes of each perturbation against control (t-test)", params["de_genes"])
     de_genes = top_de_genes(adata, params["de_genes"])
     card = data_card(adata, str(inputs["h5ad"]), params, split)
@@ -386,6 +505,18 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     card["hvg"] = {"n_top_genes": hvg.get("n_top_genes"), "genes_kept": int(adata.n_vars)}
     if "vocabulary" in inputs:
         card["vocabulary_coverage"] = vocabulary_coverage(
-            list(adata.var["gene_symbol"]), targets["current_symbols"], inputs["vocabulary"])
+            list(adata.var["gene_symbol"]), targets["current_symbols"], inputs["vocabulary"]
+        )
     _write_outputs(outputs, adata, split, de_genes, card)
-    return {key: card[key] for key in ("cells", "genes", "control_cells", "perturbations", "singles", "doubles", "split")}
+    return {
+        key: card[key]
+        for key in (
+            "cells",
+            "genes",
+            "control_cells",
+            "perturbations",
+            "singles",
+            "doubles",
+            "split",
+        )
+    }

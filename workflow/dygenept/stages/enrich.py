@@ -17,8 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import annotation_db
-from ..errors import InputError
 from ..artifacts import atomic_path, write_json_atomic
+from ..errors import InputError
 from ..formats.gene_text import read_refseq_table
 from ..sources import PROSE_LABELS, lowest_string_score
 from ..text_cleaning import clean_sentences
@@ -46,7 +46,7 @@ class AnnotationMatrix:
     row_of: dict[str, int]
 
     @classmethod
-    def build(cls, gene_annotations: dict[str, set[tuple[str, str]]]) -> "AnnotationMatrix":
+    def build(cls, gene_annotations: dict[str, set[tuple[str, str]]]) -> AnnotationMatrix:
         gene_ids = sorted(gene_annotations)
         term_ids = sorted({go_id for pairs in gene_annotations.values() for go_id, _ in pairs})
         term_index = {term: i for i, term in enumerate(term_ids)}
@@ -55,7 +55,10 @@ class AnnotationMatrix:
             for go_id, _ in gene_annotations[gene]:
                 rows.append(row)
                 cols.append(term_index[go_id])
-        binary = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(gene_ids), len(term_ids)))
+        binary = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+            shape=(len(gene_ids), len(term_ids)),
+        )
         document_frequency = np.asarray(binary.sum(axis=0)).ravel()
         idf = np.log(len(gene_ids) / document_frequency).astype(np.float32)
         weighted = binary @ sp.diags(idf)
@@ -91,8 +94,13 @@ def neighbour_paragraph(symbol: str, neighbours: list[Neighbour], source: str) -
 Ranked = dict[str, list[tuple[str, float]]]  # gene → [(neighbour, score in 0..1)], best first
 
 
-def go_similarity_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix) -> Ranked:
-    return {entrez_id: matrix.nearest(entrez_id, params["top_k"], params["min_score"]) for entrez_id in entrez_ids}
+def go_similarity_neighbours(
+    entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix
+) -> Ranked:
+    return {
+        entrez_id: matrix.nearest(entrez_id, params["top_k"], params["min_score"])
+        for entrez_id in entrez_ids
+    }
 
 
 STRING_COLUMNS = ("gene1_entrez", "gene2_entrez", "combined_score")
@@ -112,22 +120,34 @@ def read_string_edges(path: str | Path, min_combined_score: int) -> pd.DataFrame
     return pd.concat([edges, flipped], ignore_index=True)
 
 
-def string_neighbours(entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix) -> Ranked:
+def string_neighbours(
+    entrez_ids: list[str], inputs: dict[str, Path], params: dict, matrix: AnnotationMatrix
+) -> Ranked:
     """Top-k STRING partners from the edge table: a local one (string_table) or STRING's own files (string_files)."""
     threshold = params[params["neighbours"]]["min_combined_score"]
     # A gene with no partner at the threshold takes its best medium-confidence ones (STRING: ≥ 400) if set.
-    edges = read_string_edges(inputs["string_table"], lowest_string_score(threshold, params["string_fallback_min_score"]))
-    edges = edges[edges["gene1_entrez"].isin(entrez_ids)].sort_values(["gene1_entrez", "combined_score", "gene2_entrez"], ascending=[True, False, True])
+    edges = read_string_edges(
+        inputs["string_table"], lowest_string_score(threshold, params["string_fallback_min_score"])
+    )
+    edges = edges[edges["gene1_entrez"].isin(entrez_ids)].sort_values(
+        ["gene1_entrez", "combined_score", "gene2_entrez"], ascending=[True, False, True]
+    )
     ranked: Ranked = {entrez_id: [] for entrez_id in entrez_ids}
     for gene, group in edges.groupby("gene1_entrez", sort=False):
         strong = group[group["combined_score"] >= threshold]
         chosen = strong if len(strong) else group
-        ranked[gene] = [(n, s / 1000.0) for n, s in zip(chosen["gene2_entrez"], chosen["combined_score"])][: params["top_k"]]
+        ranked[gene] = [
+            (n, s / 1000.0) for n, s in zip(chosen["gene2_entrez"], chosen["combined_score"])
+        ][: params["top_k"]]
     return ranked
 
 
 NEIGHBOUR_SOURCES = {
-    "go_similarity": ("Gene Ontology annotation similarity", "similarity", go_similarity_neighbours),
+    "go_similarity": (
+        "Gene Ontology annotation similarity",
+        "similarity",
+        go_similarity_neighbours,
+    ),
     "string_table": ("STRING protein interactions", "STRING score", string_neighbours),
     "string_files": ("STRING protein interactions", "STRING score", string_neighbours),
 }
@@ -145,11 +165,22 @@ def first_prose_sentences(table: pd.DataFrame) -> dict[str, str]:
 
 def refseq_first_sentences(path: str | Path, entrez_ids: set[str]) -> dict[str, str]:
     summaries = read_refseq_table(path, entrez_ids)
-    return {gene: sentences[0] for gene, summary in summaries.items() if (sentences := clean_sentences(summary))}
+    return {
+        gene: sentences[0]
+        for gene, summary in summaries.items()
+        if (sentences := clean_sentences(summary))
+    }
 
 
-def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dict, score_label: str, n_terms: int,
-             prose: dict[str, str]) -> dict[str, list[Neighbour]]:
+def describe(
+    ranked: Ranked,
+    matrix: AnnotationMatrix,
+    records: dict,
+    terms: dict,
+    score_label: str,
+    n_terms: int,
+    prose: dict[str, str],
+) -> dict[str, list[Neighbour]]:
     """A one-sentence summary of each neighbour: its name, the score, and its first prose sentence (knowledge
     text or RefSeq) or else its most specific GO terms."""
     described = {}
@@ -162,7 +193,11 @@ def describe(ranked: Ranked, matrix: AnnotationMatrix, records: dict, terms: dic
             if neighbour_id in prose:
                 about = f": {prose[neighbour_id]}"
             else:
-                top = [terms[t].term for t in matrix.top_terms(neighbour_id, n_terms)] if neighbour_id in matrix.row_of else []
+                top = (
+                    [terms[t].term for t in matrix.top_terms(neighbour_id, n_terms)]
+                    if neighbour_id in matrix.row_of
+                    else []
+                )
                 about = f" is annotated with {', '.join(top)}." if top else " has no GO annotation."
             summary = f"{record.symbol} ({record.name}; {score_label} {score:.2f}){about}"
             described[gene].append(Neighbour(neighbour_id, record.symbol, round(score, 4), summary))
@@ -179,13 +214,20 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     table = pd.read_parquet(inputs["gene_text"])
     thin = table.loc[table["n_chars"] < params["min_chars"], "entrez_id"].tolist()
     if params["neighbours"] not in NEIGHBOUR_SOURCES:
-        raise InputError(f"config 'enrich.neighbours' is '{params['neighbours']}'; known: {sorted(NEIGHBOUR_SOURCES)}")
+        raise InputError(
+            f"config 'enrich.neighbours' is '{params['neighbours']}'; known: {sorted(NEIGHBOUR_SOURCES)}"
+        )
     neighbours: dict[str, list[Neighbour]] = {}
     described_by: dict[str, str] = {}
     tried: dict[str, list[str]] = {gene: [] for gene in thin}
     if thin:
-        matrix = AnnotationMatrix.build(annotation_db.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"]))
-        records, terms = annotation_db.gene_records(inputs["org_db"]), annotation_db.go_terms(inputs["go_db"])
+        matrix = AnnotationMatrix.build(
+            annotation_db.gene_go_annotations(inputs["org_db"], None, params["excluded_evidence"])
+        )
+        records, terms = (
+            annotation_db.gene_records(inputs["org_db"]),
+            annotation_db.go_terms(inputs["go_db"]),
+        )
         prose = first_prose_sentences(table)
         if "refseq_tsv" in inputs:
             prose = {**refseq_first_sentences(inputs["refseq_tsv"], set(records)), **prose}
@@ -193,8 +235,15 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         for name in dict.fromkeys([params["neighbours"], "go_similarity"]):
             pending = [gene for gene in thin if not neighbours.get(gene)]
             description, score_label, source = NEIGHBOUR_SOURCES[name]
-            found = describe(source(pending, inputs, params, matrix), matrix, records, terms, score_label,
-                             params["terms_per_neighbour"], prose)
+            found = describe(
+                source(pending, inputs, params, matrix),
+                matrix,
+                records,
+                terms,
+                score_label,
+                params["terms_per_neighbour"],
+                prose,
+            )
             for gene, listed in found.items():
                 tried[gene].append(name)
                 if listed:
@@ -203,33 +252,68 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     for gene in table.itertuples(index=False):
         found = neighbours.get(gene.entrez_id, [])
         if found:
-            enriched_text.append(f"{gene.text}\n\n{neighbour_paragraph(gene.symbol, found, described_by[gene.entrez_id])}".strip())
+            enriched_text.append(
+                f"{gene.text}\n\n{neighbour_paragraph(gene.symbol, found, described_by[gene.entrez_id])}".strip()
+            )
         else:
             enriched_text.append(gene.text)
         enriched_flag.append(bool(found))
-        neighbour_lists.append([{"entrez_id": n.entrez_id, "symbol": n.symbol, "score": n.score} for n in found])
-    table = table.assign(text=enriched_text, enriched=enriched_flag, neighbours=neighbour_lists,
-                         neighbour_source=[described_by.get(gene, "") for gene in table["entrez_id"]])
+        neighbour_lists.append(
+            [{"entrez_id": n.entrez_id, "symbol": n.symbol, "score": n.score} for n in found]
+        )
+    table = table.assign(
+        text=enriched_text,
+        enriched=enriched_flag,
+        neighbours=neighbour_lists,
+        neighbour_source=[described_by.get(gene, "") for gene in table["entrez_id"]],
+    )
     table["n_chars"] = table["text"].str.len()
     with atomic_path(outputs["gene_text"]) as tmp:
         table.to_parquet(tmp, index=False)
     report = enrich_report(table, thin, tried, params)
     write_json_atomic(outputs["report"], report)
-    log.info("%d thin genes (< %d chars); enriched: %s; still thin: %s", len(thin), params["min_chars"],
-             sorted(report["enriched"]), sorted(report["still_thin"]))
-    return {"thin_genes": len(thin), "enriched": sorted(report["enriched"]), "still_thin": report["still_thin"],
-            "neighbour_source": params["neighbours"]}
+    log.info(
+        "%d thin genes (< %d chars); enriched: %s; still thin: %s",
+        len(thin),
+        params["min_chars"],
+        sorted(report["enriched"]),
+        sorted(report["still_thin"]),
+    )
+    return {
+        "thin_genes": len(thin),
+        "enriched": sorted(report["enriched"]),
+        "still_thin": report["still_thin"],
+        "neighbour_source": params["neighbours"],
+    }
 
 
-def enrich_report(table: pd.DataFrame, thin: list[str], tried: dict[str, list[str]], params: dict) -> dict:
+def enrich_report(
+    table: pd.DataFrame, thin: list[str], tried: dict[str, list[str]], params: dict
+) -> dict:
     """Which thin genes got neighbours from which source, and why the others stayed thin."""
     rows = table.set_index("entrez_id")
-    enriched = {rows.at[g, "symbol"]: {"source": rows.at[g, "neighbour_source"],
-                                       "neighbours": [f"{n['symbol']} ({n['score']:.2f})" for n in rows.at[g, "neighbours"]],
-                                       "n_chars": int(rows.at[g, "n_chars"])}
-                for g in thin if rows.at[g, "enriched"]}
-    still_thin = {rows.at[g, "symbol"]: f"no neighbour in {' or '.join(tried[g])} (no STRING partner at the score "
-                                        f"threshold, no GO annotation similarity ≥ {params['min_score']})"
-                  for g in thin if not rows.at[g, "enriched"]}
-    return {"min_chars": params["min_chars"], "neighbours": params["neighbours"], "genes": len(table),
-            "thin_genes": len(thin), "enriched": enriched, "still_thin": still_thin}
+    enriched = {
+        rows.at[g, "symbol"]: {
+            "source": rows.at[g, "neighbour_source"],
+            "neighbours": [f"{n['symbol']} ({n['score']:.2f})" for n in rows.at[g, "neighbours"]],
+            "n_chars": int(rows.at[g, "n_chars"]),
+        }
+        for g in thin
+        if rows.at[g, "enriched"]
+    }
+    still_thin = {
+        rows.at[
+            g, "symbol"
+        ]: f"no neighbour in {' or '.join(tried[g])} (no STRING partner at the score "
+        f"threshold, no GO annotation similarity ≥ {params['min_score']})"
+        for g in thin
+        if not rows.at[g, "enriched"]
+    }
+    return {
+        "min_chars": params["min_chars"],
+        "neighbours": params["neighbours"],
+        "genes": len(table),
+        "thin_genes": len(thin),
+        "enriched": enriched,
+        "still_thin": still_thin,
+    }

@@ -29,7 +29,9 @@ def assemble(table: pd.DataFrame, vectors: dict[str, np.ndarray], dim: int) -> F
         if not record.is_none:
             embeddings[row[record.entrez_id], record.facet_index] = vectors[record.text]
             mask[row[record.entrez_id], record.facet_index] = True
-    return FacetTensor(embeddings, mask, genes["entrez_id"].tolist(), genes["symbol"].tolist(), facet_ids)
+    return FacetTensor(
+        embeddings, mask, genes["entrez_id"].tolist(), genes["symbol"].tolist(), facet_ids
+    )
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
@@ -41,11 +43,18 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     table = pd.read_parquet(inputs["facets"])
     encoder = TextEncoder.from_spec(params["encoder"])
     unique_texts = sorted(set(table.loc[~table["is_none"], "text"]))
-    log.info("encoding %d distinct facet texts with %s (D=%d)", len(unique_texts), encoder.model_dir, encoder.dim)
+    log.info(
+        "encoding %d distinct facet texts with %s (D=%d)",
+        len(unique_texts),
+        encoder.model_dir,
+        encoder.dim,
+    )
     vectors = dict(zip(unique_texts, encoder.encode(unique_texts)))
     tensor = assemble(table, vectors, encoder.dim)
     model_id = params["encoder"].get("hub_id") or str(encoder.model_dir)
-    save_facet_tensor(tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.weights_sha256})
+    save_facet_tensor(
+        tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.weights_sha256}
+    )
     return {
         "encoder_model_id": model_id,
         "encoder_revision": params["encoder"].get("revision"),

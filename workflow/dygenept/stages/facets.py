@@ -8,8 +8,8 @@ backend is ``go-rules``; further backends implement the same ``FacetBackend`` pr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -29,24 +29,30 @@ def read_gene_texts(path: str | Path) -> list[GeneText]:
     ]
 
 
-def facet_table(genes: Sequence[GeneText], facet_sets: Sequence[FacetSet], facets: Sequence[FacetSpec]) -> pd.DataFrame:
+def facet_table(
+    genes: Sequence[GeneText], facet_sets: Sequence[FacetSet], facets: Sequence[FacetSpec]
+) -> pd.DataFrame:
     by_gene = {facet_set.entrez_id: facet_set for facet_set in facet_sets}
     rows = []
     for gene in genes:
         facet_set = by_gene[gene.entrez_id]
         if len(facet_set.texts) != len(facets):
-            raise ValueError(f"backend gave {len(facet_set.texts)} facets for {gene.symbol}; expected {len(facets)}")
+            raise ValueError(
+                f"backend gave {len(facet_set.texts)} facets for {gene.symbol}; expected {len(facets)}"
+            )
         for position, (spec, text) in enumerate(zip(facets, facet_set.texts)):
             evidence = facet_set.evidence[position] if facet_set.evidence else ()
-            rows.append({
-                "entrez_id": gene.entrez_id,
-                "symbol": gene.symbol,
-                "facet": spec.id,
-                "facet_index": position,
-                "is_none": text is None,
-                "text": NONE_MARKER if text is None else text,
-                "evidence": list(evidence),
-            })
+            rows.append(
+                {
+                    "entrez_id": gene.entrez_id,
+                    "symbol": gene.symbol,
+                    "facet": spec.id,
+                    "facet_index": position,
+                    "is_none": text is None,
+                    "text": NONE_MARKER if text is None else text,
+                    "evidence": list(evidence),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -66,4 +72,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         table.to_parquet(tmp, index=False)
     coverage = (1 - table.groupby("facet", sort=False)["is_none"].mean()).round(3)
     log.info("facet coverage (share of genes with a role): %s", coverage.to_dict())
-    return {"backend": backend.name, "genes": len(genes), "facets": [f.id for f in facets], "coverage": coverage.to_dict()}
+    return {
+        "backend": backend.name,
+        "genes": len(genes),
+        "facets": [f.id for f in facets],
+        "coverage": coverage.to_dict(),
+    }

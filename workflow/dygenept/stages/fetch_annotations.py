@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..annotation_db import read_metadata, table_names
-from ..errors import InputError
 from ..artifacts import atomic_path, sha256_file
+from ..errors import InputError
 from ..http import RetryPolicy, download
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,15 @@ def fetch_with_apt(package: AnnotationPackage, version: str | None, workdir: Pat
     spec = f"{package.debian_name}={version}" if version else package.debian_name
     result = _run(["apt-get", "download", spec], workdir)
     if result.returncode != 0 and os.geteuid() == 0:
-        log.info("apt-get download failed (%s); refreshing apt lists once", result.stderr.strip()[-200:])
+        log.info(
+            "apt-get download failed (%s); refreshing apt lists once", result.stderr.strip()[-200:]
+        )
         _run(["apt-get", "update"], workdir)
         result = _run(["apt-get", "download", spec], workdir)
     if result.returncode != 0:
-        raise AnnotationFetchError(f"apt-get download {spec} failed: {result.stderr.strip()[-500:]}")
+        raise AnnotationFetchError(
+            f"apt-get download {spec} failed: {result.stderr.strip()[-500:]}"
+        )
     debs = sorted(workdir.glob(f"{package.debian_name}_*.deb"))
     if not debs:
         raise AnnotationFetchError(f"apt-get download {spec} produced no .deb in {workdir}")
@@ -82,7 +86,9 @@ def fetch_with_apt(package: AnnotationPackage, version: str | None, workdir: Pat
     return sqlite_path
 
 
-def fetch_with_tarball(package: AnnotationPackage, url: str, workdir: Path, timeout: float = 120.0) -> Path:
+def fetch_with_tarball(
+    package: AnnotationPackage, url: str, workdir: Path, timeout: float = 120.0
+) -> Path:
     """Download a Bioconductor source tarball and extract the SQLite file from it."""
     tarball = workdir / Path(url).name
     log.info("downloading %s", url)
@@ -101,10 +107,14 @@ def fetch_with_tarball(package: AnnotationPackage, url: str, workdir: Path, time
     return sqlite_path
 
 
-def fetch_package(package: AnnotationPackage, destination: Path, apt_version: str | None, tarball_url: str | None) -> dict:
+def fetch_package(
+    package: AnnotationPackage, destination: Path, apt_version: str | None, tarball_url: str | None
+) -> dict:
     """Fetch one database to ``destination`` (atomically), trying apt first, then the tarball."""
     errors = []
-    destination.parent.mkdir(parents=True, exist_ok=True)  # the work directory sits beside the destination
+    destination.parent.mkdir(
+        parents=True, exist_ok=True
+    )  # the work directory sits beside the destination
     with tempfile.TemporaryDirectory(dir=destination.parent) as tmp:
         workdir = Path(tmp).resolve()
         sqlite_path = None
@@ -115,12 +125,16 @@ def fetch_package(package: AnnotationPackage, destination: Path, apt_version: st
             errors.append(f"apt: {error}")
         if sqlite_path is None and tarball_url:
             try:
-                sqlite_path, method = fetch_with_tarball(package, tarball_url, workdir), "bioconductor-tarball"
+                sqlite_path, method = (
+                    fetch_with_tarball(package, tarball_url, workdir),
+                    "bioconductor-tarball",
+                )
             except (OSError, InputError, tarfile.TarError) as error:
                 errors.append(f"tarball {tarball_url}: {error}")
         if sqlite_path is None:
             raise AnnotationFetchError(
-                f"could not fetch {package.bioc_name}: " + "; ".join(errors)
+                f"could not fetch {package.bioc_name}: "
+                + "; ".join(errors)
                 + ". Fix: install apt (Debian/Ubuntu), check the tarball URL in config "
                 "'annotations.tarball_urls', or point 'annotations.sqlite' at an existing "
                 f"{package.sqlite_name} (e.g. from an R library: <lib>/{package.bioc_name}/extdata/)."
@@ -128,18 +142,28 @@ def fetch_package(package: AnnotationPackage, destination: Path, apt_version: st
         check_sqlite(sqlite_path, package)
         with atomic_path(destination) as tmp_target:
             shutil.move(str(sqlite_path), tmp_target)
-    return {"package": package.bioc_name, "method": method, "sha256": sha256_file(destination), "metadata": read_metadata(destination)}
+    return {
+        "package": package.bioc_name,
+        "method": method,
+        "sha256": sha256_file(destination),
+        "metadata": read_metadata(destination),
+    }
 
 
 def check_sqlite(path: Path, package: AnnotationPackage) -> None:
-    required = {"org.Hs.eg.sqlite": {"genes", "gene_info", "alias", "go_bp"}, "GO.sqlite": {"go_term", "go_bp_offspring"}}
+    required = {
+        "org.Hs.eg.sqlite": {"genes", "gene_info", "alias", "go_bp"},
+        "GO.sqlite": {"go_term", "go_bp_offspring"},
+    }
     try:
         tables = set(table_names(path))
     except sqlite3.DatabaseError as error:
         raise AnnotationFetchError(f"{path} is not a readable SQLite database ({error})") from error
     missing = required.get(package.sqlite_name, set()) - tables
     if missing:
-        raise AnnotationFetchError(f"{path} lacks tables {sorted(missing)}; is it really {package.sqlite_name}?")
+        raise AnnotationFetchError(
+            f"{path} lacks tables {sorted(missing)}; is it really {package.sqlite_name}?"
+        )
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
@@ -158,5 +182,3 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             tarball_url=params.get("tarball_urls", {}).get(key),
         )
     return details
-
-

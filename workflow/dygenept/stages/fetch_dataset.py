@@ -31,7 +31,11 @@ def extract_member(archive: Path, member: str, destination: Path) -> None:
             names = bundle.namelist()
             if member not in names:
                 _missing_member(archive, member, names)
-            with bundle.open(member) as source, atomic_path(destination) as tmp, open(tmp, "wb") as out:
+            with (
+                bundle.open(member) as source,
+                atomic_path(destination) as tmp,
+                open(tmp, "wb") as out,
+            ):
                 shutil.copyfileobj(source, out, 1 << 20)
         return
     if tarfile.is_tarfile(archive):
@@ -43,7 +47,9 @@ def extract_member(archive: Path, member: str, destination: Path) -> None:
             with source, atomic_path(destination) as tmp, open(tmp, "wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
         return
-    raise InputError(f"{archive}: not a zip or tar archive, yet config 'dataset.download.member' is set. Fix: clear it.")
+    raise InputError(
+        f"{archive}: not a zip or tar archive, yet config 'dataset.download.member' is set. Fix: clear it."
+    )
 
 
 def _missing_member(archive: Path, member: str, names: list[str]) -> None:
@@ -62,10 +68,14 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """
     settings = params["download"]
     if not settings.get("url"):
-        raise InputError(f"config 'dataset.source' is {params['source']} but 'dataset.download.url' is empty. Fix: give the URL.")
+        raise InputError(
+            f"config 'dataset.source' is {params['source']} but 'dataset.download.url' is empty. Fix: give the URL."
+        )
     target = Path(outputs["h5ad"])
     downloaded = target.with_name(target.name + DOWNLOAD_SUFFIX)
-    policy = RetryPolicy(attempts=settings.get("attempts", 5), timeout_seconds=settings.get("timeout_seconds", 60))
+    policy = RetryPolicy(
+        attempts=settings.get("attempts", 5), timeout_seconds=settings.get("timeout_seconds", 60)
+    )
     urls = [settings["url"]] + ([settings["mirror_url"]] if settings.get("mirror_url") else [])
     used = settings["url"]
     if not downloaded.exists():  # a verified download from a crashed run is reused
@@ -78,4 +88,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         with atomic_path(target) as tmp:
             downloaded.replace(tmp)
     log.info("%s → %s (%.1f MB)", used, target, target.stat().st_size / 1e6)
-    return {"url": used, "download_sha256": sha256, "checksum_pinned": settings.get("checksum"), "member": settings.get("member")}
+    return {
+        "url": used,
+        "download_sha256": sha256,
+        "checksum_pinned": settings.get("checksum"),
+        "member": settings.get("member"),
+    }

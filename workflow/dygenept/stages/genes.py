@@ -9,8 +9,8 @@ ambiguously, are reported by name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import anndata as ad
 import pandas as pd
@@ -18,15 +18,18 @@ import pandas as pd
 from ..artifacts import atomic_path
 from ..conditions import CONDITION_KEY, condition_genes
 from ..formats.gene_table import GENES_COLUMNS
-from ..symbols import Mapping, SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
+from ..symbols import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
 
 log = logging.getLogger(__name__)
+
 
 def perturbed_genes(conditions: Iterable[str]) -> list[str]:
     return sorted({gene for condition in conditions for gene in condition_genes(condition)})
 
 
-def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, str], on_unmapped: str, source: str) -> pd.DataFrame:
+def map_universe(
+    queries: list[str], index: SymbolIndex, overrides: dict[str, str], on_unmapped: str, source: str
+) -> pd.DataFrame:
     mappings = [map_symbol(query, index, overrides) for query in queries]
     unmapped = [m for m in mappings if m.entrez_id is None]
     if unmapped:
@@ -54,8 +57,15 @@ def map_universe(queries: list[str], index: SymbolIndex, overrides: dict[str, st
     table = pd.DataFrame(rows, columns=GENES_COLUMNS)
     collisions = table[table.duplicated("entrez_id", keep=False)]
     if not collisions.empty:
-        shown = ", ".join(f"{q}→{s}" for q, s in collisions[["query", "symbol"]].head(10).itertuples(index=False))
-        log.warning("%d names share a gene with another name (%s%s)", len(collisions), shown, ", ..." if len(collisions) > 10 else "")
+        shown = ", ".join(
+            f"{q}→{s}" for q, s in collisions[["query", "symbol"]].head(10).itertuples(index=False)
+        )
+        log.warning(
+            "%d names share a gene with another name (%s%s)",
+            len(collisions),
+            shown,
+            ", ..." if len(collisions) > 10 else "",
+        )
     return table
 
 
@@ -68,10 +78,20 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
     queries = sorted(set(perturbed_genes(conditions)) | set(params.get("extra", [])))
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
-    table = map_universe(queries, index, params.get("symbol_overrides", {}), params["on_unmapped"], str(inputs["h5ad"]))
+    table = map_universe(
+        queries,
+        index,
+        params.get("symbol_overrides", {}),
+        params["on_unmapped"],
+        str(inputs["h5ad"]),
+    )
     with atomic_path(outputs["genes"]) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     by_match = table["match"].value_counts().to_dict()
     log.info("%d genes mapped (%s) of %d names", len(table), by_match, len(queries))
-    return {"queried": len(queries), "mapped": len(table), "by_match": by_match,
-            "unmapped": sorted(set(queries) - set(table["query"]))}
+    return {
+        "queried": len(queries),
+        "mapped": len(table),
+        "by_match": by_match,
+        "unmapped": sorted(set(queries) - set(table["query"])),
+    }

@@ -17,17 +17,28 @@ TABLE_METRICS = ["pearson_delta", "pearson_delta_de", "mse_de"]
 
 
 def metrics_table(summary: dict, group: str = "all") -> pd.DataFrame:
-    rows = [{"method": method, **groups[group]} for method, groups in summary.items() if group in groups]
+    rows = [
+        {"method": method, **groups[group]} for method, groups in summary.items() if group in groups
+    ]
     return pd.DataFrame(rows, columns=["method", "n", *TABLE_METRICS]).set_index("method")
 
 
 def format_table(table: pd.DataFrame) -> str:
     """A plain-text table that reads the same in a terminal and in Markdown."""
     header = ["method", *table.columns]
-    lines = [header] + [[method, *(_fmt(v) for v in row)] for method, row in zip(table.index, table.itertuples(index=False))]
+    lines = [header] + [
+        [method, *(_fmt(v) for v in row)]
+        for method, row in zip(table.index, table.itertuples(index=False))
+    ]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     render = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([render(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(render, lines[1:])])
+    return "\n".join(
+        [
+            render(lines[0]),
+            "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            *map(render, lines[1:]),
+        ]
+    )
 
 
 def _fmt(value) -> str:
@@ -36,15 +47,23 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def heatmap_matrix(weights: pd.DataFrame, facet_names: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def heatmap_matrix(
+    weights: pd.DataFrame, facet_names: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows 'GENE (in CONDITION)', columns facet names: mean facet weight, and whether the facet exists."""
     if weights.empty:
         return pd.DataFrame(), pd.DataFrame()
-    label = weights["gene"] + " (" + weights["condition"].str.replace("+ctrl", "", regex=False) + ")"
+    label = (
+        weights["gene"] + " (" + weights["condition"].str.replace("+ctrl", "", regex=False) + ")"
+    )
     frame = weights.assign(row=label, facet_name=weights["facet"].map(facet_names))
     order = list(facet_names.values())
-    values = frame.pivot_table(index="row", columns="facet_name", values="mean_weight", sort=False)[order]
-    present = frame.pivot_table(index="row", columns="facet_name", values="has_facet", sort=False, aggfunc="max")[order]
+    values = frame.pivot_table(index="row", columns="facet_name", values="mean_weight", sort=False)[
+        order
+    ]
+    present = frame.pivot_table(
+        index="row", columns="facet_name", values="has_facet", sort=False, aggfunc="max"
+    )[order]
     return values, present.astype(bool)
 
 
@@ -57,7 +76,9 @@ def plot_heatmap(values: pd.DataFrame, present: pd.DataFrame, path: Path) -> Non
     height = max(3.0, 0.32 * len(values) + 1.8)
     figure, axis = plt.subplots(figsize=(9, height))
     if values.empty:
-        axis.text(0.5, 0.5, "no held-out perturbation with facets to show", ha="center", va="center")
+        axis.text(
+            0.5, 0.5, "no held-out perturbation with facets to show", ha="center", va="center"
+        )
         axis.set_axis_off()
     else:
         image = axis.imshow(values.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -66,7 +87,9 @@ def plot_heatmap(values: pd.DataFrame, present: pd.DataFrame, path: Path) -> Non
         for (i, j), has in pd.DataFrame(present.to_numpy()).stack().items():
             if not has:
                 axis.text(j, i, "·", ha="center", va="center", color="white", fontsize=10)
-        axis.set_title("Facet weights on held-out perturbations\n(mean over control cells; · = NONE facet, null vector)")
+        axis.set_title(
+            "Facet weights on held-out perturbations\n(mean over control cells; · = NONE facet, null vector)"
+        )
         figure.colorbar(image, ax=axis, label="attention weight")
     figure.tight_layout()
     with atomic_path(path) as tmp:
@@ -95,22 +118,36 @@ def markdown_report(summary: dict, skipped: dict, heatmap_name: str) -> str:
         sections += [f"## {title}", "", format_table(table), ""]
     sections += [METRIC_NOTE, "", "## Facet attention", "", f"![facet weights]({heatmap_name})", ""]
     if skipped:
-        sections += ["## Perturbations left out", ""] + [f"- {c}: {why}" for c, why in sorted(skipped.items())] + [""]
+        sections += (
+            ["## Perturbations left out", ""]
+            + [f"- {c}: {why}" for c, why in sorted(skipped.items())]
+            + [""]
+        )
     return "\n".join(sections)
 
 
 def html_report(summary: dict, skipped: dict, heatmap_name: str) -> str:
     parts = ["<h1>DyGenePT report</h1>"]
     for title, table in report_tables(summary):
-        parts += [f"<h2>{html.escape(title)}</h2>", table.to_html(na_rep="n/a", float_format=lambda v: f"{v:.3f}")]
-    parts += [f"<p>{html.escape(METRIC_NOTE)}</p>", "<h2>Facet attention</h2>",
-              f'<img src="{html.escape(heatmap_name)}" alt="facet weights per held-out perturbation">']
+        parts += [
+            f"<h2>{html.escape(title)}</h2>",
+            table.to_html(na_rep="n/a", float_format=lambda v: f"{v:.3f}"),
+        ]
+    parts += [
+        f"<p>{html.escape(METRIC_NOTE)}</p>",
+        "<h2>Facet attention</h2>",
+        f'<img src="{html.escape(heatmap_name)}" alt="facet weights per held-out perturbation">',
+    ]
     if skipped:
-        items = "".join(f"<li>{html.escape(c)}: {html.escape(why)}</li>" for c, why in sorted(skipped.items()))
+        items = "".join(
+            f"<li>{html.escape(c)}: {html.escape(why)}</li>" for c, why in sorted(skipped.items())
+        )
         parts += ["<h2>Perturbations left out</h2>", f"<ul>{items}</ul>"]
     style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{padding:.2em .6em}"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>DyGenePT report</title><style>{style}</style>"
-            f"</head><body>{''.join(parts)}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>DyGenePT report</title><style>{style}</style>"
+        f"</head><body>{''.join(parts)}</body></html>\n"
+    )
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
@@ -124,7 +161,11 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     facet_names = {spec.id: spec.name for spec in load_facet_specs(inputs["facets_yaml"])}
     heatmap = Path(outputs["heatmap"])
     plot_heatmap(*heatmap_matrix(weights, facet_names), heatmap)
-    write_text_atomic(outputs["markdown"], markdown_report(metrics["summary"], metrics["skipped"], heatmap.name))
-    write_text_atomic(outputs["html"], html_report(metrics["summary"], metrics["skipped"], heatmap.name))
+    write_text_atomic(
+        outputs["markdown"], markdown_report(metrics["summary"], metrics["skipped"], heatmap.name)
+    )
+    write_text_atomic(
+        outputs["html"], html_report(metrics["summary"], metrics["skipped"], heatmap.name)
+    )
     write_text_atomic(outputs["table"], format_table(metrics_table(metrics["summary"])) + "\n")
     return {"methods": list(metrics["summary"])}

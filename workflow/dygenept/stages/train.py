@@ -27,24 +27,37 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     Reads ``h5ad``, ``split``, ``genes``, ``facet_tensor`` and ``cell_embedding``. Writes ``weights`` and
     ``config`` (``model.checkpoint``). Params: the ``train`` config section.
     """
-    data = load_perturbation_data(inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"])
+    data = load_perturbation_data(
+        inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]
+    )
     split = read_json(inputs["split"])
     train_conditions = data.modelled(split["train"])
     if not train_conditions:
-        raise InputError(f"{inputs['split']}: no training perturbation has facets for its genes; nothing to train on.")
+        raise InputError(
+            f"{inputs['split']}: no training perturbation has facets for its genes; nothing to train on."
+        )
     torch.manual_seed(params["seed"])
     model = build_model(data, params["model"])
     val_conditions = data.modelled(split.get("val", []))
     history = fit(model, data, train_conditions, params, val_conditions)
-    save_checkpoint(model, Path(outputs["weights"]), Path(outputs["config"]), {
-        "gene_names": data.gene_names,
-        "facet_ids": data.facets.facet_ids,
-        "train_conditions": train_conditions,
-        "val_conditions": val_conditions,
-        "training": {k: v for k, v in params.items() if k != "model"},
-        "history": history,
-    })
+    save_checkpoint(
+        model,
+        Path(outputs["weights"]),
+        Path(outputs["config"]),
+        {
+            "gene_names": data.gene_names,
+            "facet_ids": data.facets.facet_ids,
+            "train_conditions": train_conditions,
+            "val_conditions": val_conditions,
+            "training": {k: v for k, v in params.items() if k != "model"},
+            "history": history,
+        },
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"train_conditions": len(train_conditions), "val_conditions": len(val_conditions), "trainable_parameters": trainable,
-            "final_loss": history[-1]["loss"], "skipped": data.skipped}
-
+    return {
+        "train_conditions": len(train_conditions),
+        "val_conditions": len(val_conditions),
+        "trainable_parameters": trainable,
+        "final_loss": history[-1]["loss"],
+        "skipped": data.skipped,
+    }

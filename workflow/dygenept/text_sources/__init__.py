@@ -49,8 +49,8 @@ def source_settings(params: dict[str, Any], name: str, default_url: str) -> dict
 
 
 class TextSource(Protocol):
-    name: ClassVar[str]    # the config key
-    label: ClassVar[str]   # what ``Sentence.source`` says
+    name: ClassVar[str]  # the config key
+    label: ClassVar[str]  # what ``Sentence.source`` says
     url: str
     batch_size: int
     requests_per_second: float
@@ -80,24 +80,37 @@ class SourceResult:
 
 
 def batches(items: list[str], size: int) -> list[list[str]]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def cache_key(source: TextSource) -> str:
     return settings_key({"source": source.name, **source.cache_settings()})
 
 
-def fetch_texts(source: TextSource, symbols: dict[str, str], cache: GeneCache, client: HttpClient,
-                max_workers: int) -> SourceResult:
+def fetch_texts(
+    source: TextSource,
+    symbols: dict[str, str],
+    cache: GeneCache,
+    client: HttpClient,
+    max_workers: int,
+) -> SourceResult:
     """Every gene of ``symbols`` (Entrez id → symbol) answered from the cache, the source, or listed as failed."""
     started = time.perf_counter()
     key = cache_key(source)
     cached = cache.get_many(source.name, key, symbols)
-    result = SourceResult(answers={gene: [RawText(**text) for text in texts] for gene, texts in cached.items()},
-                          from_cache=len(cached))
+    result = SourceResult(
+        answers={gene: [RawText(**text) for text in texts] for gene, texts in cached.items()},
+        from_cache=len(cached),
+    )
     missing = [gene for gene in symbols if gene not in cached]
     todo = batches(missing, source.batch_size)
-    log.info("%s: %d genes cached, %d to fetch in %d batches", source.name, len(cached), len(missing), len(todo))
+    log.info(
+        "%s: %d genes cached, %d to fetch in %d batches",
+        source.name,
+        len(cached),
+        len(missing),
+        len(todo),
+    )
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=source.name) as pool:
         futures = {pool.submit(source.fetch, client, batch): batch for batch in todo}
         for done, future in enumerate(as_completed(futures), start=1):
@@ -106,10 +119,16 @@ def fetch_texts(source: TextSource, symbols: dict[str, str], cache: GeneCache, c
                 found = future.result()
             except FetchError as error:
                 log.warning("%s: batch of %d genes failed: %s", source.name, len(batch), error)
-                result.failures += [Failure(source.name, gene, symbols[gene], str(error)) for gene in batch]
+                result.failures += [
+                    Failure(source.name, gene, symbols[gene], str(error)) for gene in batch
+                ]
                 continue
             answers = {gene: found.get(gene, []) for gene in batch}
-            cache.put_many(source.name, key, {gene: [asdict(text) for text in texts] for gene, texts in answers.items()})
+            cache.put_many(
+                source.name,
+                key,
+                {gene: [asdict(text) for text in texts] for gene, texts in answers.items()},
+            )
             result.answers.update(answers)
             result.fetched += len(batch)
             if done % 10 == 0 or done == len(todo):

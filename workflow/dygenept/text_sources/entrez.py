@@ -21,8 +21,8 @@ from xml.parsers.expat import ExpatError
 import requests
 from Bio import Entrez
 
-from ..sources import SOURCE_LABELS
 from ..http import HttpClient, TransientError
+from ..sources import SOURCE_LABELS
 from . import RawText, source_settings
 
 log = logging.getLogger(__name__)
@@ -42,26 +42,41 @@ class EntrezSource:
     api_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], environ: dict[str, str] | None = None) -> EntrezSource:
+    def from_params(
+        cls, params: dict[str, Any], environ: dict[str, str] | None = None
+    ) -> EntrezSource:
         settings = source_settings(params, "entrez", cls.url)
         api_key = (environ if environ is not None else os.environ).get(API_KEY_VARIABLE) or None
         with_key = settings.pop("requests_per_second_with_key", 10.0)
         if api_key:
             settings["requests_per_second"] = with_key
         if not settings.get("email"):
-            log.warning("config 'knowledge.entrez.email' is empty: NCBI asks every E-utilities user for a contact email")
+            log.warning(
+                "config 'knowledge.entrez.email' is empty: NCBI asks every E-utilities user for a contact email"
+            )
         return cls(**settings, api_key=api_key)
 
     def cache_settings(self) -> dict[str, Any]:
         return {"url": self.url, "db": "gene", "retmode": "xml", "field": "Entrezgene_summary"}
 
     def fetch(self, client: HttpClient, entrez_ids: list[str]) -> dict[str, list[RawText]]:
-        query = {"db": "gene", "id": ",".join(entrez_ids), "retmode": "xml", "tool": "dygenept",
-                 "email": self.email, "api_key": self.api_key}
+        query = {
+            "db": "gene",
+            "id": ",".join(entrez_ids),
+            "retmode": "xml",
+            "tool": "dygenept",
+            "email": self.email,
+            "api_key": self.api_key,
+        }
         query = {name: value for name, value in query.items() if value}
         post = len(entrez_ids) >= POST_FROM_IDS
-        records = client.request("POST" if post else "GET", f"{self.url}/efetch.fcgi", parse_entrezgene_set,
-                                 params=None if post else query, data=query if post else None)
+        records = client.request(
+            "POST" if post else "GET",
+            f"{self.url}/efetch.fcgi",
+            parse_entrezgene_set,
+            params=None if post else query,
+            data=query if post else None,
+        )
         found: dict[str, list[RawText]] = {}
         for record in records:
             gene_id = str(record["Entrezgene_track-info"]["Gene-track"]["Gene-track_geneid"])
@@ -75,8 +90,14 @@ def parse_entrezgene_set(response: requests.Response) -> list[dict[str, Any]]:
     """The Entrezgene records of an efetch answer; a cut-off or malformed body is worth another attempt."""
     try:
         records = Entrez.read(io.BytesIO(response.content), validate=False)
-    except (ValueError, RuntimeError, ExpatError) as error:  # Bio.Entrez.Parser's errors derive from ValueError
-        raise TransientError(f"unreadable Entrezgene XML ({type(error).__name__}: {error})") from error
+    except (
+        ValueError,
+        RuntimeError,
+        ExpatError,
+    ) as error:  # Bio.Entrez.Parser's errors derive from ValueError
+        raise TransientError(
+            f"unreadable Entrezgene XML ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(records, list):
         raise TransientError(f"expected an Entrezgene-Set, got {type(records).__name__}")
     return records

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import httpx
 import mygene
 
-from ..sources import SOURCE_LABELS
 from ..http import HttpClient, TransientError
+from ..sources import SOURCE_LABELS
 from . import HttpSettings, RawText, source_settings
 
 FIELDS = "summary,name,symbol,alias"
@@ -68,5 +68,7 @@ class MyGeneSource:
         for hit in hits:
             summary = hit.get("summary")
             if summary and not hit.get("notfound"):
-                found.setdefault(str(hit["query"]), []).append(RawText(summary, f"GeneID:{hit.get('_id', hit['query'])}"))
+                found.setdefault(str(hit["query"]), []).append(
+                    RawText(summary, f"GeneID:{hit.get('_id', hit['query'])}")
+                )
         return found

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import requests
 
-from ..sources import SOURCE_LABELS
 from ..http import HttpClient, TransientError
+from ..sources import SOURCE_LABELS
 from . import RawText, source_settings
 
 FIELDS = "accession,gene_primary,xref_geneid,cc_function"
@@ -38,12 +38,22 @@ class UniProtSource:
         return cls(**settings)
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"url": self.url, "query": search_query(["{id}"]), "fields": FIELDS, "comment": "FUNCTION"}
+        return {
+            "url": self.url,
+            "query": search_query(["{id}"]),
+            "fields": FIELDS,
+            "comment": "FUNCTION",
+        }
 
     def fetch(self, client: HttpClient, entrez_ids: list[str]) -> dict[str, list[RawText]]:
         wanted = set(entrez_ids)
         url: str | None = f"{self.url}/uniprotkb/search"
-        params: dict[str, Any] | None = {"query": search_query(entrez_ids), "fields": FIELDS, "format": "json", "size": self.page_size}
+        params: dict[str, Any] | None = {
+            "query": search_query(entrez_ids),
+            "fields": FIELDS,
+            "format": "json",
+            "size": self.page_size,
+        }
         entries: dict[str, dict[str, Any]] = {}
         while url:
             results, url = client.request("GET", url, read_page, params=params)
@@ -54,7 +64,9 @@ class UniProtSource:
             entry = entries[accession]
             texts = function_texts(entry)
             for gene in gene_ids(entry) & wanted:
-                found.setdefault(gene, []).extend(RawText(text, f"UniProtKB:{accession}") for text in texts)
+                found.setdefault(gene, []).extend(
+                    RawText(text, f"UniProtKB:{accession}") for text in texts
+                )
         return found
 
 
@@ -72,7 +84,11 @@ def read_page(response: requests.Response) -> tuple[list[dict[str, Any]], str | 
 
 
 def gene_ids(entry: dict[str, Any]) -> set[str]:
-    return {str(xref["id"]) for xref in entry.get("uniProtKBCrossReferences", []) if xref.get("database") == "GeneID"}
+    return {
+        str(xref["id"])
+        for xref in entry.get("uniProtKBCrossReferences", [])
+        if xref.get("database") == "GeneID"
+    }
 
 
 def function_texts(entry: dict[str, Any]) -> list[str]:
