@@ -21,16 +21,20 @@ import scipy.sparse as sp
 from dygenept.stages.dataset import run
 from dygenept.symbols import SymbolIndex
 
-from _common import DEMO_DATASET_PARAMS, DEMO_H5AD, ORG_DB, ROOT, parse_args, report, require, timed
+from _common import (
+    DEMO_DATASET_PARAMS,
+    DEMO_H5AD,
+    ORG_DB,
+    ROOT,
+    dataset_params,
+    parse_args,
+    report,
+    require,
+    timed,
+)
 
 args = parse_args(__doc__)
 require(ORG_DB)
-SPLIT = {
-    "kind": "simulation",
-    "seed": 1,
-    "train_gene_set_size": 0.75,
-    "combo_seen2_train_frac": 0.75,
-}
 
 
 def synthetic(path: Path, n_cells: int, n_genes: int, n_targets: int, density: float) -> None:
@@ -97,7 +101,7 @@ def run_stage_in_child(h5ad: Path, out: Path, params: dict) -> tuple[float, floa
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
 
 
-params = {**DEMO_DATASET_PARAMS, "split": SPLIT, "de_genes": 20}
+params = DEMO_DATASET_PARAMS
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
     outputs = {
@@ -120,15 +124,9 @@ with tempfile.TemporaryDirectory() as tmp:
     started = time.perf_counter()
     synthetic(tmp / "norman_sized.h5ad", n_cells, n_genes, n_targets, density)
     print(f"  (synthetic data written in {time.perf_counter() - started:.0f} s)")
-    norman = {
-        "perturbation_column": "condition",
-        "control_values": ["ctrl"],
-        "separator": "+",
-        "filter": {},
-        "expression": "log_normalized",
-        "split": SPLIT,
-        "de_genes": 20,
-    }
+    norman = dataset_params(
+        perturbation_column="condition", control_values=["ctrl"], expression="log_normalized"
+    )
     (tmp / "out").mkdir()
     seconds, peak_gb = run_stage_in_child(tmp / "norman_sized.h5ad", tmp / "out", norman)
     card = json.loads((tmp / "out" / "card").read_text())

@@ -11,6 +11,7 @@ import pandas as pd
 from _common import ROOT, parse_args, report, timed
 
 sys.path.insert(0, str(ROOT / "tests"))
+from dygenept.config_defaults import merged, section_defaults  # noqa: E402
 from dygenept.stages.knowledge import run  # noqa: E402
 
 from fake_apis import FakeApis, load_records  # noqa: E402
@@ -45,17 +46,12 @@ with tempfile.TemporaryDirectory() as tmp, FakeApis(records, latency=LATENCY) as
     ).to_csv(genes_path, sep="\t", index=False)
     urls = {"mygene": server.mygene_url, "entrez": server.entrez_url, "uniprot": server.uniprot_url}
     for name, settings in SOURCES.items():
-        params = {
+        overrides = {
             "sources": [name],
             "cache_dir": str(Path(tmp) / f"cache_{name}"),
-            "http": {
-                "timeout_seconds": 30,
-                "attempts": 5,
-                "backoff_seconds": 1.0,
-                "max_workers": 4,
-            },
             name: {**settings, "url": urls[name]},
         }
+        params = merged(section_defaults("knowledge"), overrides)
         outputs = {"gene_text": Path(tmp) / f"{name}.parquet", "report": Path(tmp) / f"{name}.json"}
         before = len(server.requests(name))
         details, seconds = timed(run, {"genes": genes_path}, outputs, params)

@@ -272,3 +272,20 @@ def test_fetch_package_without_a_tarball_reports_apt_and_the_fixes(tmp_path):
         and "GO.db/extdata/" in message
     )
     assert not (tmp_path / "GO.sqlite").exists()
+
+
+def test_fetch_package_from_a_tarball_without_the_database_names_the_fix_and_leaves_nothing(
+    tmp_path, server
+):
+    root, base = server
+    (tmp_path / "README").write_text("no database here")
+    tarball(root / "GO.db_3.16.0.tar.gz", {"GO.db/README": tmp_path / "README"})
+    (tmp_path / "cache").mkdir()
+    with pytest.raises(
+        AnnotationFetchError, match="has no member GO.db/inst/extdata/GO.sqlite"
+    ) as error:
+        fetch_package(
+            GO_DB, tmp_path / "cache" / "GO.sqlite", NO_SUCH_VERSION, f"{base}/GO.db_3.16.0.tar.gz"
+        )
+    assert "annotations.sqlite" in str(error.value)  # the fix: point at an existing copy
+    assert list((tmp_path / "cache").iterdir()) == []

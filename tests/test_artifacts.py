@@ -23,7 +23,7 @@ from dygenept.artifacts import (
 from dygenept.conditions import CONDITION_KEY
 from dygenept.stages.dataset import load_dataset
 
-from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
+from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, section_params
 
 SHA256_ABC = (
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2 test vector
@@ -107,11 +107,7 @@ def test_provenance_hashes_inputs_and_params_and_names_versions(tmp_path):
 
 # ---- the CLI ------------------------------------------------------------------------------------------
 
-DATASET_PARAMS = {
-    **DEMO_DATASET_PARAMS,
-    "split": {"seed": 1, "train_gene_set_size": 0.75, "combo_seen2_train_frac": 0.75},
-    "de_genes": 5,
-}
+DATASET_PARAMS = {**DEMO_DATASET_PARAMS, "de_genes": 5}
 
 
 def dataset_args(tmp_path, h5ad, params=DATASET_PARAMS, org_db=None):
@@ -187,7 +183,7 @@ def small_canonical(tmp_path_factory):
 def test_genes_stage_writes_provenance_beside_its_output(tmp_path, small_canonical, org_db, capsys):
     h5ad, conditions = small_canonical
     out = tmp_path / "genes.tsv"
-    params = {"on_unmapped": "error", "extra": ["ERK"], "symbol_overrides": {"ERK": "5594"}}
+    params = section_params("genes", extra=["ERK"], symbol_overrides={"ERK": "5594"})
     status = cli.main(
         [
             "genes",

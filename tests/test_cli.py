@@ -10,7 +10,7 @@ from dygenept.artifacts import atomic_path, build_provenance, sha256_file
 from dygenept.formats.facet_spec import FacetSpecError, load_facet_specs
 from dygenept.stages.dataset import load_dataset
 
-from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
+from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, section_params
 
 
 def test_genes_stage_by_hand_maps_the_old_symbols_and_records_provenance(tmp_path, org_db):
@@ -33,7 +33,7 @@ def test_genes_stage_by_hand_maps_the_old_symbols_and_records_provenance(tmp_pat
             "--out",
             f"genes={out}",
             "--params",
-            json.dumps({"on_unmapped": "error", "extra": ["TP53"]}),
+            json.dumps(section_params("genes", extra=["TP53"])),
         ]
     )
     assert status == 0
@@ -105,7 +105,7 @@ def test_missing_facet_spec_and_missing_database_are_one_line_errors(tmp_path, c
             "--out",
             f"genes={tmp_path / 'g.tsv'}",
             "--params",
-            json.dumps({"on_unmapped": "error"}),
+            json.dumps(section_params("genes")),
         ]
     )
     err = capsys.readouterr().err

@@ -22,25 +22,16 @@ from dygenept.splits import gears_list_split, make_split, split_from_file, subgr
 from dygenept.stages import dataset, fetch_dataset
 from dygenept.symbols import SymbolIndex
 
-from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
+from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, dataset_params
 from loopback import FileServer
 
 GEARS_MEMBER = "norman/perturb_processed.h5ad"
-GEARS_PARAMS = {
-    "perturbation_column": "condition",
-    "control_values": ["ctrl"],
-    "separator": "+",
-    "gene_symbol_column": "feature_name",
-    "expression": "auto",
-    "filter": {},
-    "split": {
-        "kind": "simulation",
-        "seed": 1,
-        "train_gene_set_size": 0.75,
-        "combo_seen2_train_frac": 0.75,
-    },
-    "de_genes": 5,
-}
+GEARS_PARAMS = dataset_params(
+    perturbation_column="condition",
+    control_values=["ctrl"],
+    gene_symbol_column="feature_name",
+    de_genes=5,
+)
 FAST = {"attempts": 3, "timeout_seconds": 5}
 
 
@@ -343,14 +334,9 @@ def test_hvg_keeps_the_perturbed_genes_and_controls_are_counted_per_batch(tmp_pa
     assert 100 <= selected.n_vars <= 100 + len(perturbed) and perturbed <= set(selected.var_names)
     split = make_split(
         adata.obs[CONDITION_KEY].unique().tolist(),
-        {
-            "kind": "simulation",
-            "seed": 1,
-            "train_gene_set_size": 0.75,
-            "combo_seen2_train_frac": 0.75,
-        },
+        dataset_params()["split"],
     )
-    card = dataset.data_card(adata, "demo", {}, split)
+    card = dataset.data_card(adata, "demo", DEMO_DATASET_PARAMS, split)
     assert card["controls_per_batch"] == {"k562": 100}
 
 
@@ -432,12 +418,7 @@ def test_seed1_simulation_split_of_the_full_gears_data_matches_the_published_sub
     conditions = ad.read_h5ad(path, backed="r").obs["condition"].astype(str).unique().tolist()
     split = make_split(
         conditions,
-        {
-            "kind": "simulation",
-            "seed": 1,
-            "train_gene_set_size": 0.75,
-            "combo_seen2_train_frac": 0.75,
-        },
+        dataset_params()["split"],
     )
     published = json.loads(
         (shared_data / "perturbseq" / f"gears_simulation_subgroups_{name}.json").read_text()

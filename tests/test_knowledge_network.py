@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dygenept.config_defaults import merged, section_defaults
 from dygenept.gene_cache import CACHE_FILE, GeneCache
 from dygenept.http import FetchError
 from dygenept.stages import knowledge
@@ -62,11 +63,10 @@ def write_genes(path: Path, records: dict, extra: tuple[str, ...] = ()) -> Path:
 def stage_params(
     server: FakeApis, cache_dir: Path, sources: list[str], rate: float = 200, **settings
 ) -> dict:
-    params = {
+    overrides = {
         "sources": sources,
         "cache_dir": str(cache_dir),
-        "max_failure_fraction": 0.05,
-        "http": {"timeout_seconds": 1.0, "attempts": 4, "backoff_seconds": 0.01, "max_workers": 4},
+        "http": {"timeout_seconds": 1.0, "attempts": 4, "backoff_seconds": 0.01},
         "mygene": {"url": server.mygene_url, "batch_size": 10, "requests_per_second": rate},
         "entrez": {
             "url": server.entrez_url,
@@ -82,9 +82,7 @@ def stage_params(
             "requests_per_second": rate,
         },
     }
-    for key, value in settings.items():
-        params[key] = {**params[key], **value} if isinstance(value, dict) else value
-    return params
+    return merged(section_defaults("knowledge"), merged(overrides, settings))
 
 
 def outputs(tmp_path: Path) -> dict[str, Path]:
@@ -309,13 +307,7 @@ def test_too_many_failures_stop_the_stage_naming_genes_and_reasons(tmp_path, rec
 
 
 def test_entrez_rate_follows_the_api_key():
-    settings = {
-        "entrez": {
-            "requests_per_second": 3,
-            "requests_per_second_with_key": 10,
-            "email": "a@example.org",
-        }
-    }
+    settings = merged(section_defaults("knowledge"), {"entrez": {"email": "a@example.org"}})
     assert EntrezSource.from_params(settings, environ={}).requests_per_second == 3
     keyed = EntrezSource.from_params(settings, environ={"NCBI_API_KEY": "secret"})
     assert (
@@ -334,11 +326,12 @@ def test_real_apis_give_text_for_known_genes(tmp_path):
             for e, s in {"7157": "TP53", "10733": "PLK4", "5594": "MAPK1"}.items()
         ]
     ).to_csv(genes, sep="\t", index=False)
-    params = {
+    overrides = {
         "sources": ["mygene", "entrez", "uniprot"],
         "cache_dir": str(tmp_path / "cache"),
         "entrez": {"email": os.environ.get("DYGENEPT_ENTREZ_EMAIL", "dygenept-tests@example.org")},
     }
+    params = merged(section_defaults("knowledge"), overrides)
     details = knowledge.run({"genes": genes}, outputs(tmp_path), params)
     assert details["failures"] == 0 and details["coverage"] == {
         "mygene": 3,

@@ -10,11 +10,12 @@ import json
 import pandas as pd
 import pytest
 
+from dygenept.config_defaults import merged, section_defaults
 from dygenept.errors import InputError
 from dygenept.http import DownloadError
 from dygenept.stages import enrich, fetch_string, knowledge
 
-from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT
+from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, section_params
 from loopback import FileServer
 
 FILES = {
@@ -72,17 +73,12 @@ def string_files(shared_edges) -> dict[str, bytes]:
 def settings(
     server: FileServer, checksums: dict[str, str | None] | None = None, min_score: int = 700
 ) -> dict:
-    return {
-        "string_files": {
-            "min_combined_score": min_score,
-            "attempts": 2,
-            "timeout_seconds": 10,
-            **{
-                name: {"url": server.url(path), "checksum": (checksums or {}).get(name)}
-                for name, path in FILES.items()
-            },
-        }
+    files = {
+        name: {"url": server.url(path), "checksum": (checksums or {}).get(name)}
+        for name, path in FILES.items()
     }
+    own = {"min_combined_score": min_score, "attempts": 2, "timeout_seconds": 10, **files}
+    return {"string_files": merged(section_defaults("enrich")["string_files"], own)}
 
 
 def test_official_files_become_the_entrez_edge_table(tmp_path, string_files, shared_edges, org_db):
@@ -186,7 +182,7 @@ def test_the_seven_thin_norman_genes_get_neighbour_text_or_a_reason(
             "failures": tmp_path / "f.tsv",
             "report": tmp_path / "k.json",
         },
-        {"sources": ["refseq_tsv", "go"], "excluded_evidence": ["ND"]},
+        {**section_params("knowledge", sources=["refseq_tsv", "go"]), "excluded_evidence": ["ND"]},
     )
     text = pd.read_parquet(tmp_path / "k.parquet")
     without_refseq = set(text.loc[~text["sources"].map(lambda s: "RefSeq" in s), "symbol"])
@@ -199,16 +195,7 @@ def test_the_seven_thin_norman_genes_get_neighbour_text_or_a_reason(
         "SLC38A2",
         "ZBTB10",
     }
-    params = {
-        "neighbours": "string_table",
-        "string_table": {"min_combined_score": 700},
-        "string_fallback_min_score": 400,
-        "min_chars": 400,
-        "top_k": 3,
-        "min_score": 0.1,
-        "terms_per_neighbour": 4,
-        "excluded_evidence": ["ND"],
-    }
+    params = {**section_params("enrich", neighbours="string_table"), "excluded_evidence": ["ND"]}
     enrich.run(
         {
             "gene_text": tmp_path / "k.parquet",

@@ -231,7 +231,7 @@ def split_from_file(path: str | Path, conditions: Sequence[str]) -> Split:
 
 def make_split(conditions: Sequence[str], params: dict) -> Split:
     """The split config ``dataset.split`` asks for; ``conditions`` in the data's order."""
-    kind = params.get("kind", "simulation")
+    kind = params["kind"]
     if kind == "simulation":
         return simulation_split(
             conditions,
@@ -246,10 +246,10 @@ def make_split(conditions: Sequence[str], params: dict) -> Split:
             params["seed"],
             params["test_size"],
             params["val_size"],
-            params.get("seen", 0),
+            params["seen"],
         )
     if kind == "file":
-        if not params.get("path"):
+        if not params["path"]:
             raise InputError(
                 "config 'dataset.split.kind' is file but 'dataset.split.path' is empty. Fix: give the split JSON."
             )

@@ -203,10 +203,10 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
     adata = read_h5ad(path)
     column = params["perturbation_column"]
     check_columns(adata.obs, path, {"perturbation_column": column})
-    batch_column = params.get("batch_column")
+    batch_column = params["batch_column"]
     if batch_column:
         check_columns(adata.obs, path, {"batch_column": batch_column})
-    for filter_column, value in (params.get("filter") or {}).items():
+    for filter_column, value in params["filter"].items():
         check_columns(adata.obs, path, {f"filter.{filter_column}": filter_column})
         adata = adata[adata.obs[filter_column].astype(str) == str(value)].copy()
         if adata.n_obs == 0:
@@ -214,8 +214,8 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
                 f"{path}: no cell has obs['{filter_column}'] == '{value}' (config 'dataset.filter')."
             )
     conditions = read_conditions(adata.obs, path, params)
-    names = gene_names(adata, path, params.get("gene_symbol_column"))
-    expression = resolve_expression(adata.X, path, params.get("expression", "auto"))
+    names = gene_names(adata, path, params["gene_symbol_column"])
+    expression = resolve_expression(adata.X, path, params["expression"])
     counts = adata.layers.get("counts")
     matrix = (
         sp.csr_matrix(adata.X, dtype=np.float32)
@@ -384,7 +384,7 @@ def data_card(adata: ad.AnnData, source: str, params: dict, split: Split) -> dic
     values = _stored_values(adata.X)
     card = {
         "source": source,
-        "filter": params.get("filter") or {},
+        "filter": params["filter"],
         "cells": int(adata.n_obs),
         "genes": int(adata.n_vars),
         "control_cells": int(counts.get(CONTROL, 0)),
@@ -404,7 +404,7 @@ def data_card(adata: ad.AnnData, source: str, params: dict, split: Split) -> dic
             perturbed.index[perturbed < FEW_CELLS]
         ),
         "expression": {
-            "declared": params.get("expression", "auto"),
+            "declared": params["expression"],
             "in_file": adata.uns.get("expression_in_file"),
             "counts_layer": "counts" in adata.layers,
             "max": float(values.max()) if values.size else 0.0,
@@ -460,10 +460,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         int(adata.obs[CONTROL_KEY].sum()),
     )
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
-    overrides = params.get("symbol_overrides", {})
+    overrides = params["symbol_overrides"]
     targets = target_report(conditions, index, overrides, adata.var_names)
-    hvg = params.get("hvg") or {}
-    if hvg.get("n_top_genes"):
+    hvg = params["hvg"]
+    if hvg["n_top_genes"]:
         before = adata.n_vars
         adata = select_hvg(
             adata, hvg["n_top_genes"], keep={g for c in conditions for g in condition_genes(c)}
@@ -502,7 +502,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     card["perturbations_without_de_genes"] = sorted(set(conditions) - {CONTROL} - set(de_genes))
     card["measured_genes"] = genes_report
     card["perturbation_targets"] = targets
-    card["hvg"] = {"n_top_genes": hvg.get("n_top_genes"), "genes_kept": int(adata.n_vars)}
+    card["hvg"] = {"n_top_genes": hvg["n_top_genes"], "genes_kept": int(adata.n_vars)}
     if "vocabulary" in inputs:
         card["vocabulary_coverage"] = vocabulary_coverage(
             list(adata.var["gene_symbol"]), targets["current_symbols"], inputs["vocabulary"]

@@ -178,7 +178,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         details[key] = fetch_package(
             package,
             Path(destination),
-            apt_version=params.get("apt_versions", {}).get(key),
-            tarball_url=params.get("tarball_urls", {}).get(key),
+            apt_version=params["apt_versions"][key],
+            tarball_url=params["tarball_urls"][key],
         )
     return details

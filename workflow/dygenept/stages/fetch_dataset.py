@@ -67,21 +67,19 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     member, attempts, timeout_seconds) of the ``dataset`` config section.
     """
     settings = params["download"]
-    if not settings.get("url"):
+    if not settings["url"]:
         raise InputError(
             f"config 'dataset.source' is {params['source']} but 'dataset.download.url' is empty. Fix: give the URL."
         )
     target = Path(outputs["h5ad"])
     downloaded = target.with_name(target.name + DOWNLOAD_SUFFIX)
-    policy = RetryPolicy(
-        attempts=settings.get("attempts", 5), timeout_seconds=settings.get("timeout_seconds", 60)
-    )
-    urls = [settings["url"]] + ([settings["mirror_url"]] if settings.get("mirror_url") else [])
+    policy = RetryPolicy(attempts=settings["attempts"], timeout_seconds=settings["timeout_seconds"])
+    urls = [settings["url"]] + ([settings["mirror_url"]] if settings["mirror_url"] else [])
     used = settings["url"]
     if not downloaded.exists():  # a verified download from a crashed run is reused
         used = download_first(urls, downloaded, policy)
-    sha256 = verify_checksum(downloaded, settings.get("checksum"), used, CHECKSUM_FIELD)
-    if settings.get("member"):
+    sha256 = verify_checksum(downloaded, settings["checksum"], used, CHECKSUM_FIELD)
+    if settings["member"]:
         extract_member(downloaded, settings["member"], target)
         downloaded.unlink()
     else:
@@ -91,6 +89,6 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     return {
         "url": used,
         "download_sha256": sha256,
-        "checksum_pinned": settings.get("checksum"),
-        "member": settings.get("member"),
+        "checksum_pinned": settings["checksum"],
+        "member": settings["member"],
     }

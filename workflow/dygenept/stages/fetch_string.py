@@ -137,9 +137,7 @@ def entrez_edges(
 
 def fetch_files(settings: dict, cache_dir: Path) -> dict[str, dict]:
     """Download (or reuse) each STRING file into ``cache_dir``; {file: {path, url, sha256}}."""
-    policy = RetryPolicy(
-        attempts=settings.get("attempts", 5), timeout_seconds=settings.get("timeout_seconds", 120)
-    )
+    policy = RetryPolicy(attempts=settings["attempts"], timeout_seconds=settings["timeout_seconds"])
     fetched = {}
     for name in FILES:
         source = settings[name]
@@ -147,12 +145,12 @@ def fetch_files(settings: dict, cache_dir: Path) -> dict[str, dict]:
         used = source["url"]
         if not path.is_file():
             used = download_first(
-                [source["url"]] + ([source["mirror_url"]] if source.get("mirror_url") else []),
+                [source["url"]] + ([source["mirror_url"]] if source["mirror_url"] else []),
                 path,
                 policy,
             )
         sha256 = verify_checksum(
-            path, source.get("checksum"), used, f"enrich.string_files.{name}.checksum"
+            path, source["checksum"], used, f"enrich.string_files.{name}.checksum"
         )
         fetched[name] = {"path": path, "url": used, "sha256": sha256}
     return fetched

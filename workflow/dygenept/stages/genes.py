@@ -76,12 +76,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     the ``genes`` config section (``extra``, ``symbol_overrides``, ``on_unmapped``).
     """
     conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
-    queries = sorted(set(perturbed_genes(conditions)) | set(params.get("extra", [])))
+    queries = sorted(set(perturbed_genes(conditions)) | set(params["extra"]))
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
     table = map_universe(
         queries,
         index,
-        params.get("symbol_overrides", {}),
+        params["symbol_overrides"],
         params["on_unmapped"],
         str(inputs["h5ad"]),
     )

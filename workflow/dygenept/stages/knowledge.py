@@ -46,8 +46,6 @@ NETWORK_SOURCES: dict[str, Callable[[dict[str, Any]], TextSource]] = {
     "entrez": EntrezSource.from_params,
     "uniprot": UniProtSource.from_params,
 }
-DEFAULT_CACHE_DIR = "resources/cache/knowledge"
-DEFAULT_MAX_FAILURE_FRACTION = 0.05
 FAILURE_COLUMNS = ("source", "entrez_id", "symbol", "reason")
 _QUANTILES = {
     "min": 0.0,
@@ -179,7 +177,7 @@ def fetch_network_sources(
         client.set_rate(source.url, source.requests_per_second)
     symbols = dict(zip(genes["entrez_id"], genes["symbol"]))
     results = {}
-    with GeneCache(params.get("cache_dir", DEFAULT_CACHE_DIR)) as cache:
+    with GeneCache(params["cache_dir"]) as cache:
         for source in sources:
             result = fetch_texts(source, symbols, cache, client, http.max_workers)
             log.info(
@@ -306,7 +304,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     check_failures(
         results,
         len(genes),
-        params.get("max_failure_fraction", DEFAULT_MAX_FAILURE_FRACTION),
+        params["max_failure_fraction"],
         outputs.get("failures"),
     )
     with atomic_path(outputs["gene_text"]) as tmp:

@@ -31,20 +31,20 @@ class RawText:
 
 @dataclass(frozen=True)
 class HttpSettings:
-    timeout_seconds: float = 30.0
-    attempts: int = 5
-    backoff_seconds: float = 1.0
-    max_workers: int = 4
+    timeout_seconds: float
+    attempts: int
+    backoff_seconds: float
+    max_workers: int
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> HttpSettings:
-        return cls(**params.get("http", {}))
+        return cls(**params["http"])
 
 
-def source_settings(params: dict[str, Any], name: str, default_url: str) -> dict[str, Any]:
+def source_settings(params: dict[str, Any], name: str) -> dict[str, Any]:
     """A source's config section (``knowledge.<name>``), its base URL without a trailing slash."""
-    settings = dict(params.get(name, {}))
-    settings["url"] = settings.get("url", default_url).rstrip("/")
+    settings = dict(params[name])
+    settings["url"] = settings["url"].rstrip("/")
     return settings
 
 

@@ -35,22 +35,22 @@ POST_FROM_IDS = 200  # Biopython's (and NCBI's) switch from GET to POST
 class EntrezSource:
     name: ClassVar[str] = "entrez"
     label: ClassVar[str] = SOURCE_LABELS["entrez"]
-    url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
-    email: str | None = None
-    batch_size: int = 100
-    requests_per_second: float = 3.0
+    url: str
+    email: str | None
+    batch_size: int
+    requests_per_second: float
     api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_params(
         cls, params: dict[str, Any], environ: dict[str, str] | None = None
     ) -> EntrezSource:
-        settings = source_settings(params, "entrez", cls.url)
+        settings = source_settings(params, "entrez")
         api_key = (environ if environ is not None else os.environ).get(API_KEY_VARIABLE) or None
-        with_key = settings.pop("requests_per_second_with_key", 10.0)
+        with_key = settings.pop("requests_per_second_with_key")
         if api_key:
             settings["requests_per_second"] = with_key
-        if not settings.get("email"):
+        if not settings["email"]:
             log.warning(
                 "config 'knowledge.entrez.email' is empty: NCBI asks every E-utilities user for a contact email"
             )

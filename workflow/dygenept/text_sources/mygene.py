@@ -26,14 +26,14 @@ FIELDS = "summary,name,symbol,alias"
 class MyGeneSource:
     name: ClassVar[str] = "mygene"
     label: ClassVar[str] = SOURCE_LABELS["mygene"]
-    url: str = "https://mygene.info/v3"
-    batch_size: int = 1000
-    requests_per_second: float = 1.0
-    timeout_seconds: float = 30.0
+    url: str
+    batch_size: int
+    requests_per_second: float
+    timeout_seconds: float
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MyGeneSource:
-        settings = source_settings(params, "mygene", cls.url)
+        settings = source_settings(params, "mygene")
         return cls(**settings, timeout_seconds=HttpSettings.from_params(params).timeout_seconds)
 
     def cache_settings(self) -> dict[str, Any]:

@@ -27,14 +27,14 @@ HUMAN = 9606
 class UniProtSource:
     name: ClassVar[str] = "uniprot"
     label: ClassVar[str] = SOURCE_LABELS["uniprot"]
-    url: str = "https://rest.uniprot.org"
-    batch_size: int = 100
-    page_size: int = 500
-    requests_per_second: float = 5.0
+    url: str
+    batch_size: int
+    page_size: int
+    requests_per_second: float
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> UniProtSource:
-        settings = source_settings(params, "uniprot", cls.url)
+        settings = source_settings(params, "uniprot")
         return cls(**settings)
 
     def cache_settings(self) -> dict[str, Any]:
