@@ -11,6 +11,7 @@ imports a stage; and no import cycle exists.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = "dygenept"
@@ -48,10 +49,17 @@ def _absolute_base(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     return ".".join(anchor + ([node.module] if node.module else []))
 
 
+@functools.cache
+def _parse(path: Path, modified_ns: int) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def direct_imports(module: str, package_dir: Path = PACKAGE_DIR) -> set[str]:
     """The package's modules that ``module`` names in an import statement, anywhere in its source."""
     path = module_file(module, package_dir)
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = _parse(
+        path, path.stat().st_mtime_ns
+    )  # each file is parsed once, and again only once edited
     is_package = path.name == "__init__.py"
     named: set[str] = set()
     for node in ast.walk(tree):

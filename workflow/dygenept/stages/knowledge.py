@@ -41,10 +41,9 @@ log = logging.getLogger(__name__)
 
 _ONTOLOGY_PHRASE = {"BP": "is involved in", "MF": "has", "CC": "is located in"}
 _ONTOLOGY_ORDER = {"BP": 0, "MF": 1, "CC": 2}
+# Keyed by each client's config name; sources.NETWORK_TEXT_SOURCES lists the same names for the Snakefile.
 NETWORK_SOURCES: dict[str, Callable[[dict[str, Any]], TextSource]] = {
-    "mygene": MyGeneSource.from_params,
-    "entrez": EntrezSource.from_params,
-    "uniprot": UniProtSource.from_params,
+    source.name: source.from_params for source in (MyGeneSource, EntrezSource, UniProtSource)
 }
 FAILURE_COLUMNS = ("source", "entrez_id", "symbol", "reason")
 _QUANTILES = {
