@@ -24,6 +24,7 @@ include: "rules/cells.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 # Rules that talk to the network run where Snakemake runs (a workstation, or a cluster's login node):
@@ -38,4 +39,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        rules.report.output,
+        final_targets(),

@@ -13,7 +13,9 @@ PACKAGE_DIR = Path(os.path.relpath(Path(workflow.basedir) / "workflow" / "dygene
 CLI = f"PYTHONPATH={shlex.quote(str(PACKAGE_DIR.parent))}${{PYTHONPATH:+:$PYTHONPATH}} python -m dygenept"
 sys.path.insert(0, str(PACKAGE_DIR.parent))
 # Both modules use the standard library only, so reading them here keeps DAG building fast.
+from dygenept.errors import InputError
 from dygenept.import_graph import code_files, stage_module
+from dygenept.screen_requests import parse_requests, read_request_file, requested_genes
 from dygenept.sources import (
     FILE_SOURCES,
     SOURCE_SECTIONS,
@@ -110,6 +112,55 @@ def section(name, *keys):
 def with_evidence(settings):
     """A stage's settings plus the GO evidence codes left out everywhere (config 'annotations')."""
     return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
+
+
+# What the predict stage reads of config 'predict' (the file reaches it as an input).
+PREDICT_SETTINGS = (
+    "perturbations",
+    "fold_change_threshold",
+    "top_genes",
+    "nearest_training",
+    "top_facets",
+)
+
+
+def screen_entries():
+    """The perturbations config 'predict' asks for: its list, then the lines of its file."""
+    settings = config["predict"]
+    entries = list(settings["perturbations"])
+    if settings["file"]:
+        entries += read_request_file(settings["file"])
+    return entries
+
+
+def screen_genes():
+    """The genes of the requested perturbations, checked now so that a bad entry stops the run early."""
+    entries = screen_entries()
+    if not entries:
+        return []
+    try:
+        return requested_genes(parse_requests(entries, "config 'predict'"))
+    except InputError as error:
+        raise WorkflowError(str(error)) from None
+
+
+def screen_request_file(wildcards):
+    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict."""
+    path = config["predict"]["file"]
+    return {"requests": path} if path else {}
+
+
+def genes_params():
+    """The genes section, with the genes an in-silico screen asks for (they must map)."""
+    return {**config["genes"], "screen": screen_genes()}
+
+
+def final_targets():
+    """The report, and the screen's outputs when config 'predict' asks for any perturbation."""
+    targets = list(rules.report.output)
+    if screen_entries():
+        targets += list(rules.predict.output)
+    return targets
 
 
 def dataset_params():

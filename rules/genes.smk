@@ -1,4 +1,4 @@
-# The gene universe: perturbed genes (+ config genes.extra) mapped to Entrez ids via org.Hs.eg.db aliases.
+# The gene universe: perturbed genes (+ config genes.extra and the genes of predict's perturbations) mapped to Entrez ids via org.Hs.eg.db aliases.
 
 
 rule genes:
@@ -16,6 +16,6 @@ rule genes:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["genes"]),
+        config=as_json(genes_params()),
     shell:
         "{params.cli} genes {params.io} --params {params.config:q} 2> {log}"

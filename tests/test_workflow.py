@@ -35,7 +35,7 @@ PROJECT_FILES = [
     "resources/previous_symbols.tsv",
     "resources/demo",
 ]
-DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "report", "all"}
+DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "predict", "report", "all"}
 
 
 def copy_project(destination: Path) -> Path:
@@ -139,9 +139,10 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     assert card["perturbed_genes"] == 31 and card["perturbations_with_fewer_than_10_cells"] == []
     assert card["cells_per_perturbation"] == {"min": 80, "median": 100.0, "max": 100}
     genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
-    assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
+    # the 31 perturbed genes and the screen's three never perturbed (config/demo.yaml 'predict')
+    assert len(genes) == 34 and {"MAP3K21", "TP53", "GATA1", "MYC"} <= set(genes["symbol"])
     tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
-    assert tensor.embeddings.shape == (31, 8, 384)
+    assert tensor.embeddings.shape == (34, 8, 384)
     facets = pd.read_parquet(out / "facets/facets.parquet")
     expected_mask = (
         ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")
@@ -192,13 +193,13 @@ def planned_after_editing(project: Path, edited: str) -> set[str]:
     [
         ("resources/facets.yaml", DOWNSTREAM_OF_FACETS),
         ("workflow/dygenept/facet_backends/go_rules.py", DOWNSTREAM_OF_FACETS),
-        # the module that builds the training targets: imported by the model's training and evaluation only
-        ("workflow/dygenept/perturbations.py", {"train", "evaluate", "report", "all"}),
+        # the module that builds the training targets: imported by training, evaluation and the screen only
+        ("workflow/dygenept/perturbations.py", {"train", "evaluate", "predict", "report", "all"}),
         # the HTTP layer: the network stage and what depends on it, never the data or cell stages
         ("workflow/dygenept/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
         (
             "workflow/dygenept/formats/cell_embedding.py",
-            {"cells", "train", "evaluate", "report", "all"},
+            {"cells", "train", "evaluate", "predict", "report", "all"},
         ),
         # imported by no stage: the CLI adapter and the import-graph reader
         ("workflow/dygenept/cli.py", set()),
@@ -230,6 +231,11 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
             "knowledge:\n  sources: [refseq_tsv, go]\n",
             ["knowledge.refseq_tsv.path"],
         ),  # a file source without its file
+        # a screen entry that pairs a gene with itself, read while the workflow is parsed
+        (
+            "predict:\n  perturbations: [TP53, GATA1+gata1]\n",
+            ["entry 2 'GATA1+gata1' pairs a gene"],
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job(demo_run, override, expected):
@@ -390,3 +396,43 @@ def test_settings_of_unselected_sources_rerun_nothing(demo_run):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result) == set()
+
+
+def test_screen_predicts_unseen_genes_and_a_held_out_one_as_evaluation_does(demo_run):
+    import anndata as ad
+
+    from dygenept.model.checkpoint import load_checkpoint
+    from dygenept.model.inference import predict_condition
+    from dygenept.perturbations import load_perturbation_data
+
+    _, out = demo_run
+    predictions = ad.read_h5ad(out / "predict/predictions.h5ad")
+    assert set(predictions.obs_names) == {
+        "TP53+ctrl",
+        "GATA1+ctrl",
+        "MYC+ctrl",
+        "GATA1+KLF1",
+        "KLF1+ctrl",
+    }
+    measured = ad.read_h5ad(out / "data/dataset.h5ad", backed="r")
+    assert predictions.var_names.tolist() == measured.var_names.tolist()
+    assert predictions.obs.loc["TP53+ctrl", "unseen_genes"] == "TP53"
+    assert len(predictions.uns["model_weights_sha256"]) == 64
+    # KLF1 alone is a held-out test perturbation: the screen predicts it as evaluation does
+    assert "KLF1+ctrl" in json.loads((out / "data/split.json").read_text())["test"]
+    data = load_perturbation_data(
+        out / "data/dataset.h5ad", out / "genes/genes.tsv",
+        out / "facet_embed/facet_tensor.safetensors", out / "cells/control_embeddings.safetensors",
+    )  # fmt: skip
+    model, _ = load_checkpoint(out / "train/model.safetensors", out / "train/model.json")
+    expected, _ = predict_condition(model, data, "KLF1+ctrl")
+    np.testing.assert_allclose(predictions["KLF1+ctrl"].X.ravel(), expected, rtol=1e-5, atol=1e-6)
+    # the change from control, as a gene ranking per perturbation, gives the screen's top genes
+    delta = predictions.to_df(layer="delta").loc["TP53+ctrl"].sort_values(ascending=False)
+    explanations = json.loads((out / "predict/explanations.json").read_text())["predicted"]
+    assert explanations["TP53+ctrl"]["top_up"] == [g for g in delta.index[:10] if delta[g] > 0]
+    facets = explanations["TP53+ctrl"]["facets"]
+    assert facets and all(f["gene"] == "TP53" and f["text"] != "NONE" for f in facets)
+    screen = pd.read_csv(out / "predict/screen.tsv", sep="\t")
+    assert screen["effect_norm"].is_monotonic_decreasing and len(screen) == 5
+    assert "| 1 | " in (out / "predict/screen.md").read_text()

@@ -69,15 +69,33 @@ def map_universe(
     return table
 
 
+def check_screen_genes(genes: list[str], index: SymbolIndex, overrides: dict[str, str]) -> None:
+    """Genes an in-silico screen asks for must map: an unknown one is refused by name, before any work."""
+    unmapped = [
+        m for m in (map_symbol(gene, index, overrides) for gene in genes) if m.entrez_id is None
+    ]
+    if unmapped:
+        raise UnmappedGenesError(
+            "config 'predict' asks for gene(s) that map to no Entrez id:\n"
+            f"{describe_unmapped(unmapped, index)}\n"
+            "Fix: correct the symbol in 'predict.perturbations' / 'predict.file', or map it in "
+            "'genes.symbol_overrides' as SYMBOL: ENTREZ_ID."
+        )
+
+
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    """Map the perturbed genes (and ``extra`` ones) to Entrez ids.
+    """Map the perturbed genes, the ``extra`` ones and those an in-silico screen asks for to Entrez ids.
 
     Reads ``h5ad``, ``org_db`` and ``previous_symbols``. Writes ``genes`` (``formats.gene_table``). Params:
-    the ``genes`` config section (``extra``, ``symbol_overrides``, ``on_unmapped``).
+    the ``genes`` config section (``extra``, ``symbol_overrides``, ``on_unmapped``) and ``screen`` (the
+    genes of ``predict``'s perturbations, which must all map).
     """
     conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
-    queries = sorted(set(perturbed_genes(conditions)) | set(params["extra"]))
+    queries = sorted(
+        set(perturbed_genes(conditions)) | set(params["extra"]) | set(params["screen"])
+    )
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
+    check_screen_genes(params["screen"], index, params["symbol_overrides"])
     table = map_universe(
         queries,
         index,

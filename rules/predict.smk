@@ -1,0 +1,34 @@
+# An in-silico screen: the trained model's predictions for the perturbations config 'predict' lists,
+# each explained by the facets the cells attended to. Their genes join the gene universe (rule genes).
+
+
+rule predict:
+    input:
+        unpack(screen_request_file),
+        h5ad=rules.dataset.output.h5ad,
+        split=rules.dataset.output.split,
+        genes=rules.genes.output.genes,
+        facet_tensor=rules.facet_embed.output.tensor,
+        cell_embedding=rules.cells.output.embeddings,
+        facets=rules.facets.output.facets,
+        weights=rules.train.output.weights,
+        config=rules.train.output.config,
+        code=stage_code("predict"),
+    output:
+        predictions=f"{OUT}/predict/predictions.h5ad",
+        screen=f"{OUT}/predict/screen.tsv",
+        explanations=f"{OUT}/predict/explanations.json",
+        page=f"{OUT}/predict/screen.md",
+    log:
+        log_path("predict"),
+    benchmark:
+        benchmark_path("predict")
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(section("predict", *PREDICT_SETTINGS)),
+    shell:
+        "{params.cli} predict {params.io} --params {params.config:q} 2> {log}"

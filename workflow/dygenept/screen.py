@@ -1,0 +1,48 @@
+"""What an in-silico screen reports for each predicted perturbation: effect size, the training
+perturbations it resembles, the genes it moves most, and the facets that carried the prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def effect_size(delta: np.ndarray, threshold: float) -> tuple[float, int]:
+    """The L2 norm of the predicted change and how many genes change by more than ``threshold``."""
+    return float(np.linalg.norm(delta)), int((np.abs(delta) > threshold).sum())
+
+
+def top_changes(
+    delta: np.ndarray, gene_names: Sequence[str], k: int
+) -> tuple[list[str], list[str]]:
+    """The ``k`` most up- and most down-regulated genes (only genes that do move that way)."""
+    order = np.argsort(delta, kind="stable")
+    up = [gene_names[i] for i in order[::-1][:k] if delta[i] > 0]
+    down = [gene_names[i] for i in order[:k] if delta[i] < 0]
+    return up, down
+
+
+def cosine_similarities(query: np.ndarray, references: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(references, axis=1) * np.linalg.norm(query)
+    return np.divide(references @ query, norms, out=np.zeros(len(references)), where=norms > 0)
+
+
+def nearest(
+    query: np.ndarray, references: np.ndarray, names: Sequence[str], k: int
+) -> list[tuple[str, float]]:
+    """The ``k`` references most similar to ``query`` by cosine, best first (ties by name)."""
+    similarity = cosine_similarities(query, references)
+    order = sorted(range(len(names)), key=lambda i: (-similarity[i], names[i]))[:k]
+    return [(names[i], round(float(similarity[i]), 4)) for i in order]
+
+
+def facet_weight_summary(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell facet weights (cells, genes, K) → mean and standard deviation over cells (genes, K)."""
+    return weights.mean(axis=0), weights.std(axis=0)
+
+
+def top_facets(mean_weights: np.ndarray, present: np.ndarray, k: int) -> list[int]:
+    """Indices of the ``k`` present facets with the largest mean weight (weight > 0), largest first."""
+    order = sorted(np.flatnonzero(present), key=lambda i: (-mean_weights[i], i))
+    return [int(i) for i in order if mean_weights[i] > 0][:k]
