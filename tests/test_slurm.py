@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -190,14 +192,15 @@ def test_every_stage_ran_as_a_slurm_job(slurm_run, slurm_env):
     # cancelled one); each left its SLURM log beside the others
     ids = ",".join(job_id for job_id, _ in jobs)
     states = {
-        job_id: (comment, state)
-        for job_id, comment, state in squeue(
-            slurm_env, "--states=all", f"--jobs={ids}", "--format=%i|%k|%T"
+        job_id: (comment, state, partition)
+        for job_id, comment, state, partition in squeue(
+            slurm_env, "--states=all", f"--jobs={ids}", "--format=%i|%k|%T|%P"
         )
     }
     for job_id, rule in jobs:
         expected = "CANCELLED" if job_id == cancelled else "COMPLETED"
-        assert states[job_id] == (f"rule_{rule}", expected), (job_id, rule)
+        # no demo stage asks for a GPU: partitions.yaml sends them all to the CPU partition
+        assert states[job_id] == (f"rule_{rule}", expected, "cpu"), (job_id, rule)
         assert (project / ".snakemake" / "slurm_logs" / f"rule_{rule}" / f"{job_id}.log").is_file()
     print(f"SLURM run: {seconds:.0f} s for {len(jobs)} jobs")
 
@@ -244,3 +247,20 @@ def test_results_equal_a_local_run(slurm_run, quick_demo):  # noqa: F811
     assert np.array_equal(tensors[0].mask, tensors[1].mask)
     assert tensors[0].entrez_ids == tensors[1].entrez_ids
     print(f"local run {local_seconds:.0f} s, SLURM run {slurm_seconds:.0f} s")
+
+
+def test_partitions_send_gpu_jobs_to_the_gpu_partition():
+    """profiles/slurm/partitions.yaml through the executor's own partition choice (no GPU here to
+    submit to): CPU jobs to the CPU partition, GPU jobs to the GPU one, an unknown GPU model nowhere."""
+    partitions = pytest.importorskip("snakemake_executor_plugin_slurm.partitions")
+    site = partitions.read_partition_file(ROOT / "profiles" / "slurm" / "partitions.yaml")
+
+    def best(**resources):
+        job = SimpleNamespace(
+            name="stage", threads=2, resources={"mem_mb": 8000, "runtime": 60, **resources}
+        )
+        return partitions.get_best_partition(site, job, logging.getLogger(__name__))
+
+    assert best() == best(gpu=0) == "cpu"
+    assert best(gpu=1) == best(gpu=1, gpu_model="a100") == "gpu"
+    assert best(gpu=1, gpu_model="no_such_gpu") is None
