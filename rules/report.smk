@@ -9,9 +9,21 @@ rule report:
         code=stage_code("report"),
     output:
         markdown=f"{OUT}/report/report.md",
-        html=f"{OUT}/report/report.html",
-        heatmap=f"{OUT}/report/facet_heatmap.png",
-        table=f"{OUT}/report/metrics_table.txt",
+        html=report(
+            f"{OUT}/report/report.html",
+            caption="../report/report_page.rst",
+            category="Report",
+        ),
+        heatmap=report(
+            f"{OUT}/report/facet_heatmap.png",
+            caption="../report/facet_heatmap.rst",
+            category="Results",
+        ),
+        table=report(
+            f"{OUT}/report/metrics_table.txt",
+            caption="../report/metrics_table.rst",
+            category="Results",
+        ),
     log:
         log_path("report"),
     conda:

@@ -116,3 +116,42 @@ def test_each_env_carries_nothing_its_stages_do_not_need(env):
     }
     extra = env_modules(env) - used
     assert not extra, f"{Path(env).name} carries {sorted(extra)}, which none of {stages} imports"
+
+
+# conda package → its name in requirements.lock, where they differ
+LOCK_NAMES = {"pytorch-cpu": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib"}
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions() -> dict[str, str]:
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pins = [line.split("==") for line in lines if "==" in line and not line.startswith("#")]
+    return {normalized(name): version.strip() for name, version in pins}
+
+
+def env_pins(path: str) -> list[tuple[str, str, str]]:
+    """(package, '=' for a conda pin or '==' for a pip pin, version) of every dependency."""
+    pins = []
+    for dependency in yaml.safe_load(Path(path).read_text())["dependencies"]:
+        items = dependency.get("pip", []) if isinstance(dependency, dict) else [dependency]
+        pins += [re.fullmatch(r"([\w.-]+)(={1,2})([\w.]+)", item).groups() for item in items]
+    return pins
+
+
+@pytest.mark.parametrize("env", sorted(str(p) for p in (ROOT / "envs").glob("*.yaml")))
+def test_env_versions_agree_with_the_lock(env):
+    """requirements.lock is the one source of versions: a conda pin (major.minor) is the locked
+    version's major.minor, a pip pin is the locked version itself."""
+    locked = locked_versions()
+    wrong = []
+    for package, operator, version in env_pins(env):
+        exact = locked.get(normalized(LOCK_NAMES.get(package, package)))
+        if exact is None:
+            continue  # python, pip: not Python packages of the project
+        expected = exact if operator == "==" else ".".join(exact.split(".")[:2])
+        if version != expected:
+            wrong.append(f"{package}{operator}{version} (lock: {exact}; pin {expected})")
+    assert not wrong, f"{Path(env).name}: {', '.join(wrong)}"
