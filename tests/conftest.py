@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
@@ -99,3 +100,19 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, org_db, go_db):
+    """The demo, run once for the session in a scratch copy of the project: (project, results/demo).
+
+    Tests may dry-run, report on or edit the copy, restoring what they edit; nothing may rerun it.
+    """
+    from demo_project import copy_project, snakemake
+
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    overrides = {"annotations": {"sqlite": {"org_hs_eg": str(org_db), "go": str(go_db)}}}
+    (project / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
+    result = snakemake(project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return project, project / "results" / "demo"

@@ -25,8 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from test_report import quick_demo  # noqa: F401  (fixture: the same demo, run locally)
-from test_workflow import copy_project, planned_jobs, snakemake
+from demo_project import copy_project, planned_jobs, snakemake
 
 from conftest import ROOT
 
@@ -137,9 +136,9 @@ def cancel_once_running(process: subprocess.Popen, env: dict, rule: str, deadlin
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_env, quick_demo, tmp_path_factory):  # noqa: F811
-    """The quick demo again, every stage submitted to the local cluster; one job cancelled once."""
-    local_project, _, _ = quick_demo
+def slurm_run(slurm_env, demo_run, tmp_path_factory):
+    """The demo again, every stage submitted to the local cluster; one job cancelled once."""
+    local_project, _ = demo_run
     project = copy_project(tmp_path_factory.mktemp("slurm_project"))
     shutil.copy2(local_project / "config" / "test.yaml", project / "config" / "test.yaml")
     profile = local_cluster_profile(project)
@@ -186,7 +185,7 @@ def test_every_stage_ran_as_a_slurm_job(slurm_run, slurm_env):
     local = set(re.findall(r"^localrule (\w+):", output, re.M))
     assert local == LOCAL_RULES | {"all"}, local
     stages = {"dataset", "genes", "enrich", "facets", "facet_embed", "cells", "train"}
-    assert rules == stages | {"evaluate", "report"}
+    assert rules == stages | {"evaluate", "predict", "report"}
     assert not rules & local
     # the cluster's own record: each job ran, under the rule's name, and ended COMPLETED (but the
     # cancelled one); each left its SLURM log beside the others
@@ -225,11 +224,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_results_equal_a_local_run(slurm_run, quick_demo):  # noqa: F811
+def test_results_equal_a_local_run(slurm_run, demo_run):
     from dygenept.formats.facet_tensor import load_facet_tensor
 
     _, slurm_out, _, _, slurm_seconds = slurm_run
-    _, local_out, local_seconds = quick_demo
+    _, local_out = demo_run
     metrics = [
         json.loads((out / "evaluate" / "metrics.json").read_text())
         for out in (slurm_out, local_out)
@@ -246,7 +245,7 @@ def test_results_equal_a_local_run(slurm_run, quick_demo):  # noqa: F811
     assert np.array_equal(tensors[0].embeddings, tensors[1].embeddings)
     assert np.array_equal(tensors[0].mask, tensors[1].mask)
     assert tensors[0].entrez_ids == tensors[1].entrez_ids
-    print(f"local run {local_seconds:.0f} s, SLURM run {slurm_seconds:.0f} s")
+    print(f"SLURM run {slurm_seconds:.0f} s")
 
 
 def test_partitions_send_gpu_jobs_to_the_gpu_partition():

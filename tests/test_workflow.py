@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,83 +17,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from demo_project import planned_jobs, snakemake
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = [
-    "Snakefile",
-    "rules",
-    "workflow/dygenept",
-    "config",
-    "profiles",
-    "envs",
-    "resources/facets.yaml",
-    "resources/previous_symbols.tsv",
-    "resources/demo",
-]
 DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "predict", "report", "all"}
-
-
-def copy_project(destination: Path) -> Path:
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    return destination
-
-
-def snakemake(
-    project: Path,
-    *args: str,
-    config_files: tuple[str, ...] = ("config/demo.yaml", "config/test.yaml"),
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        *config_files,
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(
-        command, cwd=project, env=env, capture_output=True, text=True, timeout=900
-    )
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> set[str]:
-    """Rule names in the 'Job stats' table of a dry run (empty when there is nothing to do)."""
-    match = re.search(
-        r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", result.stdout + result.stderr, re.S
-    )
-    return (
-        set()
-        if match is None
-        else {line.split()[0] for line in match.group(1).splitlines() if line.strip()}
-    )
 
 
 def append_line(path: Path, line: str) -> str:
     original = path.read_text()
     path.write_text(original + line)
     return original
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, org_db, go_db):
-    project = copy_project(tmp_path_factory.mktemp("project"))
-    overrides = {"annotations": {"sqlite": {"org_hs_eg": str(org_db), "go": str(go_db)}}}
-    (project / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
-    result = snakemake(project)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return project, project / "results" / "demo"
 
 
 def test_demo_writes_every_artifact_with_provenance(demo_run):
