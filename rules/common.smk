@@ -26,7 +26,8 @@ SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
 
 def stage_code(stage):
     """Every source file the stage runs (its import closure in the package, read once from the sources'
-    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else."""
+    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else.
+    """
     return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
@@ -40,7 +41,10 @@ def annotation_db(key):
 def check_file_sources():
     """A selected file-backed source needs its path: say so before any job is planned."""
     for stage, source in FILE_SOURCES.items():
-        if source in selected_sources(stage, config[stage]) and not config[stage][source]["path"]:
+        if (
+            source in selected_sources(stage, config[stage])
+            and not config[stage][source]["path"]
+        ):
             raise WorkflowError(
                 f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
             )
@@ -111,7 +115,11 @@ def with_evidence(settings):
 def dataset_params():
     """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
     settings = config["dataset"]
-    kept = {key: value for key, value in settings.items() if key not in ("download", "cache_dir")}
+    kept = {
+        key: value
+        for key, value in settings.items()
+        if key not in ("download", "cache_dir")
+    }
     return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
 
 
@@ -158,3 +166,39 @@ def string_keep_score():
         settings["string_files"]["min_combined_score"],
         settings["string_fallback_min_score"],
     )
+
+
+# Facet backends that run a language model in rule facets_llm (facet_backends/llm); vllm needs a GPU,
+# transformers one when its device is CUDA.
+LLM_BACKENDS = ("vllm", "openai", "transformers")
+
+
+def llm_selected():
+    return config["facets"]["backend"] in LLM_BACKENDS
+
+
+def facets_params():
+    """The facets section for rule facets: the LLM settings only matter to rule facets_llm."""
+    settings = {key: value for key, value in config["facets"].items() if key != "llm"}
+    return with_evidence(settings)
+
+
+def facets_llm_params():
+    """What rule facets_llm reads: the backend and the LLM settings (model and sampling among them)."""
+    return with_evidence(
+        {"backend": config["facets"]["backend"], "llm": config["facets"]["llm"]}
+    )
+
+
+def facets_llm_inputs(wildcards):
+    """The LLM stage's records, when config selects an LLM backend (else the facets rule needs none)."""
+    return {"llm_records": rules.facets_llm.output.records} if llm_selected() else {}
+
+
+def facets_llm_gpus():
+    settings = config["facets"]
+    backend = settings["backend"]
+    on_cuda = settings["llm"]["transformers"]["device"].startswith("cuda")
+    if backend == "vllm":
+        return settings["llm"]["vllm"]["tensor_parallel_size"]
+    return 1 if backend == "transformers" and on_cuda else 0
