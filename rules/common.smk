@@ -178,13 +178,13 @@ def llm_selected():
 
 
 def facets_params():
-    """The facets section for rule facets: the LLM settings only matter to rule facets_llm."""
+    """The facets section less the LLM settings, which only the facets_llm rule reads."""
     settings = {key: value for key, value in config["facets"].items() if key != "llm"}
     return with_evidence(settings)
 
 
 def facets_llm_params():
-    """What rule facets_llm reads: the backend and the LLM settings (model and sampling among them)."""
+    """The backend and the LLM settings (model and sampling among them), for the facets_llm rule."""
     return with_evidence(
         {"backend": config["facets"]["backend"], "llm": config["facets"]["llm"]}
     )
