@@ -511,3 +511,18 @@ def test_grounding_scores_the_weakest_sentence(genes):
     foreign = guard.split_sentences(cd19.text)[1]
     score, sentence = guard.grounding_score(f"{own} {foreign}", klf1.text, "KLF1")
     assert score < 0.5 and sentence == foreign
+
+
+def test_vote_keeps_a_facet_only_where_both_backends_see_a_role(facets):
+    from dygenept.facet_backends.base import FacetSet
+
+    ids = [f.id for f in facets]
+    llm = guard.answers_from_facet_sets(
+        [FacetSet("1", ("a", "b") + (None,) * (len(ids) - 2)), FacetSet("2", ("c",) * len(ids))],
+        facets,
+    )
+    assert llm["1"][ids[0]] == "a" and llm["1"][ids[2]] == NONE_MARKER
+    other = {"1": {ids[0]: "x", ids[1]: NONE_MARKER}}
+    voted = guard.vote(llm, other)
+    assert voted["1"][ids[0]] == "a" and voted["1"][ids[1]] == NONE_MARKER
+    assert set(voted["2"].values()) == {NONE_MARKER}  # the other backend lacks gene 2

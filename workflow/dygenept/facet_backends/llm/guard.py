@@ -8,6 +8,10 @@
 2. GO agreement. A facet "has a role" when it is not NONE; the gene's GO annotations say it has one
    when it is annotated at or under one of the facet's roots. Precision and recall per facet and
    overall (micro), over the genes with at least one GO annotation.
+3. Two-backend vote (optional): keep a facet only where two backends both say the gene has a role.
+
+Answers are ``{entrez_id: {facet_id: paragraph or NONE}}``; ``answers_from_facet_sets`` makes them from
+any backend's ``FacetSet``s, so the facets stage can report the guard for every backend.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from ... import annotation_db
 from ...formats.facet_spec import FacetSpec
-from ..base import NONE_MARKER, GeneText
+from ..base import NONE_MARKER, FacetSet, GeneText
 
 STOP_WORDS = frozenset(
     [
@@ -110,6 +114,32 @@ STOP_WORDS = frozenset(
 SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9(])")
 TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+\-/]*")
 STEM = 6
+
+
+def answers_from_facet_sets(
+    facet_sets: Sequence[FacetSet], facets: Sequence[FacetSpec]
+) -> dict[str, dict[str, str]]:
+    return {
+        s.entrez_id: {
+            f.id: NONE_MARKER if text is None else text for f, text in zip(facets, s.texts)
+        }
+        for s in facet_sets
+    }
+
+
+def vote(
+    first: Mapping[str, Mapping[str, str]], second: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]]:
+    """``first``'s answers, NONE wherever ``second`` says NONE (or lacks the gene or facet)."""
+    return {
+        entrez: {
+            fid: text
+            if text != NONE_MARKER and second.get(entrez, {}).get(fid, NONE_MARKER) != NONE_MARKER
+            else NONE_MARKER
+            for fid, text in answer.items()
+        }
+        for entrez, answer in first.items()
+    }
 
 
 def content_terms(text: str, ignore: Iterable[str] = ()) -> set[str]:
