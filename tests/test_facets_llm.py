@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +21,7 @@ from fake_llm_server import FakeChatServer
 
 from dygenept.errors import InputError
 from dygenept.facet_backends import make_backend
-from dygenept.facet_backends.base import NONE_MARKER, GeneText
+from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText
 from dygenept.facet_backends.llm import guard
 from dygenept.facet_backends.llm.cache import AnswerCache, cache_key
 from dygenept.facet_backends.llm.engines import (
@@ -514,8 +520,6 @@ def test_grounding_scores_the_weakest_sentence(genes):
 
 
 def test_vote_keeps_a_facet_only_where_both_backends_see_a_role(facets):
-    from dygenept.facet_backends.base import FacetSet
-
     ids = [f.id for f in facets]
     llm = guard.answers_from_facet_sets(
         [FacetSet("1", ("a", "b") + (None,) * (len(ids) - 2)), FacetSet("2", ("c",) * len(ids))],
@@ -526,3 +530,41 @@ def test_vote_keeps_a_facet_only_where_both_backends_see_a_role(facets):
     voted = guard.vote(llm, other)
     assert voted["1"][ids[0]] == "a" and voted["1"][ids[1]] == NONE_MARKER
     assert set(voted["2"].values()) == {NONE_MARKER}  # the other backend lacks gene 2
+
+
+def test_a_killed_run_resumes_from_the_batches_it_finished(
+    defaults, genes, facets, tmp_path, org_db, go_db
+):
+    """The stage's CLI in a child process, killed once two batches are cached; the rerun asks only
+    for the genes those batches did not hold."""
+    inputs, outputs = stage_io(tmp_path, genes, org_db, go_db)
+    ids = [f.id for f in facets]
+    answers = {g.symbol: grounded_answer(g, ids) for g in genes}
+    slow = dict.fromkeys(SYMBOLS, "slow")
+    with FakeChatServer(answers, modes=slow, slow_seconds=0.4) as server:
+        settings = openai_settings(defaults, server.base_url, tmp_path)
+        settings["batch_size"] = 2
+        settings["openai"].update(concurrency=1, timeout_seconds=10)
+        params = {"backend": "openai", "llm": settings, "excluded_evidence": ["ND"]}
+        command = [sys.executable, "-m", "dygenept", "facets_llm", "--params", json.dumps(params)]
+        command += [f"--in={name}={path}" for name, path in inputs.items()]
+        command += [f"--out={name}={path}" for name, path in outputs.items()]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+        child = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        database = Path(settings["cache_dir"]) / "facets_llm.sqlite"
+        cached = 0
+        deadline = time.monotonic() + 60
+        while cached < 4 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+            if database.exists():
+                with sqlite3.connect(database) as db:
+                    cached = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert 4 <= cached < len(SYMBOLS) and not outputs["records"].exists()
+        server.modes.clear()
+        server.log.clear()
+        details = facets_llm.run(inputs, outputs, params)
+    assert details["from_cache"] >= cached and details["generated"] == 12 - details["from_cache"]
+    asked = [symbol for symbol, _, _ in server.log]
+    assert len(asked) == len(set(asked)) == 12 - details["from_cache"]
