@@ -195,6 +195,12 @@ def facets_llm_inputs(wildcards):
     return {"llm_records": rules.facets_llm.output.records} if llm_selected() else {}
 
 
+def chat_template_input(wildcards):
+    """The chat-template file config names for the LLM, if any (editing it reruns facets_llm)."""
+    path = config["facets"]["llm"]["chat_template"]
+    return {"chat_template": path} if path else {}
+
+
 def facets_llm_gpus():
     settings = config["facets"]
     backend = settings["backend"]

@@ -5,6 +5,7 @@
 
 rule facets_llm:
     input:
+        unpack(chat_template_input),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
         prompt_system=config["facets"]["llm"]["prompts"]["system"],

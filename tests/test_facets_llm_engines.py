@@ -32,6 +32,9 @@ GENES = [
 ]  # fmt: skip
 
 
+HELLO = [{"role": "user", "content": "hello"}]
+
+
 @pytest.fixture(scope="module")
 def settings() -> dict:
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
@@ -109,6 +112,19 @@ def test_transformers_noise_is_retried_then_recorded_never_cached(settings, tiny
     again, _, _ = run_tiny(settings, tiny_model, tmp_path, tmp_path / "cache")
     assert again.attempts == 4
     assert [f["raw_outputs"] for f in again.failures] == [f["raw_outputs"] for f in result.failures]
+
+
+def test_a_configured_chat_template_replaces_the_models_own(settings, tiny_model, tmp_path):
+    facets = load_facet_specs(ROOT / "resources" / "facets.yaml")
+    schema = answer_schema(facets, 600, 20)
+    settings = {**settings, "model": str(tiny_model)}
+    own = make_engine("transformers", settings, schema)
+    assert own.identity()["chat_template"] == CHAT_TEMPLATE
+    template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    replaced = make_engine("transformers", settings, schema, chat_template=template)
+    assert replaced.identity()["chat_template"] == template
+    prompt = replaced.tokenizer.apply_chat_template(HELLO, tokenize=False)
+    assert prompt == "[user] hello\n"
 
 
 @pytest.mark.vllm

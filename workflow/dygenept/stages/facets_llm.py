@@ -55,7 +55,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """Run the selected chat model over every gene's text.
 
     Reads ``gene_text``, ``facets_yaml``, ``prompt_system``, ``prompt_user``, ``prompt_examples``,
-    ``org_db`` and ``go_db`` (for the guard's GO agreement). Writes ``records`` (JSON: facet ids, each
+    ``org_db`` and ``go_db`` (for the guard's GO agreement), and ``chat_template`` where config names
+    one (a Jinja file replacing the model's own). Writes ``records`` (JSON: facet ids, each
     gene's validated answer, the failed genes), ``failures`` (JSON lines: gene, reason, raw outputs)
     and ``guard`` (JSON: grounding and GO agreement). Params: the ``facets`` config section
     (``backend``, ``llm``) and ``excluded_evidence``.
@@ -67,7 +68,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     )
     genes = read_gene_texts(inputs["gene_text"])
     schema = answer_schema(facets, settings["max_chars"], settings["min_chars"])
-    engine = make_engine(params["backend"], settings, schema)
+    chat_template = (
+        Path(inputs["chat_template"]).read_text(encoding="utf-8")
+        if "chat_template" in inputs
+        else None
+    )
+    engine = make_engine(params["backend"], settings, schema, chat_template)
     cache = AnswerCache(settings["cache_dir"])
     started = time.perf_counter()
     try:

@@ -203,11 +203,18 @@ class VllmEngine:
     backend = "vllm"
 
     def __init__(
-        self, model: str, revision: str | None, settings: dict, sampling: dict, schema: dict
+        self,
+        model: str,
+        revision: str | None,
+        settings: dict,
+        sampling: dict,
+        schema: dict,
+        chat_template: str | None = None,
     ):
         import vllm
 
         self.model, self.revision, self.sampling, self.schema = model, revision, sampling, schema
+        self.chat_template = chat_template
         self.version = vllm.__version__
         self.llm = vllm.LLM(**vllm_llm_kwargs(model, revision, settings, sampling["seed"]))
         self.generated_tokens = 0
@@ -218,6 +225,7 @@ class VllmEngine:
             "model": self.model,
             "revision": self.revision,
             "engine": f"vllm {self.version}",
+            "chat_template": self.chat_template,
         }
 
     def complete(self, conversations: Sequence[list[Message]]) -> list[str | EngineError]:
@@ -228,7 +236,9 @@ class VllmEngine:
             **vllm_sampling_kwargs(self.sampling),
             structured_outputs=StructuredOutputsParams(json=self.schema),
         )
-        outputs = self.llm.chat(list(conversations), params, use_tqdm=False)
+        outputs = self.llm.chat(
+            list(conversations), params, use_tqdm=False, chat_template=self.chat_template
+        )
         self.generated_tokens += sum(len(o.outputs[0].token_ids) for o in outputs)
         return [o.outputs[0].text for o in outputs]
 
@@ -241,7 +251,14 @@ class TransformersEngine:
 
     backend = "transformers"
 
-    def __init__(self, model: str, revision: str | None, settings: dict, sampling: dict):
+    def __init__(
+        self,
+        model: str,
+        revision: str | None,
+        settings: dict,
+        sampling: dict,
+        chat_template: str | None = None,
+    ):
         import torch
         import transformers
 
@@ -249,6 +266,9 @@ class TransformersEngine:
         self.version = transformers.__version__
         self.device = settings["device"]
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(model, revision=revision)
+        if chat_template is not None:
+            self.tokenizer.chat_template = chat_template
+        self.chat_template = self.tokenizer.chat_template
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
             model, revision=revision, dtype=getattr(torch, settings["dtype"])
         ).to(self.device)
@@ -261,6 +281,7 @@ class TransformersEngine:
             "model": self.model_id,
             "revision": self.revision,
             "engine": f"transformers {self.version}",
+            "chat_template": self.chat_template,
         }
 
     def complete(self, conversations: Sequence[list[Message]]) -> list[str | EngineError]:
@@ -290,8 +311,14 @@ class TransformersEngine:
         return answers
 
 
-def make_engine(backend: str, settings: dict, schema: dict) -> Engine:
-    """The engine config 'facets.backend' selects, from the 'facets.llm' section."""
+def make_engine(
+    backend: str, settings: dict, schema: dict, chat_template: str | None = None
+) -> Engine:
+    """The engine config 'facets.backend' selects, from the 'facets.llm' section.
+
+    ``chat_template`` (Jinja text) replaces the model's own, for vllm and transformers; an OpenAI-style
+    server applies its own template.
+    """
     sampling = sampling_settings(settings)
     if backend == "openai":
         return make_openai(
@@ -304,10 +331,19 @@ def make_engine(backend: str, settings: dict, schema: dict) -> Engine:
                 "Fix: set it to the commit of the model's Hugging Face repository."
             )
         return VllmEngine(
-            settings["model"], settings["revision"], settings["vllm"], sampling, schema
+            settings["model"],
+            settings["revision"],
+            settings["vllm"],
+            sampling,
+            schema,
+            chat_template,
         )
     if backend == "transformers":
         return TransformersEngine(
-            settings["model"], settings["revision"], settings["transformers"], sampling
+            settings["model"],
+            settings["revision"],
+            settings["transformers"],
+            sampling,
+            chat_template,
         )
     raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
