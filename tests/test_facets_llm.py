@@ -32,7 +32,9 @@ from dygenept.facet_backends.llm.engines import (
     vllm_sampling_kwargs,
 )
 from dygenept.facet_backends.llm.prompts import (
+    answer_json,
     answer_schema,
+    example_answer,
     load_templates,
     render_messages,
     render_system,
@@ -568,3 +570,19 @@ def test_a_killed_run_resumes_from_the_batches_it_finished(
     assert details["from_cache"] >= cached and details["generated"] == 12 - details["from_cache"]
     asked = [symbol for symbol, _, _ in server.log]
     assert len(asked) == len(set(asked)) == 12 - details["from_cache"]
+
+
+def test_worked_examples_pass_validation_and_the_guard(templates, facets, defaults):
+    """The hand-written answers are what the model is asked for: valid and grounded in their text."""
+    for example in templates.examples:
+        answer = example_answer(example, facets)
+        # validated against the gene's own text (the example's own answer is part of the prompt, so
+        # only the other checks apply here)
+        checked = validate_answer(
+            answer_json(answer), [f.id for f in facets], 600, 20, set(), example.text
+        )
+        assert checked == answer
+        for fid, text in answer.items():
+            if text != NONE_MARKER:
+                score, sentence = guard.grounding_score(text, example.text, example.symbol)
+                assert score >= defaults["grounding"]["threshold"], (example.symbol, fid, sentence)
