@@ -6,14 +6,11 @@ no model and no server: the outputs are created and touched first (``--touch``).
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from test_workflow import DOWNSTREAM_OF_FACETS, append_line, copy_project, planned_jobs, snakemake
-
-from conftest import ROOT
 
 PROMPT_FILES = ["system.md", "user.md", "examples.yaml"]
 
@@ -21,7 +18,6 @@ PROMPT_FILES = ["system.md", "user.md", "examples.yaml"]
 def finished_project(destination: Path, backend: str, org_db: Path, go_db: Path) -> Path:
     """A project copy whose every output exists and is up to date, as after a run with ``backend``."""
     project = copy_project(destination)
-    shutil.copytree(ROOT / "resources" / "prompts", project / "resources" / "prompts")
     overrides = {
         "annotations": {"sqlite": {"org_hs_eg": str(org_db), "go": str(go_db)}},
         "facets": {"backend": backend},

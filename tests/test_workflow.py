@@ -32,6 +32,7 @@ PROJECT_FILES = [
     "profiles",
     "envs",
     "resources/facets.yaml",
+    "resources/prompts",
     "resources/previous_symbols.tsv",
     "resources/demo",
 ]
