@@ -586,3 +586,18 @@ def test_worked_examples_pass_validation_and_the_guard(templates, facets, defaul
             if text != NONE_MARKER:
                 score, sentence = guard.grounding_score(text, example.text, example.symbol)
                 assert score >= defaults["grounding"]["threshold"], (example.symbol, fid, sentence)
+
+
+def test_records_from_another_facet_list_or_gene_list_are_refused(facets, genes, tmp_path):
+    ids = [f.id for f in facets]
+    records = {"facets": ids[:-1], "answers": {}, "failed": []}
+    (tmp_path / "r.json").write_text(json.dumps(records))
+    backend = make_backend("vllm", {"llm_records": tmp_path / "r.json"}, {"backend": "vllm"})
+    with pytest.raises(InputError, match="rerun the facets_llm rule"):
+        backend.generate(genes[:1], facets)
+    (tmp_path / "r.json").write_text(json.dumps({**records, "facets": ids}))
+    backend = make_backend("vllm", {"llm_records": tmp_path / "r.json"}, {"backend": "vllm"})
+    with pytest.raises(InputError, match="lack gene TP53"):
+        backend.generate(genes[:1], facets)
+    with pytest.raises(InputError, match="llm_records"):
+        make_backend("vllm", {}, {"backend": "vllm"})

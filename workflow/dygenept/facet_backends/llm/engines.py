@@ -104,7 +104,7 @@ class OpenAIEngine:
     schema: dict
     concurrency: int
     client: HttpClient
-    key: str | None = None
+    key: str | None = field(default=None, repr=False)
     backend: str = "openai"
     generated_tokens: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
