@@ -483,6 +483,34 @@ def test_stage_replaces_ungrounded_facets_when_config_asks(
     assert records["answers"][tp53]["transcription"] != NONE_MARKER
 
 
+def test_stage_vote_with_go_keeps_only_facets_go_also_sees(
+    defaults, genes, facets, tmp_path, org_db, go_db
+):
+    inputs, outputs = stage_io(tmp_path, genes[:6], org_db, go_db)
+    with faulty_server(genes, facets) as server:
+        settings = openai_settings(defaults, server.base_url, tmp_path)
+        params = {"backend": "openai", "llm": settings, "excluded_evidence": ["ND"]}
+        facets_llm.run(inputs, outputs, params)
+        plain = json.loads(outputs["records"].read_text())["answers"]
+        settings["vote_with_go"] = True
+        facets_llm.run(inputs, outputs, params)
+    voted = json.loads(outputs["records"].read_text())["answers"]
+    report = json.loads(outputs["guard"].read_text())
+    gene_terms, descendants = guard.go_sets(
+        org_db, go_db, facets, [g.entrez_id for g in genes[:6]], ["ND"]
+    )
+    dropped = 0
+    for entrez, answer in plain.items():
+        for fid, text in answer.items():
+            seen_by_go = bool(gene_terms.get(entrez, set()) & descendants[fid])
+            assert voted[entrez][fid] == (text if seen_by_go else NONE_MARKER)
+            dropped += text != NONE_MARKER and not seen_by_go
+    assert report["vote_with_go"]["facets_dropped"] == dropped > 0
+    # TP53 is annotated with transcription regulation in GO: its facet stays
+    tp53 = next(g.entrez_id for g in genes if g.symbol == "TP53")
+    assert voted[tp53]["transcription"] == plain[tp53]["transcription"] != NONE_MARKER
+
+
 # --- the guard ---------------------------------------------------------------------------------
 
 

@@ -58,7 +58,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     ``org_db`` and ``go_db`` (for the guard's GO agreement), and ``chat_template`` where config names
     one (a Jinja file replacing the model's own). Writes ``records`` (JSON: facet ids, each
     gene's validated answer, the failed genes), ``failures`` (JSON lines: gene, reason, raw outputs)
-    and ``guard`` (JSON: grounding and GO agreement). Params: the ``facets`` config section
+    and ``guard`` (JSON: grounding, GO agreement, and what the vote with GO dropped where asked). Params: the ``facets`` config section
     (``backend``, ``llm``) and ``excluded_evidence``.
     """
     settings = params["llm"]
@@ -103,6 +103,16 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     if settings["grounding"]["replace_ungrounded"]:
         answers = guard.drop_flagged(answers, report["grounding"]["flagged_facets"])
     report["grounding"]["replaced_by_none"] = settings["grounding"]["replace_ungrounded"]
+    if settings["vote_with_go"]:
+        voted = guard.vote(answers, guard.go_roles(answers, gene_terms, facet_descendants))
+        report["vote_with_go"] = {
+            "facets_dropped": sum(
+                answers[entrez][fid] != voted[entrez][fid]
+                for entrez in answers
+                for fid in answers[entrez]
+            )
+        }
+        answers = voted
     write_json_atomic(outputs["guard"], report)
     write_json_atomic(
         outputs["records"],

@@ -142,6 +142,22 @@ def vote(
     }
 
 
+def go_roles(
+    entrez_ids: Iterable[str],
+    gene_terms: Mapping[str, set[str]],
+    facet_descendants: Mapping[str, set[str]],
+) -> dict[str, dict[str, str]]:
+    """The go-rules backend's verdict as answers: a facet has a role ("GO") where the gene is
+    annotated under its roots, else NONE. With ``vote``, it keeps only LLM facets GO also sees."""
+    return {
+        entrez: {
+            fid: "GO" if gene_terms.get(entrez, set()) & descendants else NONE_MARKER
+            for fid, descendants in facet_descendants.items()
+        }
+        for entrez in entrez_ids
+    }
+
+
 def content_terms(text: str, ignore: Iterable[str] = ()) -> set[str]:
     ignored = {word.casefold() for word in ignore}
     terms = set()
