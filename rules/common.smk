@@ -217,3 +217,45 @@ def string_keep_score():
         settings["string_files"]["min_combined_score"],
         settings["string_fallback_min_score"],
     )
+
+
+# Facet backends that run a language model in rule facets_llm (facet_backends/llm); vllm needs a GPU,
+# transformers one when its device is CUDA.
+LLM_BACKENDS = ("vllm", "openai", "transformers")
+
+
+def llm_selected():
+    return config["facets"]["backend"] in LLM_BACKENDS
+
+
+def facets_params():
+    """The facets section less the LLM settings, which only the facets_llm rule reads."""
+    settings = {key: value for key, value in config["facets"].items() if key != "llm"}
+    return with_evidence(settings)
+
+
+def facets_llm_params():
+    """The backend and the LLM settings (model and sampling among them), for the facets_llm rule."""
+    return with_evidence(
+        {"backend": config["facets"]["backend"], "llm": config["facets"]["llm"]}
+    )
+
+
+def facets_llm_inputs(wildcards):
+    """The LLM stage's records, when config selects an LLM backend (else the facets rule needs none)."""
+    return {"llm_records": rules.facets_llm.output.records} if llm_selected() else {}
+
+
+def chat_template_input(wildcards):
+    """The chat-template file config names for the LLM, if any (editing it reruns facets_llm)."""
+    path = config["facets"]["llm"]["chat_template"]
+    return {"chat_template": path} if path else {}
+
+
+def facets_llm_gpus():
+    settings = config["facets"]
+    backend = settings["backend"]
+    on_cuda = settings["llm"]["transformers"]["device"].startswith("cuda")
+    if backend == "vllm":
+        return settings["llm"]["vllm"]["tensor_parallel_size"]
+    return 1 if backend == "transformers" and on_cuda else 0

@@ -1,8 +1,42 @@
 # Each gene's text → K facet paragraphs or NONE. Editing resources/facets.yaml or the backend reruns this.
+# With an LLM backend (vllm, openai, transformers) the model runs in rule facets_llm, whose prompt
+# files are its inputs: editing the prompt reruns facets_llm, facets and what follows, nothing before.
+
+
+rule facets_llm:
+    input:
+        unpack(chat_template_input),
+        gene_text=rules.enrich.output.gene_text,
+        facets_yaml=config["facets"]["spec"],
+        prompt_system=config["facets"]["llm"]["prompts"]["system"],
+        prompt_user=config["facets"]["llm"]["prompts"]["user"],
+        prompt_examples=config["facets"]["llm"]["prompts"]["examples"],
+        org_db=annotation_db("org_hs_eg"),
+        go_db=annotation_db("go"),
+        code=stage_code("facets_llm"),
+    output:
+        records=f"{OUT}/facets/llm_records.json",
+        failures=f"{OUT}/facets/llm_failures.jsonl",
+        guard=f"{OUT}/facets/llm_guard.json",
+    log:
+        log_path("facets_llm"),
+    benchmark:
+        benchmark_path("facets_llm")
+    conda:
+        "../envs/facets_llm.yaml"
+    resources:
+        gpu=facets_llm_gpus(),
+    params:
+        cli=CLI,
+        io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(facets_llm_params()),
+    shell:
+        "{params.cli} facets_llm {params.io} --params {params.config:q} 2> {log}"
 
 
 rule facets:
     input:
+        unpack(facets_llm_inputs),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
         org_db=annotation_db("org_hs_eg"),
@@ -19,6 +53,6 @@ rule facets:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(with_evidence(config["facets"])),
+        config=as_json(facets_params()),
     shell:
         "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"

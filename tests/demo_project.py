@@ -19,10 +19,14 @@ PROJECT_FILES = [
     "profiles",
     "envs",
     "resources/facets.yaml",
+    "resources/prompts",
     "resources/previous_symbols.tsv",
     "resources/demo",
     "report",
 ]
+
+# The facet stage and every rule downstream of it (the demo runs an in-silico screen too).
+DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "predict", "report", "all"}
 
 
 def copy_project(destination: Path) -> Path:
@@ -67,3 +71,9 @@ def planned_jobs(result: subprocess.CompletedProcess) -> set[str]:
         if match is None
         else {line.split()[0] for line in match.group(1).splitlines() if line.strip()}
     )
+
+
+def append_line(path: Path, line: str) -> str:
+    original = path.read_text()
+    path.write_text(original + line)
+    return original

@@ -17,19 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from demo_project import planned_jobs, snakemake
+from demo_project import DOWNSTREAM_OF_FACETS, append_line, planned_jobs, snakemake
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
-
-DOWNSTREAM_OF_FACETS = {"facets", "facet_embed", "train", "evaluate", "predict", "report", "all"}
-
-
-def append_line(path: Path, line: str) -> str:
-    original = path.read_text()
-    path.write_text(original + line)
-    return original
 
 
 def test_demo_writes_every_artifact_with_provenance(demo_run):

@@ -12,8 +12,15 @@ from types import ModuleType
 from ..errors import InputError
 from . import go_rules
 from .base import FacetBackend
+from .llm import records as llm_records
 
-BACKENDS: dict[str, ModuleType] = {"go-rules": go_rules}
+# The LLM backends run in the facets_llm rule; the facets stage reads their validated records.
+BACKENDS: dict[str, ModuleType] = {
+    "go-rules": go_rules,
+    "vllm": llm_records,
+    "openai": llm_records,
+    "transformers": llm_records,
+}
 
 
 def make_backend(name: str, inputs: dict[str, Path], params: dict) -> FacetBackend:
