@@ -1,6 +1,11 @@
 # Facet texts → (genes, K, D) tensor + mask with a frozen text encoder.
 
 
+def facet_embed_gpus():
+    """One GPU unless the config pins the encoder to the CPU (device auto uses a GPU when it gets one)."""
+    return 0 if config["facet_embed"]["device"] == "cpu" else 1
+
+
 rule facet_embed:
     input:
         facets=rules.facets.output.facets,
@@ -16,6 +21,7 @@ rule facet_embed:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=facet_embed_gpus(),
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
