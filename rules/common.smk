@@ -26,7 +26,8 @@ SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
 
 def stage_code(stage):
     """Every source file the stage runs (its import closure in the package, read once from the sources'
-    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else."""
+    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else.
+    """
     return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
@@ -40,7 +41,10 @@ def annotation_db(key):
 def check_file_sources():
     """A selected file-backed source needs its path: say so before any job is planned."""
     for stage, source in FILE_SOURCES.items():
-        if source in selected_sources(stage, config[stage]) and not config[stage][source]["path"]:
+        if (
+            source in selected_sources(stage, config[stage])
+            and not config[stage][source]["path"]
+        ):
             raise WorkflowError(
                 f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
             )
@@ -111,7 +115,11 @@ def with_evidence(settings):
 def dataset_params():
     """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
     settings = config["dataset"]
-    kept = {key: value for key, value in settings.items() if key not in ("download", "cache_dir")}
+    kept = {
+        key: value
+        for key, value in settings.items()
+        if key not in ("download", "cache_dir")
+    }
     return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
 
 
@@ -158,3 +166,48 @@ def string_keep_score():
         settings["string_files"]["min_combined_score"],
         settings["string_fallback_min_score"],
     )
+
+
+def facet_embed_gpus():
+    """One GPU unless the config pins the encoder to the CPU (device auto uses a GPU when it gets one)."""
+    return 0 if config["facet_embed"]["device"] == "cpu" else 1
+
+
+CELL_ENCODER_SECTIONS = ("pca", "scvi", "scgpt")
+# The files cell_encoders.scgpt reads (CHECKPOINT_FILES there; tests/test_cell_encoders.py checks).
+SCGPT_FILES = {
+    "scgpt_weights": "best_model.pt",
+    "scgpt_vocab": "vocab.json",
+    "scgpt_args": "args.json",
+}
+
+
+def cells_params():
+    """config 'cells' with only the chosen encoder's settings: editing another's reruns nothing."""
+    settings = config["cells"]
+    return {
+        key: value
+        for key, value in settings.items()
+        if key not in CELL_ENCODER_SECTIONS or key == settings["encoder"]
+    }
+
+
+def scgpt_checkpoint(wildcards):
+    """scgpt: the checkpoint's three files, as inputs (a changed checkpoint reruns the stage, and their
+    sha256 go into the provenance). Absent files are left to the stage, which says where to get them.
+    """
+    settings = config["cells"]
+    directory = settings["scgpt"]["model_dir"]
+    if settings["encoder"] != "scgpt" or not directory:
+        return {}
+    files = {name: Path(directory) / file for name, file in SCGPT_FILES.items()}
+    return {name: str(path) for name, path in files.items() if path.is_file()}
+
+
+def cells_gpus():
+    """One GPU for scgpt and scvi unless their device is cpu; none for pca."""
+    settings = config["cells"]
+    encoder = settings["encoder"]
+    if encoder == "pca" or settings[encoder]["device"] == "cpu":
+        return 0
+    return 1

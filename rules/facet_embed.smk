@@ -1,11 +1,6 @@
 # Facet texts → (genes, K, D) tensor + mask with a frozen text encoder.
 
 
-def facet_embed_gpus():
-    """One GPU unless the config pins the encoder to the CPU (device auto uses a GPU when it gets one)."""
-    return 0 if config["facet_embed"]["device"] == "cpu" else 1
-
-
 rule facet_embed:
     input:
         facets=rules.facets.output.facets,
