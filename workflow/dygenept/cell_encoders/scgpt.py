@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .base import linear_readout
 log = logging.getLogger(__name__)
 
 PAD, CLS, EOC = "<pad>", "<cls>", "<eoc>"
+PROGRESS_SECONDS = 10.0
 SYMBOL_COLUMN = "gene_symbol"
 # The stage's inputs (rule cells declares them when config 'cells.scgpt.model_dir' holds them).
 CHECKPOINT_FILES = {
@@ -310,6 +312,7 @@ def embed_cells(
     # scGPT embeds under CUDA autocast (fp16); on the CPU it runs in float32.
     dtype = torch.float16 if device.startswith("cuda") else None
     result = np.zeros((expression.shape[0], model.args.embsize), dtype=np.float32)
+    last_log = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, expression.shape[0], batch_size):
             rows = expression[start : start + batch_size]
@@ -321,7 +324,10 @@ def embed_cells(
                     genes_t, torch.from_numpy(values).to(device), genes_t.eq(model.pad_id)
                 )
             result[start : start + len(rows)] = hidden[:, 0].float().cpu().numpy()
-            log.info("embedded %d/%d cells", start + len(rows), expression.shape[0])
+            done = start + len(rows)
+            if time.perf_counter() - last_log >= PROGRESS_SECONDS or done == expression.shape[0]:
+                log.info("embedded %d/%d cells", done, expression.shape[0])
+                last_log = time.perf_counter()
     return result / np.linalg.norm(result, axis=1, keepdims=True)
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 Pooling = Literal["mean", "cls"]
 Precision = Literal["fp32", "fp16", "bf16"]
 PROGRESS_SECONDS = 10.0
+# Texts per tokenizer call: token ids are kept as int32 arrays, never as one huge list of Python ints.
+TOKENIZE_CHUNK = 4096
 
 
 @dataclass
@@ -39,9 +41,6 @@ class EncodeReport:
     truncated: int = 0  # texts longer than max_length, cut to it
     batches: int = 0
     seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def pooling_of(directory, configured: str | None) -> Pooling:
@@ -136,20 +135,26 @@ class TextEncoder:
             "precision": self.precision,
         }
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[np.ndarray], int]:
         """Token ids of each text (special tokens included), cut to ``max_length``; how many were cut."""
-        ids = self.tokenizer(list(texts), add_special_tokens=True, verbose=False)["input_ids"]
-        long = [i for i, row in enumerate(ids) if len(row) > self.max_length]
-        if long:
-            # The tokenizer's own truncation keeps the closing special token where the model has one.
-            cut = self.tokenizer(
-                [texts[i] for i in long], truncation=True, max_length=self.max_length
-            )["input_ids"]
-            for i, row in zip(long, cut):
-                ids[i] = row
-        return ids, len(long)
+        ids: list[np.ndarray] = []
+        truncated = 0
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            chunk = list(texts[start : start + TOKENIZE_CHUNK])
+            rows = self.tokenizer(chunk, add_special_tokens=True, verbose=False)["input_ids"]
+            long = [i for i, row in enumerate(rows) if len(row) > self.max_length]
+            if long:
+                # The tokenizer's own truncation keeps the closing special token where the model has one.
+                cut = self.tokenizer(
+                    [chunk[i] for i in long], truncation=True, max_length=self.max_length
+                )["input_ids"]
+                for i, row in zip(long, cut):
+                    rows[i] = row
+                truncated += len(long)
+            ids += [np.asarray(row, dtype=np.int32) for row in rows]
+        return ids, truncated
 
-    def _collate(self, ids: list[list[int]], batch: Batch):
+    def _collate(self, ids: list[np.ndarray], batch: Batch):
         torch = self._torch
         input_ids = np.full((len(batch.indices), batch.padded_length), self.pad_id, np.int64)
         attention = np.zeros_like(input_ids)
