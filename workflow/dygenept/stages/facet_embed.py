@@ -1,7 +1,9 @@
 """The facet-embedding stage: every non-NONE facet text → a frozen text encoder's vector.
 
 Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`` (genes, K) uint8
-(1 = the gene has that facet), and in its metadata the gene index and facet ids.
+(1 = the gene has that facet), and in its metadata the gene index and facet ids. The vectors are written
+batch by batch into one preallocated float16 tensor: 20,000 genes × 8 facets × 768 dimensions is 245 MB,
+and no float32 copy of it ever exists.
 """
 
 from __future__ import annotations
@@ -12,23 +14,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..encoders import TextEncoder
 from ..formats.facet_tensor import FacetTensor, save_facet_tensor
+from ..text_encoders import TextEncoder
 
 log = logging.getLogger(__name__)
 
 
-def assemble(table: pd.DataFrame, vectors: dict[str, np.ndarray], dim: int) -> FacetTensor:
-    """Place each facet text's vector at (gene, facet); NONE facets stay zero with mask 0."""
+def facet_positions(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[str, list]]:
+    """Genes (entrez_id, symbol) in table order, facet ids by index, and each text's (gene, facet) cells."""
     genes = table.drop_duplicates("entrez_id")[["entrez_id", "symbol"]]
     facet_ids = table.sort_values("facet_index").drop_duplicates("facet")["facet"].tolist()
     row = {entrez: i for i, entrez in enumerate(genes["entrez_id"])}
-    embeddings = np.zeros((len(genes), len(facet_ids), dim), dtype=np.float32)
+    present = table.loc[~table["is_none"]]
+    cells: dict[str, list[tuple[int, int]]] = {}
+    for entrez, facet, text in zip(present["entrez_id"], present["facet_index"], present["text"]):
+        cells.setdefault(text, []).append((row[entrez], int(facet)))
+    return genes, facet_ids, cells
+
+
+def embed_table(table: pd.DataFrame, encoder: TextEncoder) -> FacetTensor:
+    """Encode each distinct facet text once and place its vector at every (gene, facet) that has it."""
+    genes, facet_ids, cells = facet_positions(table)
+    embeddings = np.zeros((len(genes), len(facet_ids), encoder.dim), dtype=np.float16)
     mask = np.zeros((len(genes), len(facet_ids)), dtype=bool)
-    for record in table.itertuples(index=False):
-        if not record.is_none:
-            embeddings[row[record.entrez_id], record.facet_index] = vectors[record.text]
-            mask[row[record.entrez_id], record.facet_index] = True
+    for texts, vectors in encoder.encode_unique(list(cells)):
+        for text, vector in zip(texts, vectors):
+            rows, columns = zip(*cells[text])
+            embeddings[rows, columns] = vector
+            mask[rows, columns] = True
     return FacetTensor(
         embeddings, mask, genes["entrez_id"].tolist(), genes["symbol"].tolist(), facet_ids
     )
@@ -38,28 +51,36 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """Embed every non-NONE facet text with the frozen text encoder.
 
     Reads ``facets`` (the facet table). Writes ``tensor`` (``formats.facet_tensor``). Params: the
-    ``facet_embed`` config section: ``encoder`` (package or hub id + revision, pooling, batch size).
+    ``facet_embed`` config section: ``encoder`` (path, package or hub id + revision, sha256, pooling,
+    normalize, max_length), ``device``, ``precision``, ``tokens_per_batch``.
     """
     table = pd.read_parquet(inputs["facets"])
-    encoder = TextEncoder.from_spec(params["encoder"])
-    unique_texts = sorted(set(table.loc[~table["is_none"], "text"]))
-    log.info(
-        "encoding %d distinct facet texts with %s (D=%d)",
-        len(unique_texts),
-        encoder.model_dir,
-        encoder.dim,
-    )
-    vectors = dict(zip(unique_texts, encoder.encode(unique_texts)))
-    tensor = assemble(table, vectors, encoder.dim)
-    model_id = params["encoder"].get("hub_id") or str(encoder.model_dir)
+    encoder = TextEncoder.from_params(params)
+    log.info("encoder %s (D=%d)", encoder.files.source, encoder.dim)
+    tensor = embed_table(table, encoder)
+    spec = params["encoder"]
+    model_id = spec["hub_id"] or spec["package"] or spec["path"]
     save_facet_tensor(
-        tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.weights_sha256}
+        tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.files.sha256}
     )
+    report = encoder.report
+    if report.truncated:
+        log.warning(
+            "%d of %d distinct facet texts were cut to %d tokens",
+            report.truncated,
+            report.texts,
+            encoder.max_length,
+        )
     return {
         "encoder_model_id": model_id,
-        "encoder_revision": params["encoder"].get("revision"),
-        "weights_sha256": encoder.weights_sha256,
-        "model_dir": str(encoder.model_dir),
+        "encoder_revision": spec["revision"],
+        **encoder.describe(),
+        "model_dir": str(encoder.files.directory),
         "shape": list(tensor.embeddings.shape),
         "facets_present": int(tensor.mask.sum()),
+        "distinct_texts": report.texts,
+        "tokens": report.tokens,
+        "padded_tokens": report.padded_tokens,
+        "truncated_texts": report.truncated,
+        "encode_seconds": round(report.seconds, 3),
     }
