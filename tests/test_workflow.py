@@ -227,7 +227,7 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
     [
         ("train:\n  steps: 0\n", ["steps", "minimum"]),  # the schema
         (
-            "knowledge:\n  sources: [refseq_tsv, go]\n",
+            "knowledge:\n  sources: [refseq_tsv, go]\n  refseq_tsv: {path: null}\n",
             ["knowledge.refseq_tsv.path"],
         ),  # a file source without its file
     ],
