@@ -108,6 +108,23 @@ def with_evidence(settings):
     return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
 
 
+# Settings sections of one facet backend each: only the selected backend's reaches the facets stage.
+FACET_BACKEND_SECTIONS = ("extractive",)
+
+
+def facets_params():
+    """The facets section with only the selected backend's own settings; extractive also embeds sentences
+    with the facet_embed encoder, so that encoder is one of its settings."""
+    settings = {
+        key: value
+        for key, value in config["facets"].items()
+        if key not in FACET_BACKEND_SECTIONS or key == config["facets"]["backend"]
+    }
+    if settings["backend"] == "extractive":
+        settings["encoder"] = config["facet_embed"]["encoder"]
+    return with_evidence(settings)
+
+
 def dataset_params():
     """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
     settings = config["dataset"]

@@ -10,6 +10,7 @@ rule facets:
         code=stage_code("facets"),
     output:
         facets=f"{OUT}/facets/facets.parquet",
+        report=f"{OUT}/facets/facets_report.json",
     log:
         log_path("facets"),
     benchmark:
@@ -19,6 +20,6 @@ rule facets:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(with_evidence(config["facets"])),
+        config=as_json(facets_params()),
     shell:
         "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"

@@ -109,6 +109,7 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
         "knowledge/gene_text.parquet",
         "enrich/gene_text.parquet",
         "facets/facets.parquet",
+        "facets/facets_report.json",
         "facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
         "train/model.safetensors",
@@ -141,7 +142,8 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
     assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
     tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
-    assert tensor.embeddings.shape == (31, 8, 384)
+    k = len(yaml.safe_load((ROOT / "resources" / "facets.yaml").read_text())["facets"])
+    assert tensor.embeddings.shape == (31, k, 384)
     facets = pd.read_parquet(out / "facets/facets.parquet")
     expected_mask = (
         ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")

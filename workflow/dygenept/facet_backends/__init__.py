@@ -10,10 +10,10 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import InputError
-from . import go_rules
+from . import extractive, go_rules
 from .base import FacetBackend
 
-BACKENDS: dict[str, ModuleType] = {"go-rules": go_rules}
+BACKENDS: dict[str, ModuleType] = {"go-rules": go_rules, "extractive": extractive}
 
 
 def make_backend(name: str, inputs: dict[str, Path], params: dict) -> FacetBackend:
