@@ -1,11 +1,11 @@
 """facets: genes per second and facet coverage (share of genes whose facets are all NONE) per backend.
 
 go-rules runs on every gene with a GO annotation in org.Hs.eg.db (text: its name line). extractive needs
-text: it runs on the genes of the shared RefSeq summary table (`--sample N` draws N of them, seed 0), with
-the knowledge stage's own text (name line, RefSeq summary, GO sentences). Both report coverage on the whole
-set, on the demo's perturbed genes (`--demo-genes`, the genes stage's table) and on a panel of
-post-transcriptional and proteostasis genes that essential-gene screens are made of (symbol prefixes
-below). `--facets` compares facet specs (e.g. an older resources/facets.yaml).
+text: it runs on the genes of the shared RefSeq summary table (`--sample N` draws N of them, seed 0; go-rules
+with `--sample N` runs on the same N genes), with the knowledge stage's own text (name line, RefSeq summary,
+GO sentences). Both report coverage on the whole set, on the demo's perturbed genes (`--demo-genes`, the
+genes stage's table) and on a panel of post-transcriptional and proteostasis genes that essential-gene
+screens are made of (symbol prefixes below). `--facets` compares facet specs (e.g. an older facets.yaml).
 """
 
 import argparse
@@ -114,22 +114,26 @@ demo = (
     if args.demo_genes.is_file()
     else set()
 )
-if args.backend == "go-rules":
-    genes, universe = name_line_genes(demo)
-    genes = genes[: 300 if args.quick else None]
-    backend = GoRulesBackend(ORG_DB, GO_DB, ("ND",), max_sentences=8, max_definitions=2)
-    workload = "every gene with a GO annotation (org.Hs.eg.db 2022-09, evidence ND left out)"
-else:
+n = 200 if args.quick else args.sample
+if args.backend == "extractive" or n:
     require(REFSEQ)
     table = pd.read_csv(REFSEQ, sep="\t", dtype=str, usecols=["entrez_id"])
-    n = 200 if args.quick else args.sample
-    ids = (
-        table["entrez_id"].sample(n, random_state=0).tolist() if n else table["entrez_id"].tolist()
-    )
+    ids = table["entrez_id"].sample(n, random_state=0) if n else table["entrez_id"]
     universe = set(ids)
+    workload = f"{'a sample of ' if n else ''}genes of the shared RefSeq table"
+if args.backend == "go-rules":
+    genes, annotated = name_line_genes(demo | universe if n else demo)
+    if n:  # the sampled genes without a GO annotation stay: go-rules leaves them all NONE
+        genes = [g for g in genes if g.entrez_id in universe | demo]
+        universe &= {g.entrez_id for g in genes}
+    else:
+        universe = annotated
+        workload = "every gene with a GO annotation (org.Hs.eg.db 2022-09, evidence ND left out)"
+    backend = GoRulesBackend(ORG_DB, GO_DB, ("ND",), max_sentences=8, max_definitions=2)
+else:
     genes = knowledge_texts(sorted(universe | demo, key=int))
     backend = extractive_backend()
-    workload = f"{'a sample of ' if n else ''}genes of the shared RefSeq table, knowledge text"
+    workload += ", knowledge text (name line, RefSeq summary, GO sentences)"
 facet_sets, seconds = timed(backend.generate, genes, specs)
 figures = {"backend": backend.name, "facets_yaml": str(args.facets), "seconds": round(seconds, 1)}
 groups = {

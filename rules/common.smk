@@ -26,7 +26,8 @@ SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
 
 def stage_code(stage):
     """Every source file the stage runs (its import closure in the package, read once from the sources'
-    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else."""
+    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else.
+    """
     return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
@@ -40,7 +41,10 @@ def annotation_db(key):
 def check_file_sources():
     """A selected file-backed source needs its path: say so before any job is planned."""
     for stage, source in FILE_SOURCES.items():
-        if source in selected_sources(stage, config[stage]) and not config[stage][source]["path"]:
+        if (
+            source in selected_sources(stage, config[stage])
+            and not config[stage][source]["path"]
+        ):
             raise WorkflowError(
                 f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
             )
@@ -108,19 +112,27 @@ def with_evidence(settings):
     return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
 
 
-# Settings sections of one facet backend each: only the selected backend's reaches the facets stage.
-FACET_BACKEND_SECTIONS = ("extractive",)
+# Settings that one facet backend alone reads: the other backends' never reach the facets stage.
+FACET_BACKEND_SETTINGS = {
+    "go-rules": ("max_definitions",),
+    "extractive": ("extractive",),
+}
 
 
 def facets_params():
-    """The facets section with only the selected backend's own settings; extractive also embeds sentences
-    with the facet_embed encoder, so that encoder is one of its settings."""
-    settings = {
-        key: value
-        for key, value in config["facets"].items()
-        if key not in FACET_BACKEND_SECTIONS or key == config["facets"]["backend"]
+    """The facets section without the settings of backends it does not select; extractive also embeds
+    sentences with the facet_embed encoder, so that encoder is one of its settings."""
+    backend = config["facets"]["backend"]
+    others = {
+        key
+        for name, keys in FACET_BACKEND_SETTINGS.items()
+        if name != backend
+        for key in keys
     }
-    if settings["backend"] == "extractive":
+    settings = {
+        key: value for key, value in config["facets"].items() if key not in others
+    }
+    if backend == "extractive":
         settings["encoder"] = config["facet_embed"]["encoder"]
     return with_evidence(settings)
 
@@ -128,7 +140,11 @@ def facets_params():
 def dataset_params():
     """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
     settings = config["dataset"]
-    kept = {key: value for key, value in settings.items() if key not in ("download", "cache_dir")}
+    kept = {
+        key: value
+        for key, value in settings.items()
+        if key not in ("download", "cache_dir")
+    }
     return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
 
 

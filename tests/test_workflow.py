@@ -392,3 +392,27 @@ def test_settings_of_unselected_sources_rerun_nothing(demo_run):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result) == set()
+
+
+def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
+    """The other backend's settings rerun nothing; the facet encoder reruns facets only under extractive,
+    which embeds sentences with it."""
+    project, _ = demo_run
+    backend = yaml.safe_load((project / "config" / "demo.yaml").read_text())["facets"]["backend"]
+    unused = {
+        "extractive": {"facets": {"max_definitions": 5}},
+        "go-rules": {"facets": {"extractive": {"min_similarity": 0.9}}},
+    }[backend]
+    encoder = {"facet_embed": {"encoder": {"batch_size": 7}}}
+    for edit, expected in [
+        (unused, set()),
+        (encoder, DOWNSTREAM_OF_FACETS - ({"facets"} if backend == "go-rules" else set())),
+    ]:
+        (project / "config" / "edit.yaml").write_text(yaml.safe_dump(edit))
+        result = snakemake(
+            project,
+            "--dry-run",
+            config_files=("config/demo.yaml", "config/test.yaml", "config/edit.yaml"),
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert planned_jobs(result) == expected, edit
