@@ -180,41 +180,55 @@ class ExtractiveBackend:
         similarity = self.similarities(
             [s["text"] for g in genes for s in g.sentences if not is_go_sentence(s)], facets
         )
-        result = []
-        for gene in genes:
-            gene_terms = {go_id for go_id, _ in annotations.get(gene.entrez_id, set())}
-            annotated = [bool(gene_terms & subtree) for subtree in subtrees]
-            prose: list[list[tuple[int, float]]] = [[] for _ in facets]
-            go: list[list[tuple[int, int]]] = [[] for _ in facets]
-            named_by: dict[int, set[str]] = {}
-            for position, sentence in enumerate(gene.sentences):
-                if is_go_sentence(sentence):
-                    for k, subtree in enumerate(subtrees):
-                        if sentence["ref"] in subtree:
-                            go[k].append((position, specificity.get(sentence["ref"], 0)))
-                    continue
-                scores = similarity[sentence["text"]]
-                named_by[position] = index.named(sentence["text"])
-                for k in prose_facets(
-                    scores, named_by[position], annotated, subtrees, self.thresholds
-                ):
-                    prose[k].append((position, float(scores[k])))
-            texts, evidence = [], []
-            for k in range(len(facets)):
-                made = facet_text(gene.sentences, prose[k], go[k], self.max_sentences)
-                texts.append(made[0] if made else None)
-                evidence.append(
-                    tuple(
-                        sorted(
-                            {gene.sentences[p]["ref"] for p in made[1]}
-                            | {i for p in made[1] for i in named_by.get(p, set()) & subtrees[k]}
-                        )
-                    )
-                    if made
-                    else ()
-                )
-            result.append(FacetSet(gene.entrez_id, tuple(texts), tuple(evidence)))
-        return result
+        return [
+            self.facet_set(
+                gene,
+                {go_id for go_id, _ in annotations.get(gene.entrez_id, set())},
+                subtrees,
+                index,
+                specificity,
+                similarity,
+            )
+            for gene in genes
+        ]
+
+    def facet_set(
+        self,
+        gene: GeneText,
+        gene_terms: set[str],
+        subtrees: Sequence[set[str]],
+        index: TermIndex,
+        specificity: dict[str, int],
+        similarity: dict[str, np.ndarray],
+    ) -> FacetSet:
+        """One gene's facets; a facet's evidence is its sentences' refs and the GO terms they name."""
+        annotated = [bool(gene_terms & subtree) for subtree in subtrees]
+        prose: list[list[tuple[int, float]]] = [[] for _ in subtrees]
+        go: list[list[tuple[int, int]]] = [[] for _ in subtrees]
+        named: dict[int, set[str]] = {}
+        for position, sentence in enumerate(gene.sentences):
+            if is_go_sentence(sentence):
+                for k, subtree in enumerate(subtrees):
+                    if sentence["ref"] in subtree:
+                        go[k].append((position, specificity.get(sentence["ref"], 0)))
+                continue
+            scores = similarity[sentence["text"]]
+            named[position] = index.named(sentence["text"])
+            for k in prose_facets(scores, named[position], annotated, subtrees, self.thresholds):
+                prose[k].append((position, float(scores[k])))
+        texts: list[str | None] = []
+        evidence: list[tuple[str, ...]] = []
+        for k, subtree in enumerate(subtrees):
+            made = facet_text(gene.sentences, prose[k], go[k], self.max_sentences)
+            if made is None:
+                texts.append(None)
+                evidence.append(())
+                continue
+            refs = {gene.sentences[p]["ref"] for p in made[1]}
+            terms = {go_id for p in made[1] for go_id in named.get(p, set()) & subtree}
+            texts.append(made[0])
+            evidence.append(tuple(sorted(refs | terms)))
+        return FacetSet(gene.entrez_id, tuple(texts), tuple(evidence))
 
 
 def make(inputs: dict[str, Path], params: dict) -> ExtractiveBackend:
