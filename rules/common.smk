@@ -163,6 +163,32 @@ def final_targets():
     return targets
 
 
+# Settings that one facet backend alone reads in the facets stage: the other backends' never reach it.
+# The LLM settings ('llm') reach only rule facets_llm, whose records the facets stage reads.
+FACET_BACKEND_SETTINGS = {
+    "go-rules": ("max_definitions",),
+    "extractive": ("extractive",),
+}
+
+
+def facets_params():
+    """The facets section without the settings of backends it does not select; extractive also embeds
+    sentences with the facet_embed encoder, so that encoder is one of its settings."""
+    backend = config["facets"]["backend"]
+    others = {"llm"} | {
+        key
+        for name, keys in FACET_BACKEND_SETTINGS.items()
+        if name != backend
+        for key in keys
+    }
+    settings = {
+        key: value for key, value in config["facets"].items() if key not in others
+    }
+    if backend == "extractive":
+        settings["facet_embed"] = config["facet_embed"]
+    return with_evidence(settings)
+
+
 def dataset_params():
     """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
     settings = config["dataset"]
@@ -226,12 +252,6 @@ LLM_BACKENDS = ("vllm", "openai", "transformers")
 
 def llm_selected():
     return config["facets"]["backend"] in LLM_BACKENDS
-
-
-def facets_params():
-    """The facets section less the LLM settings, which only the facets_llm rule reads."""
-    settings = {key: value for key, value in config["facets"].items() if key != "llm"}
-    return with_evidence(settings)
 
 
 def facets_llm_params():

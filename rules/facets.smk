@@ -44,6 +44,7 @@ rule facets:
         code=stage_code("facets"),
     output:
         facets=f"{OUT}/facets/facets.parquet",
+        report=f"{OUT}/facets/facets_report.json",
     log:
         log_path("facets"),
     benchmark:

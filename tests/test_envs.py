@@ -147,6 +147,7 @@ APART_FROM_THE_LOCK = {
     "facets_llm.yaml": {
         "torch": "vLLM 0.12.0 pins its CUDA torch 2.9.0",
         "transformers": "as vLLM 0.12.0 needs",
+        "huggingface_hub": "transformers 4.57 needs huggingface_hub < 1.0",
     },
 }
 

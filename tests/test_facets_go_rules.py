@@ -39,9 +39,9 @@ def test_sentences_naming_matches_by_go_id_or_term_text_in_order():
     ]
 
 
-def test_shipped_facets_yaml_has_eight_facets_with_live_roots(go_db):
+def test_shipped_facets_yaml_has_five_to_ten_facets_with_live_roots(go_db):
     specs = load_facet_specs(FACETS_YAML)
-    assert len(specs) == 8 and len({s.id for s in specs}) == 8
+    assert 5 <= len(specs) <= 10 and len({s.id for s in specs}) == len(specs)
     roots = {root for spec in specs for root in spec.go_roots}
     assert annotation_db.obsolete_go_ids(go_db, roots) == set()
     assert "GO:0048870" in roots and "GO:0007155" in roots and "GO:0006928" not in roots
@@ -116,7 +116,7 @@ def test_gene_without_annotations_gets_none_everywhere(org_db, go_db):
     specs = load_facet_specs(FACETS_YAML)
     gene = GeneText("0", "NOTAGENE", "nothing", "")
     [facet_set] = backend(org_db, go_db).generate([gene], specs)
-    assert facet_set.texts == (None,) * 8
+    assert facet_set.texts == (None,) * len(specs)
 
 
 def test_obsolete_root_is_refused_with_the_replacement(org_db, go_db):

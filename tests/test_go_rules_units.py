@@ -128,6 +128,8 @@ def test_shipped_facets_in_order_with_names():
         "signal_transduction",
         "motility_adhesion",
         "transport",
+        "rna_translation",
+        "proteostasis",
     ]
     assert all(s.name and s.description and s.go_roots for s in specs)
 

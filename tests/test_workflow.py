@@ -35,6 +35,7 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
         "knowledge/gene_text.parquet",
         "enrich/gene_text.parquet",
         "facets/facets.parquet",
+        "facets/facets_report.json",
         "facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
         "train/model.safetensors",
@@ -68,7 +69,8 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     # the 31 perturbed genes and the screen's three never perturbed (config/demo.yaml 'predict')
     assert len(genes) == 34 and {"MAP3K21", "TP53", "GATA1", "MYC"} <= set(genes["symbol"])
     tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
-    assert tensor.embeddings.shape == (34, 8, 384)
+    k = len(yaml.safe_load((ROOT / "resources" / "facets.yaml").read_text())["facets"])
+    assert tensor.embeddings.shape == (34, k, 384)
     facets = pd.read_parquet(out / "facets/facets.parquet")
     expected_mask = (
         ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")
@@ -154,7 +156,7 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
     [
         ("train:\n  steps: 0\n", ["steps", "minimum"]),  # the schema
         (
-            "knowledge:\n  sources: [refseq_tsv, go]\n",
+            "knowledge:\n  sources: [refseq_tsv, go]\n  refseq_tsv: {path: null}\n",
             ["knowledge.refseq_tsv.path"],
         ),  # a file source without its file
         # a screen entry that pairs a gene with itself, read while the workflow is parsed
@@ -362,3 +364,27 @@ def test_screen_predicts_unseen_genes_and_a_held_out_one_as_evaluation_does(demo
     screen = pd.read_csv(out / "predict/screen.tsv", sep="\t")
     assert screen["effect_norm"].is_monotonic_decreasing and len(screen) == 5
     assert "| 1 | " in (out / "predict/screen.md").read_text()
+
+
+def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
+    """The other backend's settings rerun nothing; the facet encoder reruns facets only under extractive,
+    which embeds sentences with it."""
+    project, _ = demo_run
+    backend = yaml.safe_load((project / "config" / "demo.yaml").read_text())["facets"]["backend"]
+    unused = {
+        "extractive": {"facets": {"max_definitions": 5}},
+        "go-rules": {"facets": {"extractive": {"min_similarity": 0.9}}},
+    }[backend]
+    encoder = {"facet_embed": {"encoder": {"batch_size": 7}}}
+    for edit, expected in [
+        (unused, set()),
+        (encoder, DOWNSTREAM_OF_FACETS - ({"facets"} if backend == "go-rules" else set())),
+    ]:
+        (project / "config" / "edit.yaml").write_text(yaml.safe_dump(edit))
+        result = snakemake(
+            project,
+            "--dry-run",
+            config_files=("config/demo.yaml", "config/test.yaml", "config/edit.yaml"),
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert planned_jobs(result) == expected, edit

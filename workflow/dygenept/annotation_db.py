@@ -104,6 +104,19 @@ def go_terms(go_db: str | Path) -> dict[str, GoTerm]:
     }
 
 
+def go_synonyms(go_db: str | Path) -> dict[str, list[str]]:
+    """GO id → its synonyms (exact, broad, narrow and related: GO.db keeps no scope), not secondary ids."""
+    synonyms: dict[str, list[str]] = {}
+    with connect(go_db) as db:
+        rows = db.execute(
+            "SELECT t.go_id, s.synonym FROM go_synonym s JOIN go_term t ON s._id = t._id "
+            "WHERE s.like_go_id = 0 ORDER BY t.go_id, s.synonym"
+        ).fetchall()
+    for go_id, synonym in rows:
+        synonyms.setdefault(go_id, []).append(synonym)
+    return synonyms
+
+
 def go_descendants(go_db: str | Path, roots: Iterable[str]) -> dict[str, set[str]]:
     """root GO id → the root and all its offspring (is_a, part_of and regulates, as GO.db closes them)."""
     result: dict[str, set[str]] = {}

@@ -10,13 +10,14 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import InputError
-from . import go_rules
+from . import extractive, go_rules
 from .base import FacetBackend
 from .llm import records as llm_records
 
 # The LLM backends run in the facets_llm rule; the facets stage reads their validated records.
 BACKENDS: dict[str, ModuleType] = {
     "go-rules": go_rules,
+    "extractive": extractive,
     "vllm": llm_records,
     "openai": llm_records,
     "transformers": llm_records,

@@ -21,6 +21,24 @@ class ObsoleteRootError(InputError):
     pass
 
 
+def facet_subtrees(go_db: Path, facets: Sequence[FacetSpec]) -> list[set[str]]:
+    """Each facet's GO terms: its roots and all their offspring. Obsolete or unknown roots stop the run."""
+    roots = sorted({root for facet in facets for root in facet.go_roots})
+    obsolete = annotation_db.obsolete_go_ids(go_db, roots)
+    if obsolete:
+        raise ObsoleteRootError(
+            f"facets.yaml uses GO roots that are obsolete in {go_db}: {sorted(obsolete)}. "
+            "Fix: replace them (e.g. GO:0006928 → cell motility GO:0048870 and cell adhesion GO:0007155)."
+        )
+    try:
+        descendants = annotation_db.go_descendants(go_db, roots)
+    except KeyError as error:
+        raise ObsoleteRootError(
+            f"facets.yaml names GO root {error} that {go_db} does not know."
+        ) from None
+    return [set().union(*(descendants[root] for root in facet.go_roots)) for facet in facets]
+
+
 def assign_terms_to_facets(
     gene_terms: set[str], facet_descendants: Sequence[set[str]]
 ) -> list[set[str]]:
@@ -73,22 +91,7 @@ class GoRulesBackend:
     name: str = "go-rules"
 
     def generate(self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]) -> list[FacetSet]:
-        roots = sorted({root for facet in facets for root in facet.go_roots})
-        obsolete = annotation_db.obsolete_go_ids(self.go_db, roots)
-        if obsolete:
-            raise ObsoleteRootError(
-                f"facets.yaml uses GO roots that are obsolete in {self.go_db}: {sorted(obsolete)}. "
-                "Fix: replace them (e.g. GO:0006928 → cell motility GO:0048870 and cell adhesion GO:0007155)."
-            )
-        try:
-            descendants = annotation_db.go_descendants(self.go_db, roots)
-        except KeyError as error:
-            raise ObsoleteRootError(
-                f"facets.yaml names GO root {error} that {self.go_db} does not know."
-            ) from None
-        facet_descendants = [
-            set().union(*(descendants[root] for root in facet.go_roots)) for facet in facets
-        ]
+        facet_descendants = facet_subtrees(self.go_db, facets)
         terms = annotation_db.go_terms(self.go_db)
         specificity = annotation_db.offspring_counts(self.go_db)
         gene_annotations = annotation_db.gene_go_annotations(

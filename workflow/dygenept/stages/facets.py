@@ -1,8 +1,8 @@
 """The facets stage: each gene's text → K facet paragraphs, or the NONE marker where it has no role.
 
-A backend (``facet_backends``) turns ``GeneText`` records into ``FacetSet``s. The embedded default
-backend is ``go-rules``; further backends implement the same ``FacetBackend`` protocol and register in
-``facet_backends.BACKENDS``.
+A backend (``facet_backends``) turns ``GeneText`` records into ``FacetSet``s: ``go-rules`` (GO annotations
+through the GO DAG) or ``extractive`` (the gene's own sentences that speak of each facet); further backends
+implement the same ``FacetBackend`` protocol and register in ``facet_backends.BACKENDS``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import atomic_path
+from ..artifacts import atomic_path, write_json_atomic
 from ..facet_backends import make_backend
 from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText
+from ..facet_coverage import coverage_report
 from ..formats.facet_spec import FacetSpec, load_facet_specs
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,13 @@ def facet_table(
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    """Write each gene's K facet paragraphs, or NONE, with the configured backend.
+    """Write each gene's K facet paragraphs, or NONE, with the configured backend, and its coverage.
 
-    Reads ``gene_text``, ``facets_yaml`` and what the backend needs (``org_db``, ``go_db`` for go-rules).
-    Writes ``facets`` (parquet, one row per gene and facet). Params: the ``facets`` config section
-    (``backend`` and its settings) and ``excluded_evidence``.
+    Reads ``gene_text``, ``facets_yaml`` and what the backend needs (``org_db``, ``go_db``). Writes
+    ``facets`` (parquet, one row per gene and facet) and ``report`` (JSON: the backend, the share of genes
+    whose facets are all NONE and which, per-facet coverage). Params: the ``facets`` config section
+    (``backend``, ``max_sentences``, the selected backend's own settings; ``encoder`` for extractive) and
+    ``excluded_evidence``.
     """
     facets = load_facet_specs(inputs["facets_yaml"])
     genes = read_gene_texts(inputs["gene_text"])
@@ -70,11 +73,20 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     table = facet_table(genes, facet_sets, facets)
     with atomic_path(outputs["facets"]) as tmp:
         table.to_parquet(tmp, index=False)
-    coverage = (1 - table.groupby("facet", sort=False)["is_none"].mean()).round(3)
-    log.info("facet coverage (share of genes with a role): %s", coverage.to_dict())
-    return {
+    report = {
         "backend": backend.name,
-        "genes": len(genes),
-        "facets": [f.id for f in facets],
-        "coverage": coverage.to_dict(),
+        **coverage_report(
+            facet_sets, [f.id for f in facets], {g.entrez_id: g.symbol for g in genes}
+        ),
+    }
+    write_json_atomic(outputs["report"], report)
+    log.info(
+        "facet coverage (share of genes with a role): %s; all NONE: %d of %d genes %s",
+        report["coverage"],
+        report["genes_all_none"],
+        report["genes"],
+        report["all_none"],
+    )
+    return {
+        key: report[key] for key in ("backend", "genes", "facets", "coverage", "share_all_none")
     }
