@@ -11,8 +11,8 @@ import tempfile
 
 import pandas as pd
 
+from dygenept.facet_backends import guard
 from dygenept.facet_backends.base import NONE_MARKER, GeneText
-from dygenept.facet_backends.llm import guard
 from dygenept.facet_backends.llm.cache import AnswerCache
 from dygenept.facet_backends.llm.engines import make_engine
 from dygenept.facet_backends.llm.prompts import answer_schema, load_templates

@@ -263,7 +263,12 @@ def facets_llm_params():
 
 def facets_llm_inputs(wildcards):
     """The LLM stage's records, when config selects an LLM backend (else the facets rule needs none)."""
-    return {"llm_records": rules.facets_llm.output.records} if llm_selected() else {}
+    if not llm_selected():
+        return {}
+    return {
+        "llm_records": rules.facets_llm.output.records,
+        "llm_guard": rules.facets_llm.output.guard,
+    }
 
 
 def chat_template_input(wildcards):

@@ -289,3 +289,23 @@ def test_facets_stage_writes_the_table_and_the_coverage_report(gene_text, org_db
     assert report["coverage"] == {f: round(float(v), 4) for f, v in coverage.items()}
     klf1 = table[(table["symbol"] == "KLF1") & (table["facet"] == "transcription")].iloc[0]
     assert "GeneID:10661" in list(klf1["evidence"])
+    # GO agreement of the transcription facet, by hand from the table and the genes' annotations
+    agreement = report["go_agreement"]
+    annotations = annotation_db.gene_go_annotations(org_db, table["entrez_id"].unique(), ["ND"])
+    roots = next(f.go_roots for f in load_facet_specs(FACETS_YAML) if f.id == "transcription")
+    under = set().union(*annotation_db.go_descendants(go_db, roots).values())
+    said = (
+        table[table["facet"] == "transcription"]
+        .set_index("entrez_id")["is_none"]
+        .map(lambda n: not n)
+    )
+    scored = [gene for gene in said.index if annotations.get(gene)]
+    annotated = {gene: bool({go for go, _ in annotations[gene]} & under) for gene in scored}
+    expected_tp = sum(said[g] and annotated[g] for g in scored)
+    expected_fp = sum(said[g] and not annotated[g] for g in scored)
+    counts = agreement["per_facet"]["transcription"]
+    assert agreement["genes_scored"] == len(scored) and "IER5L" not in set(
+        table.loc[table["entrez_id"].isin(scored), "symbol"]
+    )  # no GO annotation: not scored
+    assert (counts["true_positive"], counts["false_positive"]) == (expected_tp, expected_fp)
+    assert expected_tp >= 1

@@ -20,9 +20,8 @@ import yaml
 from fake_llm_server import FakeChatServer
 
 from dygenept.errors import InputError
-from dygenept.facet_backends import make_backend
+from dygenept.facet_backends import guard, make_backend
 from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText
-from dygenept.facet_backends.llm import guard
 from dygenept.facet_backends.llm.cache import AnswerCache, cache_key
 from dygenept.facet_backends.llm.engines import (
     chat_request,

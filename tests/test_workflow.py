@@ -375,7 +375,7 @@ def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
         "extractive": {"facets": {"max_definitions": 5}},
         "go-rules": {"facets": {"extractive": {"min_similarity": 0.9}}},
     }[backend]
-    encoder = {"facet_embed": {"encoder": {"batch_size": 7}}}
+    encoder = {"facet_embed": {"encoder": {"max_length": 128}}}
     for edit, expected in [
         (unused, set()),
         (encoder, DOWNSTREAM_OF_FACETS - ({"facets"} if backend == "go-rules" else set())),

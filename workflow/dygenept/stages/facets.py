@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import atomic_path, write_json_atomic
-from ..facet_backends import make_backend
+from ..artifacts import atomic_path, read_json, write_json_atomic
+from ..facet_backends import guard, make_backend
 from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText
 from ..facet_coverage import coverage_report
 from ..formats.facet_spec import FacetSpec, load_facet_specs
@@ -57,12 +57,34 @@ def facet_table(
     return pd.DataFrame(rows)
 
 
+def go_agreement_of(
+    facet_sets: Sequence[FacetSet],
+    facets: Sequence[FacetSpec],
+    inputs: dict[str, Path],
+    params: dict,
+) -> dict:
+    """Precision / recall of the backend's non-NONE facets against the genes' GO annotations."""
+    gene_terms, facet_descendants = guard.go_sets(
+        inputs["org_db"], inputs["go_db"], facets, [s.entrez_id for s in facet_sets],
+        params["excluded_evidence"],
+    )  # fmt: skip
+    answers = guard.answers_from_facet_sets(facet_sets, facets)
+    return guard.go_agreement(answers, gene_terms, facet_descendants)
+
+
+def grounding_summary(llm_guard: dict) -> dict:
+    """The LLM stage's grounding figures (the flagged facets themselves stay in llm_guard.json)."""
+    grounding = llm_guard["grounding"]
+    return {key: value for key, value in grounding.items() if key != "flagged_facets"}
+
+
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Write each gene's K facet paragraphs, or NONE, with the configured backend, and its coverage.
 
     Reads ``gene_text``, ``facets_yaml`` and what the backend needs (``org_db``, ``go_db``). Writes
     ``facets`` (parquet, one row per gene and facet) and ``report`` (JSON: the backend, the share of genes
-    whose facets are all NONE and which, per-facet coverage). Params: the ``facets`` config section
+    whose facets are all NONE and which, per-facet coverage, GO agreement of the facets; with an LLM
+    backend, the grounding figures of its ``llm_guard``). Params: the ``facets`` config section
     (``backend``, ``max_sentences``, the selected backend's own settings; ``encoder`` for extractive) and
     ``excluded_evidence``.
     """
@@ -78,7 +100,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         **coverage_report(
             facet_sets, [f.id for f in facets], {g.entrez_id: g.symbol for g in genes}
         ),
+        "go_agreement": go_agreement_of(facet_sets, facets, inputs, params),
     }
+    if "llm_guard" in inputs:
+        report["grounding"] = grounding_summary(read_json(inputs["llm_guard"]))
     write_json_atomic(outputs["report"], report)
     log.info(
         "facet coverage (share of genes with a role): %s; all NONE: %d of %d genes %s",

@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..artifacts import atomic_path, write_json_atomic
 from ..errors import InputError
+from ..facet_backends import guard
 from ..facet_backends.base import GeneText
-from ..facet_backends.llm import guard
 from ..facet_backends.llm.cache import AnswerCache
 from ..facet_backends.llm.engines import make_engine
 from ..facet_backends.llm.prompts import answer_schema, load_templates
