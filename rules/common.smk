@@ -158,3 +158,26 @@ def string_keep_score():
         settings["string_files"]["min_combined_score"],
         settings["string_fallback_min_score"],
     )
+
+
+def train_params(variant, seed):
+    """The train section for one variant (its overrides of train.model) and one seed."""
+    settings = {k: v for k, v in config["train"].items() if k not in ("variants", "seeds")}
+    model = {**settings["model"], **config["train"]["variants"][variant]}
+    return {**settings, "model": model, "seed": int(seed)}
+
+
+def train_gpus():
+    """A GPU for the train rule only when the config asks for CUDA (device auto runs where it lands)."""
+    return 1 if config["train"]["device"] == "cuda" else 0
+
+
+def trained_checkpoints(wildcards):
+    """Every variant's checkpoint for every seed, as evaluate's weights__<variant>__<seed> inputs."""
+    inputs = {}
+    for variant in config["train"]["variants"]:
+        for seed in config["train"]["seeds"]:
+            stem = f"{OUT}/train/{variant}/seed{seed}/model"
+            inputs[f"weights__{variant}__{seed}"] = f"{stem}.safetensors"
+            inputs[f"config__{variant}__{seed}"] = f"{stem}.json"
+    return inputs
