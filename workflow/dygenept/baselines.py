@@ -100,6 +100,30 @@ def knn(data: PerturbationData, train: list[str], k: int = 5) -> Predictor:
     return predict
 
 
+def other_contexts_mean(
+    means: dict[tuple[str, str], np.ndarray],
+    control_means: dict[str, np.ndarray],
+    train: list[tuple[str, str]],
+) -> Callable[[str, str], np.ndarray | None]:
+    """Held-out context: the same perturbation's mean change from control in the training contexts,
+    added to the held-out context's control mean; None for a perturbation no training context has.
+
+    ``means[(condition, context)]``: observed mean expression; ``control_means[context]``: its controls.
+    """
+    changes: dict[str, list[np.ndarray]] = {}
+    for condition, context in train:
+        changes.setdefault(condition, []).append(
+            means[(condition, context)] - control_means[context]
+        )
+
+    def predict(condition: str, context: str) -> np.ndarray | None:
+        if condition not in changes:
+            return None
+        return control_means[context] + np.mean(changes[condition], axis=0)
+
+    return predict
+
+
 def make_baselines(data: PerturbationData, train: list[str], params: dict) -> dict[str, Predictor]:
     """Every baseline, fitted on ``train``; params: ``linear_alpha``, ``knn_k``."""
     return {
