@@ -26,7 +26,8 @@ SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
 
 def stage_code(stage):
     """Every source file the stage runs (its import closure in the package, read once from the sources'
-    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else."""
+    imports): inputs, so that editing any of them reruns the stage and what follows, and nothing else.
+    """
     return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
@@ -40,7 +41,10 @@ def annotation_db(key):
 def check_file_sources():
     """A selected file-backed source needs its path: say so before any job is planned."""
     for stage, source in FILE_SOURCES.items():
-        if source in selected_sources(stage, config[stage]) and not config[stage][source]["path"]:
+        if (
+            source in selected_sources(stage, config[stage])
+            and not config[stage][source]["path"]
+        ):
             raise WorkflowError(
                 f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
             )
@@ -111,7 +115,11 @@ def with_evidence(settings):
 def dataset_params():
     """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
     settings = config["dataset"]
-    kept = {key: value for key, value in settings.items() if key not in ("download", "cache_dir")}
+    kept = {
+        key: value
+        for key, value in settings.items()
+        if key not in ("download", "cache_dir")
+    }
     return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
 
 
@@ -162,7 +170,9 @@ def string_keep_score():
 
 def train_params(variant, seed):
     """The train section for one variant (its overrides of train.model) and one seed."""
-    settings = {k: v for k, v in config["train"].items() if k not in ("variants", "seeds")}
+    settings = {
+        k: v for k, v in config["train"].items() if k not in ("variants", "seeds")
+    }
     model = {**settings["model"], **config["train"]["variants"][variant]}
     return {**settings, "model": model, "seed": int(seed)}
 

@@ -12,7 +12,9 @@ rule report:
         code=stage_code("report"),
     output:
         markdown=report(
-            f"{OUT}/report/report.md", caption="../report/report_page.rst", category="Report"
+            f"{OUT}/report/report.md",
+            caption="../report/report_page.rst",
+            category="Report",
         ),
         html=f"{OUT}/report/report.html",
         table=report(

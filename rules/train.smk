@@ -13,13 +13,13 @@ rule train:
     output:
         weights=f"{OUT}/train/{{variant}}/seed{{seed}}/model.safetensors",
         config=f"{OUT}/train/{{variant}}/seed{{seed}}/model.json",
-    wildcard_constraints:
-        variant="[a-z0-9_]+",
-        seed=r"\d+",
     log:
         f"{OUT}/logs/train/{{variant}}/seed{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/train/{{variant}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        variant="[a-z0-9_]+",
+        seed=r"\d+",
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -29,6 +29,8 @@ rule train:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=lambda wildcards: as_json(train_params(wildcards.variant, wildcards.seed)),
+        config=lambda wildcards: as_json(
+            train_params(wildcards.variant, wildcards.seed)
+        ),
     shell:
         "{params.cli} train {params.io} --params {params.config:q} 2> {log}"
