@@ -261,3 +261,33 @@ def test_metrics_agree_with_cell_eval():
     theirs_discrimination = ce.discrimination_score(pair, metric="l1")
     np.testing.assert_allclose(discrimination, [theirs_discrimination[p] for p in order])
     assert len(set(np.round(discrimination, 6))) > 1  # not a degenerate fixture
+
+
+# ---- the summary the tables show -------------------------------------------------------------------
+
+
+def test_summary_is_the_mean_over_perturbations_then_mean_and_sd_over_seeds():
+    import pandas as pd
+
+    from dygenept.metrics import METRICS
+    from dygenept.stages.evaluate import fraction_of_ceiling, summarise
+
+    rows = []
+    # seed 0: perturbation means 0.2 and 0.4 → 0.3; seed 1: 0.5 and 0.7 → 0.6; mean 0.45, sd 0.3/√2
+    for seed, values in ((0, (0.2, 0.4)), (1, (0.5, 0.7))):
+        for condition, value, group in zip(("A+ctrl", "B+C"), values, ("unseen_single", "combo")):
+            rows.append({"method": "m", "seed": seed, "condition": condition, "subgroup": group})
+            rows[-1] |= {metric: value for metric in METRICS}
+    for draw in range(3):  # the ceiling: 0.9 on every draw
+        for condition, group in (("A+ctrl", "unseen_single"), ("B+C", "combo")):
+            rows.append({"method": "noise_ceiling", "seed": draw, "condition": condition})
+            rows[-1] |= {"subgroup": group} | {metric: 0.9 for metric in METRICS}
+    summary = summarise(pd.DataFrame(rows))
+    entry = summary["m"]["all"]
+    assert (entry["n"], entry["seeds"]) == (2, 2)
+    assert entry["pearson_delta"] == pytest.approx(0.45)
+    assert entry["pearson_delta_sd"] == pytest.approx(round(0.3 / math.sqrt(2), 4))
+    assert summary["m"]["combo"]["pearson_delta"] == pytest.approx(0.55)  # (0.4 + 0.7) / 2
+    assert summary["noise_ceiling"]["all"]["pearson_delta_sd"] == 0.0
+    fractions = fraction_of_ceiling(summary)
+    assert fractions["m"]["all"]["pearson_delta"] == pytest.approx(0.5)  # 0.45 / 0.9
