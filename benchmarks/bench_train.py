@@ -32,6 +32,7 @@ params = {
     "grad_clip": 1.0,
     "conditions_per_step": 8,
     "cells_per_condition": 32,
+    "loss": "mse",
     "entropy_penalty": 0.0,
     "eval_every": 10_000,
     "patience": 0,

@@ -194,6 +194,7 @@ def fit_params(**changes):
         "grad_clip": 1.0,
         "conditions_per_step": 3,
         "cells_per_condition": 8,
+        "loss": "mse",
         "entropy_penalty": 0.0,
         "eval_every": 5,
         "patience": 0,
@@ -384,6 +385,21 @@ def test_the_entropy_penalty_adds_the_mean_entropy_of_present_slots():
     present = batch_data.present[[0, 0, 0, 1, 1, 1]]
     expected = squared_error + 0.5 * entropies[present].mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_relative_loss_weighs_each_perturbation_by_the_size_of_its_change():
+    data = tiny_data()
+    model = model_with(seed=2)
+    batch_data = DeviceData.build(data, ["A+ctrl", "B+ctrl"], torch.device("cpu"))
+    cells = np.arange(6).reshape(2, 3)
+    each = [
+        batch_loss(model, batch_data, np.array([i]), cells[i : i + 1])[1].item() for i in (0, 1)
+    ]
+    sizes = [np.mean((data.true_mean(c) - data.control_mean) ** 2) for c in ("A+ctrl", "B+ctrl")]
+    _, plain = batch_loss(model, batch_data, np.arange(2), cells)
+    _, relative = batch_loss(model, batch_data, np.arange(2), cells, relative=True)
+    assert plain.item() == pytest.approx(np.mean(each), rel=1e-5)
+    assert relative.item() == pytest.approx(np.mean(np.divide(each, sizes)), rel=1e-5)
 
 
 def test_learning_rate_warms_up_linearly_then_decays_to_zero():

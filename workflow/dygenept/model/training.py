@@ -81,11 +81,13 @@ class DeviceData:
     facets: torch.Tensor  # (conditions, 2, K, D)
     mask: torch.Tensor
     present: torch.Tensor
+    sizes: torch.Tensor  # (conditions,): squared size of each observed change from the control mean
 
     @classmethod
     def build(cls, data: PerturbationData, conditions: list[str], device: torch.device):
         facets, mask, present = data.facet_inputs(conditions)
         targets = np.stack([data.true_mean(c) for c in conditions]).astype(np.float32)
+        sizes = np.mean((targets - data.control_mean) ** 2, axis=1).clip(min=1e-12)
         return cls(
             list(conditions),
             torch.from_numpy(data.cell_state).float().to(device),
@@ -94,6 +96,7 @@ class DeviceData:
             facets.to(device),
             mask.to(device),
             present.to(device),
+            torch.from_numpy(sizes.astype(np.float32)).to(device),
         )
 
 
@@ -107,8 +110,12 @@ def batch_loss(
     condition_index: np.ndarray,
     cell_index: np.ndarray,
     entropy_penalty: float = 0.0,
+    relative: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss to minimise, its squared-error part) for conditions × cells drawn by index (n, c)."""
+    """(loss to minimise, its squared-error part) for conditions × cells drawn by index (n, c).
+
+    ``relative``: each condition's squared error divided by the squared size of its observed change, so
+    that every perturbation counts equally rather than the ones with the largest effect."""
     n, per_condition = cell_index.shape
     device = batch.cell_state.device
     cells = torch.from_numpy(cell_index.ravel()).to(device)
@@ -121,8 +128,11 @@ def batch_loss(
         batch.present[rows],
     )
     predicted_mean = predicted.float().view(n, per_condition, -1).mean(dim=1)
-    target = batch.targets[torch.from_numpy(condition_index).to(device)]
-    squared_error = torch.mean((predicted_mean - target) ** 2)
+    index = torch.from_numpy(condition_index).to(device)
+    per_condition_error = torch.mean((predicted_mean - batch.targets[index]) ** 2, dim=1)
+    if relative:
+        per_condition_error = per_condition_error / batch.sizes[index]
+    squared_error = per_condition_error.mean()
     if entropy_penalty <= 0:
         return squared_error, squared_error
     slots = batch.present[rows]
@@ -145,20 +155,18 @@ def training_step_loss(
 
 def validation_loss(model: DyGenePTModule, batch: DeviceData, seed: int) -> float:
     """Mean over validation perturbations of the squared error of mean expression relative to the
-    squared size of the observed change (so every perturbation counts equally, not the one with the
+    squared size of the observed change (every perturbation counts equally, not the one with the
     largest effect), over a fixed draw of control cells."""
     n_cells = batch.cell_state.shape[0]
     picks = np.random.default_rng(seed).choice(
         n_cells, size=min(n_cells, VALIDATION_CELLS), replace=False
     )
-    control_mean = batch.control.mean(dim=0)
     model.eval()
-    losses = []
     with torch.no_grad():
-        for i in range(len(batch.conditions)):
-            error = batch_loss(model, batch, np.array([i]), picks[None, :])[1].item()
-            size = torch.mean((batch.targets[i] - control_mean) ** 2).item()
-            losses.append(error / max(size, 1e-12))
+        losses = [
+            batch_loss(model, batch, np.array([i]), picks[None, :], relative=True)[1].item()
+            for i in range(len(batch.conditions))
+        ]
     model.train()
     return float(np.mean(losses))
 
@@ -241,7 +249,12 @@ def fit(
             group["lr"] = learning_rate(step, params)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss, squared_error = batch_loss(
-                model, train_batch, conditions, cells, params["entropy_penalty"]
+                model,
+                train_batch,
+                conditions,
+                cells,
+                params["entropy_penalty"],
+                params["loss"] == "relative",
             )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
