@@ -329,3 +329,38 @@ def cells_gpus():
     if encoder == "pca" or settings[encoder]["device"] == "cpu":
         return 0
     return 1
+
+
+def train_params(variant, seed):
+    """The train section for one variant (its overrides of train.model) and one seed."""
+    settings = {
+        k: v for k, v in config["train"].items() if k not in ("variants", "seeds")
+    }
+    model = {**settings["model"], **config["train"]["variants"][variant]}
+    return {**settings, "model": model, "seed": int(seed)}
+
+
+def train_gpus():
+    """A GPU for the train rule only when the config asks for CUDA (device auto runs where it lands)."""
+    return 1 if config["train"]["device"] == "cuda" else 0
+
+
+def checkpoints_of(variants):
+    """The variants' checkpoints for every seed, as weights__<variant>__<seed> / config__... inputs."""
+    inputs = {}
+    for variant in variants:
+        for seed in config["train"]["seeds"]:
+            stem = f"{OUT}/train/{variant}/seed{seed}/model"
+            inputs[f"weights__{variant}__{seed}"] = f"{stem}.safetensors"
+            inputs[f"config__{variant}__{seed}"] = f"{stem}.json"
+    return inputs
+
+
+def trained_checkpoints(wildcards):
+    """Every variant's checkpoint for every seed: evaluate scores them all."""
+    return checkpoints_of(config["train"]["variants"])
+
+
+def screen_checkpoints(wildcards):
+    """The main variant's checkpoint for every seed: the screen predicts with them as evaluate does."""
+    return checkpoints_of([config["evaluate"]["main_variant"]])

@@ -1,21 +1,23 @@
-# The model and the baselines on held-out perturbations, plus the facet weights.
+# Every variant and seed and every baseline on the held-out perturbations, beside the noise ceiling.
 
 
 rule evaluate:
     input:
+        unpack(trained_checkpoints),
         h5ad=rules.dataset.output.h5ad,
         split=rules.dataset.output.split,
         de_genes=rules.dataset.output.de_genes,
         genes=rules.genes.output.genes,
         facet_tensor=rules.facet_embed.output.tensor,
         cell_embedding=rules.cells.output.embeddings,
-        weights=rules.train.output.weights,
-        config=rules.train.output.config,
         code=stage_code("evaluate"),
     output:
         metrics=f"{OUT}/evaluate/metrics.json",
         per_condition=f"{OUT}/evaluate/per_condition.csv",
         facet_weights=f"{OUT}/evaluate/facet_weights.csv",
+        cell_facets=f"{OUT}/evaluate/cell_facets.csv",
+        de_changes=f"{OUT}/evaluate/de_changes.csv",
+        predictions=f"{OUT}/evaluate/predictions.h5ad",
     log:
         log_path("evaluate"),
     benchmark:
@@ -26,5 +28,6 @@ rule evaluate:
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
+        config=as_json(config["evaluate"]),
     shell:
-        "{params.cli} evaluate {params.io} 2> {log}"
+        "{params.cli} evaluate {params.io} --params {params.config:q} 2> {log}"

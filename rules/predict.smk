@@ -5,14 +5,13 @@
 rule predict:
     input:
         unpack(screen_request_file),
+        unpack(screen_checkpoints),
         h5ad=rules.dataset.output.h5ad,
         split=rules.dataset.output.split,
         genes=rules.genes.output.genes,
         facet_tensor=rules.facet_embed.output.tensor,
         cell_embedding=rules.cells.output.embeddings,
         facets=rules.facets.output.facets,
-        weights=rules.train.output.weights,
-        config=rules.train.output.config,
         code=stage_code("predict"),
     output:
         predictions=f"{OUT}/predict/predictions.h5ad",

@@ -1,28 +1,51 @@
-# A Markdown/HTML report with the metrics table and the facet-attention heatmap.
+# The report: metrics table, figures, Markdown/HTML; `snakemake --report report.html` gathers the
+# outputs marked report() with their captions from report/.
 
 
 rule report:
     input:
         metrics=rules.evaluate.output.metrics,
         facet_weights=rules.evaluate.output.facet_weights,
+        cell_facets=rules.evaluate.output.cell_facets,
+        de_changes=rules.evaluate.output.de_changes,
         facets_yaml=config["facets"]["spec"],
         code=stage_code("report"),
     output:
-        markdown=f"{OUT}/report/report.md",
-        html=report(
-            f"{OUT}/report/report.html",
+        markdown=report(
+            f"{OUT}/report/report.md",
             caption="../report/report_page.rst",
             category="Report",
+        ),
+        html=f"{OUT}/report/report.html",
+        table=report(
+            f"{OUT}/report/metrics_table.txt",
+            caption="../report/metrics_table.rst",
+            category="Metrics",
+        ),
+        bars=report(
+            f"{OUT}/report/metric_bars.png",
+            caption="../report/metric_bars.rst",
+            category="Metrics",
+        ),
+        de_changes=report(
+            f"{OUT}/report/de_changes.png",
+            caption="../report/de_changes.rst",
+            category="Predictions",
         ),
         heatmap=report(
             f"{OUT}/report/facet_heatmap.png",
             caption="../report/facet_heatmap.rst",
-            category="Results",
+            category="Facet attention",
         ),
-        table=report(
-            f"{OUT}/report/metrics_table.txt",
-            caption="../report/metrics_table.rst",
-            category="Results",
+        cell_facets=report(
+            f"{OUT}/report/cell_facets.png",
+            caption="../report/cell_facets.rst",
+            category="Facet attention",
+        ),
+        curve=report(
+            f"{OUT}/report/training_curve.png",
+            caption="../report/training_curve.rst",
+            category="Training",
         ),
     log:
         log_path("report"),

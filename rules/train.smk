@@ -1,4 +1,5 @@
-# Train the DyGenePT adapters (cell query, facet attention, shift MLP, decoder); backbones stay frozen.
+# Train the DyGenePT adapters (cell query, facet attention, shift MLPs, decoder) for one variant of the
+# network (config train.variants) and one seed (train.seeds); the backbones stay frozen.
 
 
 rule train:
@@ -10,20 +11,26 @@ rule train:
         cell_embedding=rules.cells.output.embeddings,
         code=stage_code("train"),
     output:
-        weights=f"{OUT}/train/model.safetensors",
-        config=f"{OUT}/train/model.json",
+        weights=f"{OUT}/train/{{variant}}/seed{{seed}}/model.safetensors",
+        config=f"{OUT}/train/{{variant}}/seed{{seed}}/model.json",
     log:
-        log_path("train"),
+        f"{OUT}/logs/train/{{variant}}/seed{{seed}}.log",
     benchmark:
-        benchmark_path("train")
+        f"{OUT}/benchmarks/train/{{variant}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        variant="[a-z0-9_]+",
+        seed=r"\d+",
     conda:
         "../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=train_gpus(),
     params:
         cli=CLI,
         io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(config["train"]),
+        config=lambda wildcards: as_json(
+            train_params(wildcards.variant, wildcards.seed)
+        ),
     shell:
         "{params.cli} train {params.io} --params {params.config:q} 2> {log}"

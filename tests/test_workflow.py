@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,9 +40,10 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
         "facets/facets_report.json",
         "facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
-        "train/model.safetensors",
-        "train/model.json",
+        "train/dygenept/seed0/model.safetensors",
+        "train/dygenept_static/seed0/model.json",
         "evaluate/metrics.json",
+        "evaluate/predictions.h5ad",
         "report/report.md",
     ]
     for artifact in artifacts:
@@ -88,12 +91,27 @@ def test_demo_results_are_complete_and_consistent(demo_run):
         == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
     )
     metrics = json.loads((out / "evaluate/metrics.json").read_text())["summary"]
-    assert set(metrics) == {"dygenept", "no_change", "train_mean", "additive", "linear"}
-    assert metrics["dygenept"]["all"]["n"] == len(
-        json.loads((out / "data/split.json").read_text())["test"]
-    )
-    assert "| dygenept" in (out / "report/metrics_table.txt").read_text()
-    assert (out / "report/facet_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(metrics) == {
+        "dygenept",
+        "dygenept_static",
+        "dygenept_softmax",
+        "no_change",
+        "train_mean",
+        "additive",
+        "linear",
+        "knn",
+        "noise_ceiling",
+    }
+    test = json.loads((out / "data/split.json").read_text())["test"]
+    assert metrics["dygenept"]["all"]["n"] == len(test)
+    assert metrics["train_mean"]["all"]["pearson_delta_centred"] == 0.0
+    table = (out / "report/metrics_table.txt").read_text()
+    assert "| dygenept " in table and "| noise_ceiling" in table
+    for figure in ("facet_heatmap", "metric_bars", "de_changes", "cell_facets", "training_curve"):
+        assert (out / f"report/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    predictions = ad.read_h5ad(out / "evaluate/predictions.h5ad")
+    assert sorted(predictions.obs["condition"]) == sorted(test)
+    assert list(predictions.var_names) == list(ad.read_h5ad(out / "data/dataset.h5ad").var_names)
 
 
 def test_finished_run_has_nothing_to_do(demo_run):
@@ -141,7 +159,9 @@ def test_editing_code_reruns_exactly_the_stages_that_import_it(demo_run, edited,
 
 def test_provenance_records_every_source_file_the_stage_ran(demo_run):
     _, out = demo_run
-    record = json.loads((out / "train/model.safetensors.provenance.json").read_text())
+    record = json.loads(
+        (out / "train/dygenept/seed0/model.safetensors.provenance.json").read_text()
+    )
     code = record["details"]["code"]
     assert {
         "dygenept/stages/train.py",
@@ -149,6 +169,22 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
         "dygenept/model/network.py",
     } <= set(code)
     assert not any("stages/evaluate" in path or "http.py" in path for path in code)
+
+
+def test_changing_one_variant_retrains_only_that_variant(demo_run):
+    project, _ = demo_run
+    (project / "config" / "variant.yaml").write_text(
+        "train:\n  variants:\n    dygenept_softmax: {attention: entmax15}\n"
+    )
+    result = snakemake(
+        project,
+        "--dry-run",
+        config_files=("config/demo.yaml", "config/test.yaml", "config/variant.yaml"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result) == {"train", "evaluate", "report", "all"}
+    assert re.search(r"^train\s+1$", result.stdout + result.stderr, re.M)
+    assert "train/dygenept_softmax/seed0/model.safetensors" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -329,10 +365,6 @@ def test_settings_of_unselected_sources_rerun_nothing(demo_run):
 def test_screen_predicts_unseen_genes_and_a_held_out_one_as_evaluation_does(demo_run):
     import anndata as ad
 
-    from dygenept.model.checkpoint import load_checkpoint
-    from dygenept.model.inference import predict_condition
-    from dygenept.perturbations import load_perturbation_data
-
     _, out = demo_run
     predictions = ad.read_h5ad(out / "predict/predictions.h5ad")
     assert set(predictions.obs_names) == {
@@ -345,16 +377,13 @@ def test_screen_predicts_unseen_genes_and_a_held_out_one_as_evaluation_does(demo
     measured = ad.read_h5ad(out / "data/dataset.h5ad", backed="r")
     assert predictions.var_names.tolist() == measured.var_names.tolist()
     assert predictions.obs.loc["TP53+ctrl", "unseen_genes"] == "TP53"
-    assert len(predictions.uns["model_weights_sha256"]) == 64
+    assert all(len(digest) == 64 for digest in predictions.uns["model_weights_sha256"].values())
     # KLF1 alone is a held-out test perturbation: the screen predicts it as evaluation does
-    assert "KLF1+ctrl" in json.loads((out / "data/split.json").read_text())["test"]
-    data = load_perturbation_data(
-        out / "data/dataset.h5ad", out / "genes/genes.tsv",
-        out / "facet_embed/facet_tensor.safetensors", out / "cells/control_embeddings.safetensors",
-    )  # fmt: skip
-    model, _ = load_checkpoint(out / "train/model.safetensors", out / "train/model.json")
-    expected, _ = predict_condition(model, data, "KLF1+ctrl")
-    np.testing.assert_allclose(predictions["KLF1+ctrl"].X.ravel(), expected, rtol=1e-5, atol=1e-6)
+    evaluated = ad.read_h5ad(out / "evaluate/predictions.h5ad")
+    assert "KLF1+ctrl" in evaluated.obs_names
+    np.testing.assert_allclose(
+        predictions["KLF1+ctrl"].X.ravel(), evaluated["KLF1+ctrl"].X.ravel(), rtol=1e-5, atol=1e-6
+    )
     # the change from control, as a gene ranking per perturbation, gives the screen's top genes
     delta = predictions.to_df(layer="delta").loc["TP53+ctrl"].sort_values(ascending=False)
     explanations = json.loads((out / "predict/explanations.json").read_text())["predicted"]

@@ -80,9 +80,56 @@ def linear(data: PerturbationData, train: list[str], alpha: float = 1.0) -> Pred
     return predict
 
 
-BASELINES: dict[str, Callable[[PerturbationData, list[str]], Predictor]] = {
-    "no_change": no_change,
-    "train_mean": train_mean,
-    "additive": additive,
-    "linear": linear,
-}
+def knn(data: PerturbationData, train: list[str], k: int = 5) -> Predictor:
+    """kNN: the mean change of the k training perturbations nearest by cosine similarity of their static
+    (facet-averaged) gene embeddings."""
+    modelled = data.modelled(train)
+    features = np.stack([mean_facet_features(data, c) for c in modelled])
+    targets = np.stack([data.true_mean(c) - data.control_mean for c in modelled])
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    k = min(k, len(modelled))
+
+    def predict(condition: str) -> np.ndarray | None:
+        if condition not in data.facet_rows:
+            return None
+        query = mean_facet_features(data, condition)
+        similarity = unit @ (query / max(np.linalg.norm(query), 1e-12))
+        nearest = np.argsort(-similarity, kind="stable")[:k]
+        return data.control_mean + targets[nearest].mean(axis=0)
+
+    return predict
+
+
+def other_contexts_mean(
+    means: dict[tuple[str, str], np.ndarray],
+    control_means: dict[str, np.ndarray],
+    train: list[tuple[str, str]],
+) -> Callable[[str, str], np.ndarray | None]:
+    """Held-out context: the same perturbation's mean change from control in the training contexts,
+    added to the held-out context's control mean; None for a perturbation no training context has.
+
+    ``means[(condition, context)]``: observed mean expression; ``control_means[context]``: its controls.
+    """
+    changes: dict[str, list[np.ndarray]] = {}
+    for condition, context in train:
+        changes.setdefault(condition, []).append(
+            means[(condition, context)] - control_means[context]
+        )
+
+    def predict(condition: str, context: str) -> np.ndarray | None:
+        if condition not in changes:
+            return None
+        return control_means[context] + np.mean(changes[condition], axis=0)
+
+    return predict
+
+
+def make_baselines(data: PerturbationData, train: list[str], params: dict) -> dict[str, Predictor]:
+    """Every baseline, fitted on ``train``; params: ``linear_alpha``, ``knn_k``."""
+    return {
+        "no_change": no_change(data, train),
+        "train_mean": train_mean(data, train),
+        "additive": additive(data, train),
+        "linear": linear(data, train, params["linear_alpha"]),
+        "knn": knn(data, train, params["knn_k"]),
+    }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 
 from .arrays import dense
@@ -28,6 +29,7 @@ class PerturbationData:
     facets: FacetTensor
     cells: CellEmbedding
     skipped: dict[str, str]  # condition → why it cannot be modelled
+    var: pd.DataFrame | None = None  # the data's var (gene annotations), for predictions as AnnData
 
     @property
     def control_mean(self) -> np.ndarray:
@@ -37,7 +39,12 @@ class PerturbationData:
         return self.mean_by_condition[condition]
 
     def modelled(self, conditions: list[str]) -> list[str]:
+        """The conditions the model can take: measured, with facets for every gene."""
         return [c for c in conditions if c in self.facet_rows]
+
+    def measured(self, conditions: list[str]) -> list[str]:
+        """The conditions with cells in the data (the baselines need no facets)."""
+        return [c for c in conditions if c in self.mean_by_condition]
 
     def facet_inputs(
         self, conditions: list[str]
@@ -93,4 +100,36 @@ def load_perturbation_data(
         facets,
         cells,
         skipped,
+        adata.var.copy(),
     )
+
+
+def half_split_means(
+    h5ad: str | Path, conditions: list[str], draws: int, seed: int
+) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Mean expression of two random halves of each condition's cells, and of the control cells, for
+    ``draws`` draws: the data's own noise ceiling. Conditions with fewer than 2 cells are left out."""
+    adata = ad.read_h5ad(h5ad)
+    labels = adata.obs[CONDITION_KEY].astype(str).to_numpy()
+    rng = np.random.default_rng(seed)
+
+    def halves(rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        pairs = []
+        for _ in range(draws):
+            order = rng.permutation(rows)
+            first, second = order[: len(rows) // 2], order[len(rows) // 2 :]
+            pairs.append(
+                tuple(
+                    np.asarray(adata.X[np.sort(part)].mean(axis=0), dtype=np.float64).ravel()
+                    for part in (first, second)
+                )
+            )
+        return pairs
+
+    controls = halves(np.flatnonzero(adata.obs[CONTROL_KEY].to_numpy(bool)))
+    by_condition = {}
+    for condition in conditions:
+        rows = np.flatnonzero(labels == condition)
+        if len(rows) >= 2:
+            by_condition[condition] = halves(rows)
+    return by_condition, controls

@@ -255,3 +255,59 @@ def make_split(conditions: Sequence[str], params: dict) -> Split:
             )
         return split_from_file(params["path"], conditions)
     raise InputError(f"config 'dataset.split.kind' is '{kind}'; known: {', '.join(KINDS)}.")
+
+
+# ---- held-out context ----------------------------------------------------------------------------
+
+CONTEXT_SEPARATOR = "|"
+
+
+def context_label(condition: str, context: str) -> str:
+    """One perturbation in one context (cell line, donor, ...): ``A+ctrl|K562``."""
+    return f"{condition}{CONTEXT_SEPARATOR}{context}"
+
+
+def parse_context_label(label: str) -> tuple[str, str]:
+    condition, _, context = label.rpartition(CONTEXT_SEPARATOR)
+    return condition, context
+
+
+def context_pairs(conditions: Sequence[str], contexts: Sequence[str]) -> list[tuple[str, str]]:
+    """The distinct (condition, context) pairs of the cells (one entry per cell in both sequences),
+    without the controls."""
+    return sorted({(str(c), str(x)) for c, x in zip(conditions, contexts) if str(c) != CONTROL})
+
+
+def context_split(
+    pairs: Sequence[tuple[str, str]], held_out: str, val_fraction: float, seed: int
+) -> Split:
+    """Hold out one context: every perturbation measured in it is test; the pairs of all other contexts
+    (the same perturbations among them) are train, less a random ``val_fraction`` of them for
+    validation. Test subgroups: ``seen_in_other_contexts`` (the perturbation is measured in a training
+    context) and ``unseen_in_other_contexts``. Labels are ``condition|context``."""
+    contexts = sorted({context for _, context in pairs})
+    if held_out not in contexts:
+        raise InputError(
+            f"context '{held_out}' has no perturbed cells; the data's contexts: {contexts}."
+        )
+    test = sorted(context_label(c, x) for c, x in pairs if x == held_out)
+    rest = sorted(context_label(c, x) for c, x in pairs if x != held_out)
+    drawn = set(_draw(len(rest), val_fraction, seed).tolist())
+    val = sorted(label for i, label in enumerate(rest) if i in drawn)
+    train = sorted(label for i, label in enumerate(rest) if i not in drawn)
+    elsewhere = {c for c, x in pairs if x != held_out}
+    groups: dict[str, list[str]] = {"seen_in_other_contexts": [], "unseen_in_other_contexts": []}
+    for label in test:
+        seen = parse_context_label(label)[0] in elsewhere
+        groups["seen_in_other_contexts" if seen else "unseen_in_other_contexts"].append(label)
+    return Split(train, val, test, groups, {"val": val}, kind=f"context:{held_out}")
+
+
+def context_splits(
+    pairs: Sequence[tuple[str, str]], val_fraction: float, seed: int
+) -> dict[str, Split]:
+    """One split per context, each holding that context out in turn."""
+    return {
+        context: context_split(pairs, context, val_fraction, seed)
+        for context in sorted({context for _, context in pairs})
+    }

@@ -1,13 +1,24 @@
 """The DyGenePT network: tensors in, tensors out; no I/O, no device strings.
 
-For a control cell with frozen state ``z`` and a perturbed gene with frozen facet embeddings F (K, D):
+For a control cell with frozen state ``z`` and expression ``x_ctrl``, and a perturbed gene with frozen
+facet embeddings F (K, D):
 
     q      = LayerNorm(ReLU(W_q z + b))                      cell query
     F'_k   = F_k if the gene has facet k else null           learnable null vector for NONE facets
-    α      = sparsemax(q · (W_k F')ᵀ / √h)                   interpretable facet weights (or entmax-1.5)
+    α      = normalise(q · (W_k F')ᵀ / √h)                   facet weights: sparsemax, entmax15, softmax,
+                                                             or ``mean`` (uniform over present facets
+                                                             whatever the cell: the static ablation)
     e      = Σ_k α_k W_v F'_k                                cell-specific gene embedding
     shift  = Σ_genes MLP([e, q]) + MLP_pair(e_a ⊙ e_b)       the pair term only for double perturbations
-    x̂      = x_ctrl + decode(z + shift) − decode(z)          residual decoding keeps each cell's own detail
+    x̂      = x_ctrl + μ + W_dec · shift                      μ: the mean change of the training
+                                                             perturbations (a fixed buffer)
+
+The last layers of both MLPs start at zero, so an untrained network predicts ``x_ctrl + μ`` for every
+cell: averaged over the control cells, exactly the ``train_mean`` baseline. Training learns only the
+residual from that baseline. ``W_dec`` starts at the PCA loadings when the cell states are PCA scores
+(``decode(z + shift) − decode(z)`` for a linear decoder). Sparsity of α comes from the normaliser (an L1
+penalty on sparsemax weights is constant, since they sum to one) and, optionally, from an entropy penalty
+in training.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-AttentionKind = Literal["sparsemax", "entmax15", "softmax"]
+AttentionKind = Literal["sparsemax", "entmax15", "softmax", "mean"]
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,25 @@ def attention_normaliser(kind: AttentionKind):
     ]
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(
+def mean_over_present(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Uniform weights over a gene's present facets; over all K (null) facets when it has none."""
+    weights = mask.to(dtype)
+    weights = torch.where(weights.sum(-1, keepdim=True) > 0, weights, torch.ones_like(weights))
+    return weights / weights.sum(-1, keepdim=True)
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float, zero_last: bool = False):
+    layers = nn.Sequential(
         nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
     )
+    if zero_last:
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
+    return layers
 
 
 class FacetAttention(nn.Module):
-    """Cross-attention of a cell query over one gene's facets."""
+    """Cross-attention of a cell query over one gene's facets (or their plain mean: ``mean``)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -64,18 +86,23 @@ class FacetAttention(nn.Module):
             nn.ReLU(),
             nn.LayerNorm(config.hidden_dim),
         )
-        self.key = nn.Linear(config.facet_dim, config.hidden_dim)
         self.value = nn.Linear(config.facet_dim, config.hidden_dim)
         self.null_facet = nn.Parameter(torch.randn(config.facet_dim) * 0.02)
-        self.normalise = attention_normaliser(config.attention)
+        self.static = config.attention == "mean"
+        if not self.static:
+            self.key = nn.Linear(config.facet_dim, config.hidden_dim)
+            self.normalise = attention_normaliser(config.attention)
         self.scale = 1.0 / math.sqrt(config.hidden_dim)
 
     def forward(self, cell_state: torch.Tensor, facets: torch.Tensor, mask: torch.Tensor):
         """cell_state (B, d), facets (B, K, D), mask (B, K) → embedding (B, h), weights (B, K), query (B, h)."""
         facets = torch.where(mask.unsqueeze(-1), facets, self.null_facet.expand_as(facets))
         query = self.query(cell_state)
-        scores = torch.einsum("bh,bkh->bk", query, self.key(facets)) * self.scale
-        weights = self.normalise(scores)
+        if self.static:
+            weights = mean_over_present(mask, query.dtype)
+        else:
+            scores = torch.einsum("bh,bkh->bk", query, self.key(facets)) * self.scale
+            weights = self.normalise(scores.float()).to(query.dtype)
         embedding = torch.einsum("bk,bkh->bh", weights, self.value(facets))
         return embedding, weights, query
 
@@ -85,18 +112,25 @@ class DyGenePTModule(nn.Module):
         self,
         config: ModelConfig,
         decoder_weight: torch.Tensor | None = None,
-        decoder_bias: torch.Tensor | None = None,
+        mean_shift: torch.Tensor | None = None,
     ):
         super().__init__()
         self.config = config
         self.attention = FacetAttention(config)
-        self.shift = mlp(2 * config.hidden_dim, config.mlp_dim, config.cell_dim, config.dropout)
-        self.pair_shift = mlp(config.hidden_dim, config.mlp_dim, config.cell_dim, config.dropout)
-        self.decoder = nn.Linear(config.cell_dim, config.n_genes)
+        self.shift = mlp(
+            2 * config.hidden_dim, config.mlp_dim, config.cell_dim, config.dropout, zero_last=True
+        )
+        self.pair_shift = mlp(
+            config.hidden_dim, config.mlp_dim, config.cell_dim, config.dropout, zero_last=True
+        )
+        self.decoder = nn.Linear(config.cell_dim, config.n_genes, bias=False)
         if decoder_weight is not None:
             with torch.no_grad():
                 self.decoder.weight.copy_(decoder_weight)
-                self.decoder.bias.copy_(decoder_bias)
+        self.register_buffer(
+            "mean_shift",
+            torch.zeros(config.n_genes) if mean_shift is None else mean_shift.clone().float(),
+        )
 
     def forward(
         self,
@@ -127,7 +161,9 @@ class DyGenePTModule(nn.Module):
         if n_slots > 1:
             is_pair = present.all(dim=1, keepdim=True).to(embedding.dtype)
             shift = shift + self.pair_shift(embedding[:, 0] * embedding[:, 1]) * is_pair
-        expression = (
-            control_expression + self.decoder(cell_state + shift) - self.decoder(cell_state)
-        )
+        expression = control_expression + self.mean_shift + self.decoder(shift)
         return expression, weights.view(batch, n_slots, -1)
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

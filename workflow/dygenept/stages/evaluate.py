@@ -1,4 +1,5 @@
-"""The evaluate stage: the model and the baselines on held-out perturbations, plus the facet weights."""
+"""The evaluate stage: every trained variant and seed and every baseline on the held-out perturbations, in
+one table, beside the data's own noise ceiling (metric definitions: ``dygenept.metrics``)."""
 
 from __future__ import annotations
 
@@ -9,57 +10,157 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import atomic_path, read_json, write_json_atomic
-from ..baselines import BASELINES
-from ..metrics import perturbation_metrics
-from ..model.checkpoint import load_checkpoint
+from ..baselines import make_baselines
+from ..conditions import condition_genes
+from ..metrics import METRICS, discrimination_scores, perturbation_metrics
+from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
-from ..model.network import DyGenePTModule
-from ..perturbations import PerturbationData, load_perturbation_data
+from ..perturbations import PerturbationData, half_split_means, load_perturbation_data
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "dygenept"
-METRICS = ["pearson_delta", "pearson_delta_de", "mse_de", "mse"]
+CEILING = "noise_ceiling"
+CEILING_METRICS = ("pearson_delta", "pearson_delta_de", "pearson_delta_centred", "discrimination")
+Predictions = dict[
+    str, dict[int, dict[str, np.ndarray]]
+]  # method → seed → condition → mean expression
 
 
 def subgroup_of(split: dict) -> dict[str, str]:
     return {
         condition: group
-        for group, conditions in split["test_subgroups"].items()
+        for group, conditions in split.get("test_subgroups", {}).items()
         for condition in conditions
     }
 
 
-def evaluate(
-    model: DyGenePTModule, data: PerturbationData, split: dict, de_genes: dict[str, list[str]]
-):
-    gene_position = {gene: i for i, gene in enumerate(data.gene_names)}
-    groups = subgroup_of(split)
-    train = data.modelled(split["train"])
-    predictors = {name: make(data, train) for name, make in BASELINES.items()}
-    rows, weight_rows = [], []
-    for condition in split["test"]:
-        if condition not in data.mean_by_condition:
-            continue
-        de_index = np.array(
-            [gene_position[g] for g in de_genes.get(condition, []) if g in gene_position], dtype=int
+class Scorer:
+    """Scores predictions of the test perturbations against the observed means."""
+
+    def __init__(self, data: PerturbationData, test: list[str], train: list[str], de_genes: dict):
+        position = {gene: i for i, gene in enumerate(data.gene_names)}
+        self.data, self.test = data, test
+        self.control = data.control_mean.astype(np.float64)
+        self.reference = np.mean([data.true_mean(c) for c in train], axis=0)
+        self.de_index = {
+            c: np.array([position[g] for g in de_genes.get(c, []) if g in position], dtype=int)
+            for c in test
+        }
+        self.target_index = {
+            c: np.array([position[g] for g in condition_genes(c) if g in position], dtype=int)
+            for c in test
+        }
+        self.row = {c: i for i, c in enumerate(test)}
+        self.true = np.stack([data.true_mean(c) for c in test]).astype(np.float64)
+
+    def score(
+        self,
+        predicted: dict[str, np.ndarray],
+        true: np.ndarray | None = None,
+        control: np.ndarray | None = None,
+    ) -> list[dict]:
+        """Rows of per-perturbation metrics; ``true``/``control`` replace the observed means (ceiling)."""
+        true = self.true if true is None else true
+        control = self.control if control is None else control
+        conditions = [c for c in self.test if c in predicted]
+        if not conditions:
+            return []
+        matrix = np.stack([predicted[c] for c in conditions])
+        discrimination = discrimination_scores(
+            matrix,
+            true,
+            control,
+            [self.target_index[c] for c in conditions],
+            np.array([self.row[c] for c in conditions]),
         )
-        true = data.true_mean(condition)
-        predictions = {name: predictor(condition) for name, predictor in predictors.items()}
-        if condition in data.facet_rows:
-            predictions[MODEL_NAME], facet_weights = predict_condition(model, data, condition)
-            weight_rows += facet_weight_rows(condition, data, facet_weights)
-        for method, predicted in predictions.items():
-            if predicted is not None:
-                rows.append(
-                    {
-                        "method": method,
-                        "condition": condition,
-                        "subgroup": groups.get(condition, "test"),
-                        **perturbation_metrics(predicted, true, data.control_mean, de_index),
-                    }
+        return [
+            {
+                "condition": c,
+                **perturbation_metrics(
+                    predicted[c], true[self.row[c]], control, self.de_index[c], self.reference
+                ),
+                "discrimination": float(score),
+            }
+            for c, score in zip(conditions, discrimination)
+        ]
+
+
+def noise_ceiling(
+    scorer: Scorer, h5ad: Path, draws: int, seed: int
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """The metrics of one random half of each test perturbation's cells "predicting" the other half
+    (each half against its own half of the controls), for ``draws`` draws."""
+    halves, control_halves = half_split_means(h5ad, scorer.test, draws, seed)
+    rows, first_draw = [], {}
+    for draw in range(draws):
+        control_a, control_b = control_halves[draw]
+        # Deltas from each half's own controls, expressed around the full control mean.
+        predicted = {c: pair[draw][0] - control_a + scorer.control for c, pair in halves.items()}
+        true = scorer.true.copy()
+        for c, pair in halves.items():
+            true[scorer.row[c]] = pair[draw][1] - control_b + scorer.control
+        rows += [{"seed": draw, **row} for row in scorer.score(predicted, true)]
+        if draw == 0:
+            first_draw = predicted
+    return rows, first_draw
+
+
+def predict_all(
+    data: PerturbationData, test: list[str], train: list[str], found: dict, params: dict
+) -> tuple[Predictions, dict]:
+    """Predictions of every baseline (seed 0: they are deterministic) and every variant and seed."""
+    predictions: Predictions = {}
+    for name, predictor in make_baselines(data, train, params).items():
+        made = {c: predictor(c) for c in test}
+        predictions[name] = {0: {c: v for c, v in made.items() if v is not None}}
+    trained = {}
+    for variant, seeds in found.items():
+        predictions[variant] = {}
+        for seed, (weights, config) in sorted(seeds.items()):
+            model, saved = load_checkpoint(weights, config)
+            trained.setdefault(variant, {})[seed] = (model, saved)
+            predictions[variant][seed] = {
+                c: predict_condition(model, data, c)[0] for c in data.modelled(test)
+            }
+    return predictions, trained
+
+
+def summarise(per_condition: pd.DataFrame) -> dict:
+    """Per method and group ('all' and each test subgroup): each metric's mean over the perturbations
+    for each seed, then the mean and standard deviation over seeds (sd 0 with one seed)."""
+    summary: dict = {}
+    for method, table in per_condition.groupby("method", sort=False):
+        summary[method] = {}
+        groups = [("all", table), *table.groupby("subgroup")]
+        for group, part in groups:
+            by_seed = part.groupby("seed")[list(METRICS)].mean()
+            entry = {"n": int(part["condition"].nunique()), "seeds": int(len(by_seed))}
+            for metric in METRICS:
+                values = by_seed[metric].dropna()
+                entry[metric] = round(float(values.mean()), 4) if len(values) else None
+                entry[f"{metric}_sd"] = (
+                    round(float(values.std(ddof=1)), 4) if len(values) > 1 else 0.0
                 )
-    return pd.DataFrame(rows), pd.DataFrame(weight_rows)
+            summary[method][group] = entry
+    return summary
+
+
+def fraction_of_ceiling(summary: dict) -> dict:
+    """Each method's mean over the ceiling's, per group, for the correlation-like metrics."""
+    ceiling = summary.get(CEILING, {})
+    result: dict = {}
+    for method, groups in summary.items():
+        if method == CEILING:
+            continue
+        for group, entry in groups.items():
+            for metric in CEILING_METRICS:
+                bound = ceiling.get(group, {}).get(metric)
+                value = entry.get(metric)
+                if bound and value is not None:
+                    result.setdefault(method, {}).setdefault(group, {})[metric] = round(
+                        value / bound, 4
+                    )
+    return result
 
 
 def facet_weight_rows(
@@ -83,43 +184,137 @@ def facet_weight_rows(
     return rows
 
 
-def summarise(per_condition: pd.DataFrame) -> dict:
-    """Mean of each metric per method, over all test perturbations and per subgroup (with counts)."""
-    summary: dict = {}
-    for method, table in per_condition.groupby("method", sort=False):
-        summary[method] = {
-            "all": {"n": int(len(table)), **table[METRICS].mean(skipna=True).round(4).to_dict()}
-        }
-        for group, part in table.groupby("subgroup"):
-            summary[method][group] = {
-                "n": int(len(part)),
-                **part[METRICS].mean(skipna=True).round(4).to_dict(),
+def cell_state_axis(cell_state: np.ndarray) -> np.ndarray:
+    """Each control cell's score on the first principal axis of the cell states (the colour of the
+    cells × facets figure)."""
+    centred = cell_state - cell_state.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[0]
+
+
+def facet_outputs(model, data: PerturbationData, test: list[str], show: str | None):
+    """Mean facet weights of every modelled test perturbation, and the per-cell weights of one gene: the
+    configured condition, else the one whose weights vary most across cells."""
+    rows, per_cell = [], {}
+    for condition in data.modelled(test):
+        _, weights = predict_condition(model, data, condition)
+        rows += facet_weight_rows(condition, data, weights)
+        per_cell[condition] = weights[:, 0, :]
+    if not per_cell:
+        return pd.DataFrame(rows), pd.DataFrame()
+    chosen = show if show in per_cell else max(per_cell, key=lambda c: per_cell[c].std(0).sum())
+    cells = pd.DataFrame(per_cell[chosen], columns=data.facets.facet_ids)
+    cells.insert(0, "cell_state_pc1", cell_state_axis(data.cell_state))
+    cells.insert(0, "cell", data.cells.cell_ids)
+    cells.insert(0, "gene", data.facets.symbols[data.facet_rows[chosen][0]])
+    cells.insert(0, "condition", chosen)
+    return pd.DataFrame(rows), cells
+
+
+def de_change_rows(scorer: Scorer, predictions: Predictions) -> pd.DataFrame:
+    """Observed and predicted (mean over seeds) change from control on each test perturbation's DE genes."""
+    rows = []
+    for condition in scorer.test:
+        for rank, gene in enumerate(scorer.de_index[condition]):
+            row = {
+                "condition": condition,
+                "gene": scorer.data.gene_names[gene],
+                "rank": rank,
+                "observed": float(scorer.true[scorer.row[condition], gene] - scorer.control[gene]),
             }
-    return summary
+            for method, seeds in predictions.items():
+                values = [by[condition][gene] for by in seeds.values() if condition in by]
+                if values:
+                    row[method] = float(np.mean(values) - scorer.control[gene])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_predictions(path: Path, data: PerturbationData, seeds: dict, groups: dict, method: str):
+    """One row per test perturbation: the mean over seeds of the predicted mean expression."""
+    import anndata as ad
+
+    conditions = sorted(set.intersection(*(set(by) for by in seeds.values())) if seeds else set())
+    matrix = (
+        np.stack([np.mean([by[c] for by in seeds.values()], axis=0) for c in conditions])
+        if conditions
+        else np.zeros((0, len(data.gene_names)), dtype=np.float32)
+    )
+    obs = pd.DataFrame(
+        {"condition": conditions, "subgroup": [groups.get(c, "test") for c in conditions]},
+        index=pd.Index(conditions, name="obs_names"),
+    )
+    adata = ad.AnnData(matrix.astype(np.float32), obs=obs, var=data.var)
+    adata.uns["method"] = method
+    adata.uns["seeds"] = sorted(seeds)
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    """Score the model and every baseline on the held-out perturbations.
+    """Score every trained variant and seed, the baselines and the noise ceiling on the test split.
 
-    Reads ``h5ad``, ``split``, ``de_genes``, ``genes``, ``facet_tensor``, ``cell_embedding`` and the
-    checkpoint (``weights``, ``config``). Writes ``metrics`` (JSON summary), ``per_condition`` and
-    ``facet_weights`` (CSV). No params.
+    Reads ``h5ad``, ``split``, ``de_genes``, ``genes``, ``facet_tensor``, ``cell_embedding`` and every
+    checkpoint as ``weights__<variant>__<seed>`` / ``config__<variant>__<seed>``. Writes ``metrics`` (JSON
+    summary: mean ± sd over seeds, per subgroup, ceiling, fraction of ceiling, training histories),
+    ``per_condition`` (CSV), ``facet_weights`` (CSV), ``cell_facets`` (CSV: one gene's weights per cell),
+    ``de_changes`` (CSV) and ``predictions`` (h5ad of the main variant). Params: the ``evaluate`` config
+    section (``main_variant``, ``linear_alpha``, ``knn_k``, ``ceiling_draws``, ``seed``, ``show_condition``).
     """
     data = load_perturbation_data(
         inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]
     )
-    model, _ = load_checkpoint(inputs["weights"], inputs["config"])
     split = read_json(inputs["split"])
-    per_condition, facet_weights = evaluate(model, data, split, read_json(inputs["de_genes"]))
+    groups = subgroup_of(split)
+    test, train = data.measured(split["test"]), data.measured(split["train"])
+    found = checkpoint_inputs(inputs)
+    predictions, trained = predict_all(data, test, train, found, params)
+    scorer = Scorer(data, test, train, read_json(inputs["de_genes"]))
+    rows = [
+        {"method": method, "seed": seed, **row}
+        for method, seeds in predictions.items()
+        for seed, predicted in seeds.items()
+        for row in scorer.score(predicted)
+    ]
+    ceiling_rows, _ = noise_ceiling(scorer, inputs["h5ad"], params["ceiling_draws"], params["seed"])
+    rows += [{"method": CEILING, **row} for row in ceiling_rows]
+    per_condition = pd.DataFrame(rows)
+    per_condition.insert(3, "subgroup", per_condition["condition"].map(groups).fillna("test"))
     summary = summarise(per_condition)
-    with atomic_path(outputs["per_condition"]) as tmp:
-        per_condition.to_csv(tmp, index=False)
-    with atomic_path(outputs["facet_weights"]) as tmp:
-        facet_weights.to_csv(tmp, index=False)
+    main = params["main_variant"]
+    facet_weights, cell_facets = pd.DataFrame(), pd.DataFrame()
+    if main in trained:
+        model = trained[main][min(trained[main])][0]
+        facet_weights, cell_facets = facet_outputs(model, data, test, params["show_condition"])
+    for key, frame in (
+        ("per_condition", per_condition),
+        ("facet_weights", facet_weights),
+        ("cell_facets", cell_facets),
+        ("de_changes", de_change_rows(scorer, predictions)),
+    ):
+        with atomic_path(outputs[key]) as tmp:
+            frame.to_csv(tmp, index=False)
+    write_predictions(outputs["predictions"], data, predictions.get(main, {}), groups, main)
+    training = {
+        variant: {
+            str(seed): {
+                k: saved["training_result"][k] for k in ("history", "best_step", "stopped_early")
+            }
+            for seed, (_, saved) in seeds.items()
+        }
+        for variant, seeds in trained.items()
+    }
     write_json_atomic(
         outputs["metrics"],
-        {"summary": summary, "skipped": data.skipped, "split": split["test_subgroups"]},
+        {
+            "summary": summary,
+            "fraction_of_ceiling": fraction_of_ceiling(summary),
+            "main_variant": main,
+            "skipped": data.skipped,
+            "split": split.get("test_subgroups", {}),
+            "training": training,
+        },
     )
     for method, values in summary.items():
-        log.info("%-10s %s", method, values["all"])
-    return {"test_conditions": int(per_condition["condition"].nunique()), "methods": list(summary)}
+        log.info("%-18s %s", method, values["all"])
+    return {"test_conditions": len(test), "methods": list(summary)}

@@ -1,7 +1,8 @@
 """The predict stage: an in-silico screen of any genes and pairs with the trained model, explained by facets.
 
 Each requested perturbation (``A`` or ``A+B``) is predicted as evaluation predicts a held-out one: the
-mean over every control cell of the model's predicted expression. A gene that never was perturbed in
+mean over every control cell of the model's predicted expression, averaged over the seeds the main
+variant was trained with. A gene that never was perturbed in
 training gets a prediction from its facets alone; a gene without any facet text is listed and skipped,
 never predicted from nothing. Beside each prediction: its effect size, the training perturbations it
 resembles (cosine of facet-averaged embeddings), the genes it moves most, and the facets the cells attended
@@ -31,7 +32,7 @@ from ..baselines import mean_facet_features
 from ..conditions import condition_genes
 from ..errors import InputError
 from ..formats.gene_table import read_genes
-from ..model.checkpoint import load_checkpoint
+from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
 from ..perturbations import PerturbationData, load_perturbation_data
 from ..screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
@@ -140,7 +141,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """Predict each requested perturbation with the trained model and explain it.
 
     Reads ``h5ad``, ``split``, ``genes``, ``facet_tensor``, ``cell_embedding``, ``facets`` (the facet
-    table, for the facets' text), the checkpoint (``weights``, ``config``) and optionally ``requests`` (one
+    table, for the facets' text), the main variant's checkpoint for every seed
+    (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
     expression, ``layers['delta']`` the change from control, ``obs`` the screen columns, ``uns`` the
     model, data and params hashes), ``screen`` (TSV ranked by effect size), ``explanations`` (JSON) and
@@ -150,7 +152,11 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     data = load_perturbation_data(
         inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]
     )
-    model, _ = load_checkpoint(inputs["weights"], inputs["config"])
+    trained = {
+        (variant, seed): load_checkpoint(weights, config)[0]
+        for variant, seeds in checkpoint_inputs(inputs).items()
+        for seed, (weights, config) in sorted(seeds.items())
+    }
     rows, skipped = facet_rows_of(requests, data, read_genes(inputs["genes"]))
     for entry, reason in skipped.items():
         log.warning("not predicted: %s: %s", entry, reason)
@@ -168,7 +174,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     data.facet_rows.update({request.condition: gene_rows for request, gene_rows in rows.items()})
     records, explanations, predicted = [], {}, []
     for request, gene_rows in rows.items():
-        mean_expression, weights = predict_condition(model, data, request.condition)
+        each = [predict_condition(model, data, request.condition) for model in trained.values()]
+        mean_expression = np.mean([expression for expression, _ in each], axis=0)
+        weights = np.concatenate([cell_weights for _, cell_weights in each])  # cells of every seed
         delta = mean_expression - data.control_mean
         norm, changed = effect_size(delta, params["fold_change_threshold"])
         up, down = top_changes(delta, data.gene_names, params["top_genes"])
@@ -198,7 +206,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     predictions = ad.AnnData(X=expression, obs=obs, var=var)
     predictions.layers["delta"] = expression - data.control_mean.astype(np.float32)
     predictions.uns = {
-        "model_weights_sha256": sha256_file(inputs["weights"]),
+        "model_weights_sha256": {
+            f"{variant}/seed{seed}": sha256_file(inputs[f"weights__{variant}__{seed}"])
+            for variant, seed in trained
+        },
         "dataset_sha256": sha256_file(inputs["h5ad"]),
         "facet_tensor_sha256": sha256_file(inputs["facet_tensor"]),
         "params_sha256": sha256_text(canonical_json(params)),

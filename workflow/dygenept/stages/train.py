@@ -2,7 +2,7 @@
 
 Reads the canonical data, split, gene table, facet tensor and cell embedding; writes the checkpoint
 (``weights`` safetensors + ``config`` JSON with the training history). Params: the ``train`` config
-section (``seed``, ``steps``, ``learning_rate``, ``model``: sizes and attention).
+section with one variant's ``model`` overrides applied and one ``seed``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import torch
 
 from ..artifacts import read_json
 from ..errors import InputError
-from ..model.checkpoint import save_checkpoint
+from ..model.checkpoint import remove_training_state, save_checkpoint
+from ..model.network import trainable_parameters
 from ..model.training import build_model, fit
 from ..perturbations import load_perturbation_data
 
@@ -25,7 +26,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """Train the adapters and keep the weights of the best validation loss.
 
     Reads ``h5ad``, ``split``, ``genes``, ``facet_tensor`` and ``cell_embedding``. Writes ``weights`` and
-    ``config`` (``model.checkpoint``). Params: the ``train`` config section.
+    ``config`` (``model.checkpoint``); while it runs, a resumable state beside ``weights``
+    (``<weights>.resume.*``, every ``checkpoint_every`` steps) that a rerun after a kill continues from.
+    Params: the ``train`` config section for one variant and seed.
     """
     data = load_perturbation_data(
         inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]
@@ -37,9 +40,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             f"{inputs['split']}: no training perturbation has facets for its genes; nothing to train on."
         )
     torch.manual_seed(params["seed"])
-    model = build_model(data, params["model"])
+    model = build_model(data, params["model"], data.measured(split["train"]))
+    trainable = trainable_parameters(model)
+    log.info("%s: %d trainable parameters", model.config, trainable)
     val_conditions = data.modelled(split.get("val", []))
-    history = fit(model, data, train_conditions, params, val_conditions)
+    resume = Path(str(outputs["weights"]) + ".resume")
+    result = fit(model, data, train_conditions, params, val_conditions, resume_path=resume)
     save_checkpoint(
         model,
         Path(outputs["weights"]),
@@ -50,14 +56,16 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             "train_conditions": train_conditions,
             "val_conditions": val_conditions,
             "training": {k: v for k, v in params.items() if k != "model"},
-            "history": history,
+            "training_result": result,
+            "trainable_parameters": trainable,
         },
     )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    remove_training_state(resume)
     return {
         "train_conditions": len(train_conditions),
         "val_conditions": len(val_conditions),
         "trainable_parameters": trainable,
-        "final_loss": history[-1]["loss"],
+        "best_step": result["best_step"],
+        "device": result["device"],
         "skipped": data.skipped,
     }

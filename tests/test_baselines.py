@@ -1,0 +1,79 @@
+"""The baselines on data small enough to compute every prediction by hand (in the comments)."""
+
+import numpy as np
+import pytest
+
+from dygenept.baselines import additive, knn, linear, make_baselines, no_change, train_mean
+from dygenept.formats.cell_embedding import CellEmbedding
+from dygenept.formats.facet_tensor import FacetTensor
+from dygenept.perturbations import PerturbationData
+
+CONTROL = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0]], dtype=np.float32)  # mean (2, 2, 0)
+D_A = np.array([1.0, 0.0, -1.0])
+D_B = np.array([0.0, 2.0, 1.0])
+D_AB = np.array([4.0, 4.0, 4.0])
+
+
+def data() -> PerturbationData:
+    # Genes A, B, C with two facets in 2-D. Mean over present facets: A (1, 0), B (0, 1), C (1, 0.2)
+    # (B's and C's second facets are NONE: their values must be ignored).
+    embeddings = np.array(
+        [[[1, 0], [1, 0]], [[0, 1], [7, 7]], [[1, 0.2], [5, 5]]], dtype=np.float32
+    )
+    mask = np.array([[True, True], [True, False], [True, False]])
+    facets = FacetTensor(embeddings, mask, ["1", "2", "3"], ["A", "B", "C"], ["f0", "f1"])
+    cells = CellEmbedding(np.zeros((2, 1), dtype=np.float32), ["c0", "c1"], "pca")
+    control_mean = CONTROL.mean(axis=0)
+    means = {
+        "A+ctrl": control_mean + D_A,
+        "B+ctrl": control_mean + D_B,
+        "A+B": control_mean + D_AB,
+        "C+ctrl": control_mean + np.array([9.0, 9.0, 9.0]),
+    }
+    rows = {"A+ctrl": [0], "B+ctrl": [1], "A+B": [0, 1], "C+ctrl": [2]}
+    return PerturbationData(
+        ["g0", "g1", "g2"], CONTROL, cells.embeddings, means, rows, facets, cells, {}
+    )
+
+
+def test_no_change_predicts_the_control_mean():
+    np.testing.assert_allclose(no_change(data(), ["A+ctrl"])("C+ctrl"), [2, 2, 0])
+
+
+def test_train_mean_adds_the_mean_change_of_the_training_perturbations():
+    # (D_A + D_B + D_AB) / 3 = (5, 6, 4) / 3
+    predict = train_mean(data(), ["A+ctrl", "B+ctrl", "A+B"])
+    np.testing.assert_allclose(predict("C+ctrl"), np.array([2, 2, 0]) + np.array([5, 6, 4]) / 3)
+
+
+def test_additive_sums_the_singles_changes_for_doubles_only():
+    predict = additive(data(), ["A+ctrl", "B+ctrl"])
+    np.testing.assert_allclose(predict("A+B"), np.array([2, 2, 0]) + D_A + D_B)  # (3, 4, 0)
+    assert predict("A+ctrl") is None
+    assert additive(data(), ["A+ctrl"])("A+B") is None  # B's single was not trained on
+
+
+def test_linear_is_ridge_on_the_facet_averaged_embeddings():
+    # Features A (1, 0), B (0, 1); centred ±(0.5, -0.5); centred targets ±h, h = (D_A - D_B) / 2.
+    # (XᵀX + I) W = Xᵀ Y with XᵀX = [[.5, -.5], [-.5, .5]] and XᵀY = (h, -h) gives W = (h/2, -h/2).
+    # A: (0.5, -0.5) · W = h/2 → mean change + h/2 = (3 D_A + D_B) / 4 (halfway shrunk).
+    # C: (1, 0.2) − (0.5, 0.5) = (0.5, −0.3) → 0.5·h/2 + 0.3·h/2 = 0.4 h.
+    predict = linear(data(), ["A+ctrl", "B+ctrl"], alpha=1.0)
+    control, h = np.array([2, 2, 0]), (D_A - D_B) / 2
+    np.testing.assert_allclose(predict("A+ctrl"), control + (3 * D_A + D_B) / 4, atol=1e-6)
+    np.testing.assert_allclose(predict("C+ctrl"), control + (D_A + D_B) / 2 + 0.4 * h, atol=1e-6)
+
+
+def test_knn_averages_the_changes_of_the_nearest_training_perturbations():
+    # C (1, 0.2) is nearer A (1, 0) than B (0, 1) by cosine.
+    one = knn(data(), ["A+ctrl", "B+ctrl"], k=1)
+    np.testing.assert_allclose(one("C+ctrl"), np.array([2, 2, 0]) + D_A)
+    two = knn(data(), ["A+ctrl", "B+ctrl"], k=5)  # k larger than the training set: all of them
+    np.testing.assert_allclose(two("C+ctrl"), np.array([2, 2, 0]) + (D_A + D_B) / 2)
+
+
+def test_make_baselines_fits_every_baseline_with_its_settings():
+    made = make_baselines(data(), ["A+ctrl", "B+ctrl"], {"linear_alpha": 1.0, "knn_k": 1})
+    assert list(made) == ["no_change", "train_mean", "additive", "linear", "knn"]
+    np.testing.assert_allclose(made["knn"]("C+ctrl"), np.array([2, 2, 0]) + D_A)
+    assert made["linear"]("C+ctrl") == pytest.approx(linear(data(), ["A+ctrl", "B+ctrl"])("C+ctrl"))

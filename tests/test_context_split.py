@@ -1,0 +1,108 @@
+"""The held-out-context split and its baseline, on the demo file's four cell lines (Norman's K562 and
+McFaline-Figueroa's A172, T98G, U87MG). Invariants only: the McFaline-Figueroa part's half-split ceiling is
+near zero, so its metrics are no evidence either way."""
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from dygenept.baselines import other_contexts_mean
+from dygenept.errors import InputError
+from dygenept.splits import context_pairs, context_split, context_splits, parse_context_label
+
+from conftest import ROOT
+
+DEMO = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    if not DEMO.exists():
+        pytest.skip("the demo file is not in this checkout")
+    adata = ad.read_h5ad(DEMO)
+    labels = adata.obs["perturbation"].astype(str).replace({"control": "ctrl"})
+    adata.obs["condition"] = [c if c == "ctrl" or "+" in c else f"{c}+ctrl" for c in labels]
+    return adata
+
+
+@pytest.fixture(scope="module")
+def pairs(demo):
+    return context_pairs(demo.obs["condition"], demo.obs["cell_type"].astype(str))
+
+
+def test_each_context_is_held_out_once_with_all_its_perturbations_as_test(pairs):
+    splits = context_splits(pairs, val_fraction=0.1, seed=1)
+    assert sorted(splits) == ["A172", "T98G", "U87MG", "k562"]
+    everything = {f"{c}|{x}" for c, x in pairs}
+    for context, split in splits.items():
+        parts = [set(split.train), set(split.val), set(split.test)]
+        assert set.union(*parts) == everything  # every pair is assigned ...
+        assert sum(map(len, parts)) == len(everything)  # ... exactly once
+        assert {parse_context_label(label)[1] for label in split.test} == {context}
+        assert context not in {parse_context_label(label)[1] for label in split.train + split.val}
+        assert "ctrl" not in {parse_context_label(label)[0] for label in everything}
+        groups = split.test_subgroups
+        assert sorted(groups["seen_in_other_contexts"] + groups["unseen_in_other_contexts"]) == (
+            split.test
+        )
+        elsewhere = {parse_context_label(label)[0] for label in split.train + split.val}
+        for label in groups["seen_in_other_contexts"]:
+            assert parse_context_label(label)[0] in elsewhere
+        for label in groups["unseen_in_other_contexts"]:
+            assert parse_context_label(label)[0] not in elsewhere
+
+
+def test_the_mcfaline_lines_share_their_perturbations_and_k562_shares_few(pairs):
+    splits = context_splits(pairs, val_fraction=0.1, seed=1)
+    for line in ("A172", "T98G", "U87MG"):  # the same nine perturbations in each line
+        assert len(splits[line].test_subgroups["seen_in_other_contexts"]) == 9
+    k562 = splits["k562"].test_subgroups
+    assert len(k562["unseen_in_other_contexts"]) > len(k562["seen_in_other_contexts"]) > 0
+
+
+def test_the_split_is_deterministic_and_validation_comes_from_training_contexts(pairs):
+    first, again = context_split(pairs, "T98G", 0.2, 7), context_split(pairs, "T98G", 0.2, 7)
+    assert first == again
+    other_seed = context_split(pairs, "T98G", 0.2, 8)
+    assert first.val != other_seed.val and first.test == other_seed.test
+    total = len(first.train) + len(first.val)
+    assert len(first.val) == int(total * 0.2)
+    with pytest.raises(InputError, match="HepG2"):
+        context_split(pairs, "HepG2", 0.1, 1)
+
+
+def test_other_contexts_baseline_on_the_demo_file(demo, pairs):
+    split = context_split(pairs, "U87MG", 0.0, 1)
+    contexts = demo.obs["cell_type"].astype(str).to_numpy()
+    conditions = demo.obs["condition"].to_numpy()
+
+    def mean(condition, context):
+        rows = (conditions == condition) & (contexts == context)
+        return np.asarray(demo.X[rows].mean(axis=0)).ravel()
+
+    means = {(c, x): mean(c, x) for c, x in pairs}
+    controls = {x: mean("ctrl", x) for x in set(contexts)}
+    train = [parse_context_label(label) for label in split.train]
+    predict = other_contexts_mean(means, controls, train)
+    # SGK1 in U87MG: U87MG's controls + the mean of SGK1's change in A172, T98G and K562 (Norman's
+    # screen has it too), each from its own line's controls.
+    assert sorted(x for c, x in train if c == "SGK1+ctrl") == ["A172", "T98G", "k562"]
+    changes = [means[("SGK1+ctrl", x)] - controls[x] for x in ("A172", "T98G", "k562")]
+    expected = controls["U87MG"] + (changes[0] + changes[1] + changes[2]) / 3
+    np.testing.assert_allclose(predict("SGK1+ctrl", "U87MG"), expected, rtol=1e-5, atol=1e-6)
+    # a double measured only in K562 (a training context): its K562 change on U87MG's controls
+    np.testing.assert_allclose(
+        predict("KLF1+MAP2K6", "U87MG"),
+        controls["U87MG"] + means[("KLF1+MAP2K6", "k562")] - controls["k562"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert predict("NOT+ctrl", "U87MG") is None
+
+
+def test_other_contexts_baseline_is_exact_when_the_change_does_not_depend_on_context():
+    change = np.array([1.0, -2.0, 0.5])
+    controls = {"a": np.zeros(3), "b": np.ones(3), "c": np.full(3, 5.0)}
+    means = {("P+ctrl", x): controls[x] + change for x in controls}
+    predict = other_contexts_mean(means, controls, [("P+ctrl", "a"), ("P+ctrl", "b")])
+    np.testing.assert_allclose(predict("P+ctrl", "c"), means[("P+ctrl", "c")])
