@@ -15,9 +15,17 @@ rule predict:
         code=stage_code("predict"),
     output:
         predictions=f"{OUT}/predict/predictions.h5ad",
-        screen=f"{OUT}/predict/screen.tsv",
+        screen=report(
+            f"{OUT}/predict/screen.tsv",
+            caption="../report/screen.rst",
+            category="In-silico screen",
+        ),
         explanations=f"{OUT}/predict/explanations.json",
-        page=f"{OUT}/predict/screen.md",
+        page=report(
+            f"{OUT}/predict/screen.md",
+            caption="../report/screen.rst",
+            category="In-silico screen",
+        ),
     log:
         log_path("predict"),
     benchmark:

@@ -38,6 +38,9 @@ def test_report_embeds_the_metrics_table_and_the_heatmap(demo_run):
     media, heatmap = files["facet_heatmap.png"]
     assert media == "image/png" and heatmap == (out / "report" / "facet_heatmap.png").read_bytes()
     # the captions and the workflow description come from report/
-    for caption in ("metrics_table.rst", "facet_heatmap.rst", "workflow.rst"):
+    # the in-silico screen's page (config 'predict') is in the report too
+    media, page = files["screen.md"]
+    assert page == (out / "predict" / "screen.md").read_bytes() and b"TP53+ctrl" in page
+    for caption in ("metrics_table.rst", "facet_heatmap.rst", "screen.rst", "workflow.rst"):
         first_words = " ".join((ROOT / "report" / caption).read_text().split()[:4])
         assert first_words in html, caption
