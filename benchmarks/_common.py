@@ -13,18 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from dygenept.config_defaults import merged, section_defaults  # noqa: E402
+from dygenept.config_defaults import dataset_stage_params as dataset_params  # noqa: E402
 
 ANNOTATIONS = ROOT / "resources" / "annotations"
 ORG_DB = ANNOTATIONS / "org.Hs.eg.sqlite"
 GO_DB = ANNOTATIONS / "GO.sqlite"
 DEMO_H5AD = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
 DEMO_OUT = ROOT / "results" / "demo"
-
-
-def dataset_params(**overrides) -> dict:
-    """The dataset stage's params as the rule builds them: the schema's defaults, then ``overrides``."""
-    return merged({**section_defaults("dataset"), "symbol_overrides": {}}, overrides)
 
 
 DEMO_DATASET_PARAMS = dataset_params(

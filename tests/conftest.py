@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
+from dygenept.config_defaults import dataset_stage_params as dataset_params  # noqa: E402
 from dygenept.config_defaults import merged, section_defaults  # noqa: E402
 from dygenept.stages import fetch_annotations  # noqa: E402
 
@@ -25,11 +26,6 @@ ANNOTATION_CACHE = Path(
 def section_params(section: str, **overrides) -> dict:
     """A stage's params as the rule builds them: the schema's defaults of its config section, then overrides."""
     return merged(section_defaults(section), overrides)
-
-
-def dataset_params(**overrides) -> dict:
-    """The dataset stage's params: its section's defaults plus the genes' symbol overrides (as the rule passes)."""
-    return merged({**section_defaults("dataset"), "symbol_overrides": {}}, overrides)
 
 
 DEMO_DATASET_PARAMS = dataset_params(

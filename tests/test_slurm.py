@@ -47,13 +47,17 @@ DETERMINISTIC = [
     "enrich/gene_text.parquet",
     "facets/facets.parquet",
     "cells/control_embeddings.safetensors",
-    "train/model.safetensors",
-    "train/model.json",
+    *(
+        f"train/{variant}/seed0/model.{ext}"
+        for variant in ("dygenept", "dygenept_static", "dygenept_softmax")
+        for ext in ("safetensors", "json")
+    ),
     "evaluate/metrics.json",
     "evaluate/per_condition.csv",
     "evaluate/facet_weights.csv",
     "report/metrics_table.txt",
     "report/facet_heatmap.png",
+    "predict/screen.tsv",
 ]
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/")
 
@@ -128,7 +132,8 @@ def cancel_once_running(process: subprocess.Popen, env: dict, rule: str, deadlin
         for job_id, comment, state, seconds in squeue(
             env, "--states=RUNNING", "--format=%i|%k|%T|%M"
         ):
-            if comment == f"rule_{rule}" and state == "RUNNING" and seconds not in ("0:00", "0:01"):
+            running = state == "RUNNING" and seconds not in ("0:00", "0:01")
+            if comment.startswith(f"rule_{rule}") and running:
                 subprocess.run(["scancel", job_id], env=env, check=True)
                 return job_id
         time.sleep(0.5)
@@ -199,8 +204,14 @@ def test_every_stage_ran_as_a_slurm_job(slurm_run, slurm_env):
     for job_id, rule in jobs:
         expected = "CANCELLED" if job_id == cancelled else "COMPLETED"
         # no demo stage asks for a GPU: partitions.yaml sends them all to the CPU partition
-        assert states[job_id] == (f"rule_{rule}", expected, "cpu"), (job_id, rule)
-        assert (project / ".snakemake" / "slurm_logs" / f"rule_{rule}" / f"{job_id}.log").is_file()
+        comment, state, partition = states[job_id]
+        # a rule with wildcards (train: variant, seed) has them in its comment and its log folder
+        assert comment.startswith(f"rule_{rule}") and (state, partition) == (expected, "cpu"), (
+            job_id,
+            rule,
+        )
+        logs = project / ".snakemake" / "slurm_logs" / f"rule_{rule}"
+        assert list(logs.rglob(f"{job_id}.log")), (job_id, rule)
     print(f"SLURM run: {seconds:.0f} s for {len(jobs)} jobs")
 
 

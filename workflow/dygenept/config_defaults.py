@@ -60,3 +60,9 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             result[key] = copy.deepcopy(value)
     return result
+
+
+def dataset_stage_params(**overrides) -> dict[str, Any]:
+    """The dataset stage's params as its rule builds them (the section, with the genes' symbol
+    overrides), from the schema's defaults and then ``overrides``."""
+    return merged({**section_defaults("dataset"), "symbol_overrides": {}}, overrides)

@@ -207,7 +207,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     predictions.layers["delta"] = expression - data.control_mean.astype(np.float32)
     predictions.uns = {
         "model_weights_sha256": {
-            f"{variant}/seed{seed}": sha256_file(inputs[f"weights__{variant}__{seed}"])
+            f"{variant}_seed{seed}": sha256_file(inputs[f"weights__{variant}__{seed}"])
             for variant, seed in trained
         },
         "dataset_sha256": sha256_file(inputs["h5ad"]),
