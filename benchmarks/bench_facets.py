@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from dygenept import annotation_db
+from dygenept.config_defaults import merged, section_defaults
 from dygenept.facet_backends.base import GeneText
 from dygenept.facet_backends.extractive import ExtractiveBackend, Thresholds
 from dygenept.facet_backends.go_rules import GoRulesBackend
@@ -26,7 +27,7 @@ from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.stages import knowledge
 from dygenept.stages.facets import read_gene_texts
 
-from _common import DEMO_OUT, GO_DB, ORG_DB, ROOT, merged, report, require, section_defaults, timed
+from _common import DEMO_OUT, GO_DB, ORG_DB, ROOT, report, require, timed
 
 REFSEQ = (
     ROOT.parent / "shared" / "data" / "gene_text" / "refseq_gene_summaries_human_RefSeq220.tsv.gz"

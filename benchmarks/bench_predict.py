@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dygenept.config_defaults import section_defaults
 from dygenept.formats.facet_tensor import FacetTensor, load_facet_tensor, save_facet_tensor
 from dygenept.stages.predict import run
 
-from _common import DEMO_OUT, parse_args, report, require, section_defaults, timed
+from _common import DEMO_OUT, parse_args, report, require, timed
 
 args = parse_args(__doc__)
 inputs = {
@@ -25,8 +26,8 @@ inputs = {
     "facet_tensor": DEMO_OUT / "facet_embed/facet_tensor.safetensors",
     "cell_embedding": DEMO_OUT / "cells/control_embeddings.safetensors",
     "facets": DEMO_OUT / "facets/facets.parquet",
-    "weights": DEMO_OUT / "train/model.safetensors",
-    "config": DEMO_OUT / "train/model.json",
+    "weights__dygenept__0": DEMO_OUT / "train/dygenept/seed0/model.safetensors",
+    "config__dygenept__0": DEMO_OUT / "train/dygenept/seed0/model.json",
 }
 require(*inputs.values())
 torch.set_num_threads(2)
