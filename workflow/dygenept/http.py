@@ -363,12 +363,20 @@ class HttpClient:
         parse: Callable[[requests.Response], T],
         params: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> T:
         """One request, retried; ``parse(response)`` runs inside the attempt, so an invalid body is retried too."""
 
         def attempt() -> T:
             response = self.session.request(
-                method, url, params=params, data=data, timeout=self.policy.timeout_seconds
+                method,
+                url,
+                params=params,
+                data=data,
+                json=json,
+                headers=headers,
+                timeout=self.policy.timeout_seconds,
             )
             if response.status_code in RETRY_STATUS:
                 raise TransientError(

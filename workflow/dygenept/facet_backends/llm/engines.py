@@ -18,12 +18,10 @@ from typing import Protocol
 
 from ...errors import InputError
 from ...http import (
-    RETRY_STATUS,
     FetchError,
     HttpClient,
     RetryPolicy,
     TransientError,
-    retry_after_seconds,
 )
 
 Message = dict[str, str]
@@ -122,23 +120,14 @@ class OpenAIEngine:
         body = chat_request(self.model, messages, self.sampling, self.schema)
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
-        def attempt() -> tuple[str, int]:
-            response = self.client.session.post(
-                url, json=body, headers=headers, timeout=self.client.policy.timeout_seconds
-            )
-            if response.status_code in RETRY_STATUS:
-                raise TransientError(
-                    f"HTTP {response.status_code}",
-                    retry_after_seconds(response.headers.get("Retry-After")),
-                )
-            if response.status_code >= 400:
-                raise FetchError(
-                    f"POST {url}: HTTP {response.status_code} ({response.text[:200]!r})"
-                )
-            return chat_content(response.json())
-
         try:
-            content, tokens = self.client.call(f"POST {url}", url, attempt)
+            content, tokens = self.client.request(
+                "POST",
+                url,
+                lambda response: chat_content(response.json()),
+                json=body,
+                headers=headers,
+            )
         except FetchError as error:
             return EngineError(str(error))
         with self._lock:
