@@ -19,13 +19,12 @@ import yaml
 
 from dygenept import annotation_db
 from dygenept.config_defaults import merged, section_defaults
-from dygenept.facet_backends.base import GeneText
+from dygenept.facet_backends.base import GeneText, read_gene_texts
 from dygenept.facet_backends.extractive import ExtractiveBackend, Thresholds
 from dygenept.facet_backends.go_rules import GoRulesBackend
 from dygenept.facet_coverage import coverage_report
 from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.stages import knowledge
-from dygenept.stages.facets import read_gene_texts
 
 from _common import DEMO_OUT, GO_DB, ORG_DB, ROOT, report, require, timed
 

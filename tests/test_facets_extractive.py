@@ -14,7 +14,7 @@ import yaml
 from dygenept import annotation_db
 from dygenept.config_defaults import merged, section_defaults
 from dygenept.facet_backends import BACKENDS
-from dygenept.facet_backends.base import FacetSet, GeneText
+from dygenept.facet_backends.base import FacetSet, GeneText, read_gene_texts
 from dygenept.facet_backends.extractive import (
     ExtractiveBackend,
     TermIndex,
@@ -27,7 +27,6 @@ from dygenept.facet_coverage import coverage_report
 from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.stages import facets as facets_stage
 from dygenept.stages import knowledge
-from dygenept.stages.facets import read_gene_texts
 from dygenept.text_cleaning import clean_sentences
 
 from conftest import ROOT

@@ -21,7 +21,7 @@ from fake_llm_server import FakeChatServer
 
 from dygenept.errors import InputError
 from dygenept.facet_backends import guard, make_backend
-from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText
+from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
 from dygenept.facet_backends.llm.cache import AnswerCache, cache_key
 from dygenept.facet_backends.llm.engines import (
     chat_request,
@@ -456,7 +456,7 @@ def test_stage_writes_records_failures_and_guard_then_facets_reads_them(
     assert tp53["true_positive"] + tp53["false_positive"] == 10  # every answered gene wrote one
     # the facets stage reads the records through the registry
     backend = make_backend("openai", {"llm_records": outputs["records"]}, {"backend": "openai"})
-    texts = facets_stage.read_gene_texts(inputs["gene_text"])
+    texts = read_gene_texts(inputs["gene_text"])
     table = facets_stage.facet_table(texts, backend.generate(texts, facets), facets)
     assert len(table) == 12 * len(facets)
     rpl11 = table[table["symbol"] == "RPL11"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from ..formats.facet_spec import FacetSpec
@@ -35,3 +36,14 @@ class FacetBackend(Protocol):
     def generate(
         self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]
     ) -> list[FacetSet]: ...
+
+
+def read_gene_texts(path: str | Path) -> list[GeneText]:
+    """The enrich stage's gene text (``formats.gene_text``), one ``GeneText`` per gene."""
+    import pandas as pd
+
+    table = pd.read_parquet(path)
+    return [
+        GeneText(row.entrez_id, row.symbol, row.name, row.text, tuple(row.sentences))
+        for row in table.itertuples(index=False)
+    ]

@@ -15,19 +15,11 @@ import pandas as pd
 
 from ..artifacts import atomic_path, read_json, write_json_atomic
 from ..facet_backends import guard, make_backend
-from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText
+from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
 from ..facet_coverage import coverage_report
 from ..formats.facet_spec import FacetSpec, load_facet_specs
 
 log = logging.getLogger(__name__)
-
-
-def read_gene_texts(path: str | Path) -> list[GeneText]:
-    table = pd.read_parquet(path)
-    return [
-        GeneText(row.entrez_id, row.symbol, row.name, row.text, tuple(row.sentences))
-        for row in table.itertuples(index=False)
-    ]
 
 
 def facet_table(

@@ -14,12 +14,10 @@ import logging
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from ..artifacts import atomic_path, write_json_atomic
 from ..errors import InputError
 from ..facet_backends import guard
-from ..facet_backends.base import GeneText
+from ..facet_backends.base import read_gene_texts
 from ..facet_backends.llm.cache import AnswerCache
 from ..facet_backends.llm.engines import make_engine
 from ..facet_backends.llm.prompts import answer_schema, load_templates
@@ -27,11 +25,6 @@ from ..facet_backends.llm.runner import run_genes
 from ..formats.facet_spec import load_facet_specs
 
 log = logging.getLogger(__name__)
-
-
-def read_gene_texts(path: str | Path) -> list[GeneText]:
-    table = pd.read_parquet(path, columns=["entrez_id", "symbol", "name", "text"])
-    return [GeneText(r.entrez_id, r.symbol, r.name, r.text) for r in table.itertuples(index=False)]
 
 
 def write_failures(path: str | Path, failures: list[dict]) -> None:
