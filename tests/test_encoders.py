@@ -250,6 +250,12 @@ def facet_table(texts_by_gene: dict[str, list[str | None]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stage_params(tiny_bert, cache_dir, code_sha256="code") -> dict:
+    """The stage's params as the CLI gives them: the section, a cache and the code's digest."""
+    params = tiny_params(tiny_bert, max_length=16)
+    return {**params, "cache_dir": str(cache_dir), "code_sha256": code_sha256}
+
+
 def test_stage_writes_float16_tensor_mask_and_provenance_details(tiny_bert, tmp_path):
     from dygenept.formats.facet_tensor import load_facet_tensor
 
@@ -264,7 +270,7 @@ def test_stage_writes_float16_tensor_mask_and_provenance_details(tiny_bert, tmp_
     details = facet_embed.run(
         {"facets": tmp_path / "facets.parquet"},
         {"tensor": tmp_path / "tensor.safetensors"},
-        tiny_params(tiny_bert, max_length=16),
+        stage_params(tiny_bert, tmp_path / "cache"),
     )
     tensor = load_facet_tensor(tmp_path / "tensor.safetensors")
     assert tensor.entrez_ids == ["1", "2", "3"]
@@ -289,3 +295,34 @@ def test_cuda_half_precision_matches_the_cpu(minilm):
         assert gpu.device == "cuda" and vectors.dtype == np.float32
         cosine = (vectors * minilm.encode(texts)).sum(axis=1)
         assert cosine.min() > 0.995, (precision, cosine.min())
+
+
+def test_a_grown_gene_list_encodes_only_the_new_texts(tiny_bert, tmp_path):
+    from dygenept.formats.facet_tensor import load_facet_tensor
+
+    texts = {
+        "1": ["gene kinase", None, "transport"],
+        "3": ["gene kinase", "the cell cycle .", None],
+    }
+    grown = {**texts, "4": ["gene kinase", "a new text", "another new text"]}
+
+    def run(genes, name, cache="cache", code="code"):
+        facet_table(genes).to_parquet(tmp_path / f"{name}.parquet")
+        details = facet_embed.run(
+            {"facets": tmp_path / f"{name}.parquet"},
+            {"tensor": tmp_path / f"{name}.safetensors"},
+            stage_params(tiny_bert, tmp_path / cache, code),
+        )
+        return details, load_facet_tensor(tmp_path / f"{name}.safetensors")
+
+    first, _ = run(texts, "first")
+    assert first["texts_encoded"] == first["distinct_texts"] == 3
+    second, tensor = run(grown, "second")
+    assert (second["distinct_texts"], second["texts_encoded"]) == (5, 2)
+    cold, cold_tensor = run(grown, "cold", cache="empty")
+    assert cold["texts_encoded"] == 5
+    assert np.array_equal(tensor.embeddings, cold_tensor.embeddings)
+    assert np.array_equal(tensor.mask, cold_tensor.mask)
+    # other code (or encoder, settings, device) never reads the old vectors
+    changed, _ = run(grown, "changed", code="edited")
+    assert changed["texts_encoded"] == 5

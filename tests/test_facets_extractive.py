@@ -276,7 +276,9 @@ def test_coverage_report_by_hand():
 def test_facets_stage_writes_the_table_and_the_coverage_report(gene_text, org_db, go_db, tmp_path):
     outputs = {"facets": tmp_path / "facets.parquet", "report": tmp_path / "facets_report.json"}
     inputs = {"gene_text": gene_text, "facets_yaml": FACETS_YAML, "org_db": org_db, "go_db": go_db}
-    facets_stage.run(inputs, outputs, params())
+    facets_stage.run(
+        inputs, outputs, {**params(), "cache_dir": str(tmp_path), "code_sha256": "code"}
+    )
     table = pd.read_parquet(outputs["facets"])
     report = json.loads(outputs["report"].read_text())
     k = len(load_facet_specs(FACETS_YAML))

@@ -123,3 +123,51 @@ def test_obsolete_root_is_refused_with_the_replacement(org_db, go_db):
     spec = FacetSpec("motility", "motility", "d", ("GO:0006928",))
     with pytest.raises(ObsoleteRootError, match="GO:0048870"):
         backend(org_db, go_db).generate([GeneText("10733", "PLK4", "n", "")], [spec])
+
+
+class RecordingBackend:
+    """The real go-rules backend, recording which genes each call computes; fails on request."""
+
+    def __init__(self, inner, fail_on_call: int | None = None):
+        self.inner, self.name, self.fail_on_call = inner, inner.name, fail_on_call
+        self.calls: list[list[str]] = []
+
+    def generate(self, genes, facets):
+        self.calls.append([g.symbol for g in genes])
+        if len(self.calls) == self.fail_on_call:
+            raise RuntimeError("killed mid-run")
+        return self.inner.generate(genes, facets)
+
+
+def test_the_facet_cache_computes_only_genes_it_has_not_seen(org_db, go_db, tmp_path):
+    from dygenept.facet_backends.cached import generate_cached
+    from dygenept.keyed_store import KeyedStore
+
+    specs = load_facet_specs(FACETS_YAML)
+    records = {r.symbol: r for r in annotation_db.gene_records(org_db).values()}
+    genes = [
+        GeneText(records[s].entrez_id, s, records[s].name, f"{s} encodes {records[s].name}.")
+        for s in ("PLK4", "TP53", "GATA1", "KLF1", "MYC")
+    ]
+    direct = backend(org_db, go_db).generate(genes, specs)
+    with KeyedStore(tmp_path / "facets.sqlite") as store:
+        # killed in its second batch of two genes: the first batch is kept
+        killed = RecordingBackend(backend(org_db, go_db), fail_on_call=2)
+        with pytest.raises(RuntimeError):
+            generate_cached(killed, genes[:4], specs, store, "context", genes_per_batch=2)
+        resumed = RecordingBackend(backend(org_db, go_db))
+        first = generate_cached(resumed, genes[:4], specs, store, "context", genes_per_batch=2)
+        assert resumed.calls == [["GATA1", "KLF1"]] and first.computed == ["2623", "10661"]
+        grown = RecordingBackend(backend(org_db, go_db))
+        second = generate_cached(grown, genes, specs, store, "context")
+        assert grown.calls == [["MYC"]] and second.facet_sets == direct
+        # a changed text or a changed context (settings, inputs, code) computes anew
+        edited = [GeneText(genes[0].entrez_id, "PLK4", genes[0].name, "PLK4 is a kinase.")] + genes[
+            1:
+        ]
+        again = RecordingBackend(backend(org_db, go_db))
+        generate_cached(again, edited, specs, store, "context")
+        assert again.calls == [["PLK4"]]
+        other = RecordingBackend(backend(org_db, go_db))
+        generate_cached(other, genes, specs, store, "other settings")
+        assert other.calls == [["PLK4", "TP53", "GATA1", "KLF1", "MYC"]]

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import yaml
 from demo_project import copy_project, planned_jobs, snakemake
@@ -46,6 +45,7 @@ DETERMINISTIC = [
     "knowledge/gene_text.parquet",
     "enrich/gene_text.parquet",
     "facets/facets.parquet",
+    "facet_embed/facet_tensor.safetensors",
     "cells/control_embeddings.safetensors",
     *(
         f"train/{variant}/seed0/model.{ext}"
@@ -236,8 +236,6 @@ def sha256(path: Path) -> str:
 
 
 def test_results_equal_a_local_run(slurm_run, demo_run):
-    from dygenept.formats.facet_tensor import load_facet_tensor
-
     _, slurm_out, _, _, slurm_seconds = slurm_run
     _, local_out = demo_run
     metrics = [
@@ -247,15 +245,6 @@ def test_results_equal_a_local_run(slurm_run, demo_run):
     assert metrics[0] == metrics[1]
     for artifact in DETERMINISTIC:
         assert sha256(slurm_out / artifact) == sha256(local_out / artifact), artifact
-    # The facet tensor's file is not byte-stable: safetensors writes its metadata in hash-map order.
-    # Its arrays and metadata are compared instead.
-    tensors = [
-        load_facet_tensor(out / "facet_embed" / "facet_tensor.safetensors")
-        for out in (slurm_out, local_out)
-    ]
-    assert np.array_equal(tensors[0].embeddings, tensors[1].embeddings)
-    assert np.array_equal(tensors[0].mask, tensors[1].mask)
-    assert tensors[0].entrez_ids == tensors[1].entrez_ids
     print(f"SLURM run {slurm_seconds:.0f} s")
 
 

@@ -417,3 +417,36 @@ def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert planned_jobs(result) == expected, edit
+
+
+def test_one_more_screen_gene_computes_only_its_facets(demo_run, tmp_path):
+    """The gene universe grows with the screen; the facet and text caches compute the new gene alone."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(demo_run[0], project, symlinks=True)  # results, caches and Snakemake's records
+    out = project / "results" / "demo"
+    before = pd.read_parquet(out / "facets/facets.parquet")
+    requested = yaml.safe_load((project / "config" / "demo.yaml").read_text())["predict"]
+    (project / "config" / "more.yaml").write_text(
+        yaml.safe_dump({"predict": {"perturbations": [*requested["perturbations"], "CDK1"]}})
+    )
+    result = snakemake(
+        project,
+        "results/demo/facet_embed/facet_tensor.safetensors",
+        config_files=("config/demo.yaml", "config/test.yaml", "config/more.yaml"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def details(artifact: str) -> dict:
+        return json.loads((out / f"{artifact}.provenance.json").read_text())["details"]
+
+    facets = details("facets/facets.parquet")
+    assert (facets["genes_computed"], facets["genes_computed_ids"]) == (1, ["983"])  # CDK1
+    after = pd.read_parquet(out / "facets/facets.parquet")
+    assert set(after["symbol"]) - set(before["symbol"]) == {"CDK1"}
+    kept = after[after["symbol"] != "CDK1"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before)
+    new_texts = set(after.loc[~after["is_none"], "text"]) - set(before["text"])
+    embedded = details("facet_embed/facet_tensor.safetensors")
+    assert new_texts and embedded["texts_encoded"] == len(new_texts)

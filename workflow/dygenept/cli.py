@@ -15,7 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from .artifacts import build_provenance, sha256_file, write_provenance
+from .artifacts import (
+    build_provenance,
+    canonical_json,
+    sha256_file,
+    sha256_text,
+    write_provenance,
+)
 from .errors import InputError
 from .import_graph import PACKAGE_DIR, code_files, stage_module, stage_names, stage_summary
 
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     inputs = parse_pairs(args.inputs, "--in")
     outputs = parse_pairs(args.outputs, "--out")
-    params = parse_params(args.params)
+    code = stage_code_digests(args.stage)
+    # the caches of the stages key their values by the code that computed them
+    params = {**parse_params(args.params), "code_sha256": sha256_text(canonical_json(code))}
     module = importlib.import_module(stage_module(args.stage))
     started = time.perf_counter()
     try:
@@ -81,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dygenept {args.stage}: error: {error}", file=sys.stderr)
         return 2
     details["seconds"] = round(time.perf_counter() - started, 3)
-    details["code"] = stage_code_digests(args.stage)
+    details["code"] = code
     record = build_provenance(args.stage, inputs, params, details)
     for path in outputs.values():
         write_provenance(path, record)

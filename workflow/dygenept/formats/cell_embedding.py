@@ -7,14 +7,12 @@ Every cell encoder writes this one format.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, safe_open, save_file
 
-from ..artifacts import atomic_path
+from .array_file import read_arrays, write_arrays
 
 
 @dataclass(frozen=True)
@@ -31,21 +29,14 @@ def save_cell_embedding(embedding: CellEmbedding, path: str | Path) -> None:
     if embedding.decoder_weight is not None:
         tensors["decoder_weight"] = embedding.decoder_weight
         tensors["decoder_bias"] = embedding.decoder_bias
-    with atomic_path(path) as tmp:
-        save_file(
-            tensors,
-            str(tmp),
-            metadata={"cell_ids": json.dumps(embedding.cell_ids), "encoder": embedding.encoder},
-        )
+    write_arrays(path, tensors, {"cell_ids": embedding.cell_ids, "encoder": embedding.encoder})
 
 
 def load_cell_embedding(path: str | Path) -> CellEmbedding:
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata()
-    arrays = load_file(str(path))
+    arrays, metadata = read_arrays(path)
     return CellEmbedding(
         arrays["embeddings"],
-        json.loads(metadata["cell_ids"]),
+        metadata["cell_ids"],
         metadata["encoder"],
         arrays.get("decoder_weight"),
         arrays.get("decoder_bias"),

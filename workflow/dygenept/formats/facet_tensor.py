@@ -6,14 +6,12 @@ metadata holds the gene index (Entrez ids, symbols), the facet ids and the encod
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, safe_open, save_file
 
-from ..artifacts import atomic_path
+from .array_file import read_arrays, write_arrays
 
 
 @dataclass(frozen=True)
@@ -29,30 +27,27 @@ class FacetTensor:
 
 
 def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        save_file(
-            {
-                "embeddings": np.asarray(tensor.embeddings, dtype=np.float16),
-                "mask": tensor.mask.astype(np.uint8),
-            },
-            str(tmp),
-            metadata={
-                **metadata,
-                "entrez_ids": json.dumps(tensor.entrez_ids),
-                "symbols": json.dumps(tensor.symbols),
-                "facet_ids": json.dumps(tensor.facet_ids),
-            },
-        )
+    write_arrays(
+        path,
+        {
+            "embeddings": np.asarray(tensor.embeddings, dtype=np.float16),
+            "mask": tensor.mask.astype(np.uint8),
+        },
+        {
+            **metadata,
+            "entrez_ids": tensor.entrez_ids,
+            "symbols": tensor.symbols,
+            "facet_ids": tensor.facet_ids,
+        },
+    )
 
 
 def load_facet_tensor(path: str | Path) -> FacetTensor:
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata()
-    arrays = load_file(str(path))
+    arrays, metadata = read_arrays(path)
     return FacetTensor(
         arrays["embeddings"].astype(np.float32),
         arrays["mask"].astype(bool),
-        json.loads(metadata["entrez_ids"]),
-        json.loads(metadata["symbols"]),
-        json.loads(metadata["facet_ids"]),
+        metadata["entrez_ids"],
+        metadata["symbols"],
+        metadata["facet_ids"],
     )

@@ -3,19 +3,24 @@
 Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`` (genes, K) uint8
 (1 = the gene has that facet), and in its metadata the gene index and facet ids. The vectors are written
 batch by batch into one preallocated float16 tensor: 20,000 genes × 8 facets × 768 dimensions is 245 MB,
-and no float32 copy of it ever exists.
+and no float32 copy of it ever exists. Each text's vector is cached (``keyed_store``) under the encoder,
+its settings, the device and the stage's code: a gene list grown by one gene encodes that gene's texts.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..formats.facet_tensor import FacetTensor, save_facet_tensor
+from ..keyed_store import KeyedStore, context_digest, item_key, without_locations
 from ..text_encoders import TextEncoder
+
+VectorSource = Callable[[list[str]], Iterator[tuple[list[str], np.ndarray]]]
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +37,30 @@ def facet_positions(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[
     return genes, facet_ids, cells
 
 
-def embed_table(table: pd.DataFrame, encoder: TextEncoder) -> FacetTensor:
-    """Encode each distinct facet text once and place its vector at every (gene, facet) that has it."""
+def cached_vectors(encoder: TextEncoder, store: KeyedStore, context: str) -> VectorSource:
+    """A source of float16 vectors: the cache's first, then the encoder's, each batch committed."""
+
+    def vectors_of(texts: list[str]) -> Iterator[tuple[list[str], np.ndarray]]:
+        keys = {text: item_key(context, text) for text in texts}
+        stored = store.get_many(keys.values())
+        hits = [text for text in texts if keys[text] in stored]
+        if hits:
+            yield hits, np.stack([np.frombuffer(stored[keys[t]], dtype=np.float16) for t in hits])
+        missing = [text for text in texts if keys[text] not in stored]
+        for batch, vectors in encoder.encode_unique(missing):
+            vectors = vectors.astype(np.float16)
+            store.put_many({keys[text]: vector.tobytes() for text, vector in zip(batch, vectors)})
+            yield batch, vectors
+
+    return vectors_of
+
+
+def embed_table(table: pd.DataFrame, vectors_of: VectorSource, dim: int) -> FacetTensor:
+    """Take each distinct facet text's vector once and place it at every (gene, facet) that has it."""
     genes, facet_ids, cells = facet_positions(table)
-    embeddings = np.zeros((len(genes), len(facet_ids), encoder.dim), dtype=np.float16)
+    embeddings = np.zeros((len(genes), len(facet_ids), dim), dtype=np.float16)
     mask = np.zeros((len(genes), len(facet_ids)), dtype=bool)
-    for texts, vectors in encoder.encode_unique(list(cells)):
+    for texts, vectors in vectors_of(list(cells)):
         for text, vector in zip(texts, vectors):
             rows, columns = zip(*cells[text])
             embeddings[rows, columns] = vector
@@ -52,12 +75,22 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
 
     Reads ``facets`` (the facet table). Writes ``tensor`` (``formats.facet_tensor``). Params: the
     ``facet_embed`` config section: ``encoder`` (path, package or hub id + revision, sha256, pooling,
-    normalize, max_length), ``device``, ``precision``, ``tokens_per_batch``.
+    normalize, max_length), ``device``, ``precision``, ``tokens_per_batch``, ``cache_dir`` (the
+    per-text vector cache); ``code_sha256`` (the stage's code, set by the CLI).
     """
     table = pd.read_parquet(inputs["facets"])
     encoder = TextEncoder.from_params(params)
     log.info("encoder %s (D=%d)", encoder.files.source, encoder.dim)
-    tensor = embed_table(table, encoder)
+    context = context_digest(
+        {
+            "params": without_locations(params),
+            "weights_sha256": encoder.files.sha256,
+            "device": encoder.device,
+            "precision": encoder.precision,
+        }
+    )
+    with KeyedStore(Path(params["cache_dir"]) / "facet_embed.sqlite") as store:
+        tensor = embed_table(table, cached_vectors(encoder, store, context), encoder.dim)
     spec = params["encoder"]
     model_id = spec["hub_id"] or spec["package"] or spec["path"]
     save_facet_tensor(
@@ -78,7 +111,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         "model_dir": str(encoder.files.directory),
         "shape": list(tensor.embeddings.shape),
         "facets_present": int(tensor.mask.sum()),
-        "distinct_texts": report.texts,
+        "distinct_texts": int(table.loc[~table["is_none"], "text"].nunique()),
+        "texts_encoded": report.texts,
         "tokens": report.tokens,
         "padded_tokens": report.padded_tokens,
         "truncated_texts": report.truncated,

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import atomic_path, read_json, write_json_atomic
+from ..artifacts import atomic_path, read_json, sha256_file, write_json_atomic
 from ..facet_backends import guard, make_backend
 from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
+from ..facet_backends.cached import generate_cached
 from ..facet_coverage import coverage_report
 from ..formats.facet_spec import FacetSpec, load_facet_specs
+from ..keyed_store import KeyedStore, context_digest, without_locations
 
 log = logging.getLogger(__name__)
+
+COMPUTED_IDS_LISTED = 100  # the provenance names the genes computed anew, up to this many
 
 
 def facet_table(
@@ -70,6 +74,20 @@ def grounding_summary(llm_guard: dict) -> dict:
     return {key: value for key, value in grounding.items() if key != "flagged_facets"}
 
 
+def cache_context(inputs: dict[str, Path], params: dict) -> str:
+    """What every gene's facets depend on besides its own text: settings, code, the other inputs."""
+    return context_digest(
+        {
+            "params": without_locations(params),
+            "inputs": {
+                name: sha256_file(path)
+                for name, path in sorted(inputs.items())
+                if name != "gene_text"
+            },
+        }
+    )
+
+
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Write each gene's K facet paragraphs, or NONE, with the configured backend, and its coverage.
 
@@ -77,13 +95,23 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     ``facets`` (parquet, one row per gene and facet) and ``report`` (JSON: the backend, the share of genes
     whose facets are all NONE and which, per-facet coverage, GO agreement of the facets; with an LLM
     backend, the grounding figures of its ``llm_guard``). Params: the ``facets`` config section
-    (``backend``, ``max_sentences``, the selected backend's own settings; ``encoder`` for extractive) and
-    ``excluded_evidence``.
+    (``backend``, ``max_sentences``, the selected backend's own settings; ``encoder`` for extractive;
+    ``cache_dir``, the per-gene cache: a rerun computes only the genes it has not seen under the same
+    settings, inputs and code), ``excluded_evidence`` and ``code_sha256`` (set by the CLI).
     """
     facets = load_facet_specs(inputs["facets_yaml"])
     genes = read_gene_texts(inputs["gene_text"])
     backend = make_backend(params["backend"], inputs, params)
-    facet_sets = backend.generate(genes, facets)
+    with KeyedStore(Path(params["cache_dir"]) / "facets.sqlite") as store:
+        cached = generate_cached(backend, genes, facets, store, cache_context(inputs, params))
+    facet_sets = cached.facet_sets
+    log.info(
+        "%d of %d genes computed now, %d from the cache in %s",
+        len(cached.computed),
+        len(genes),
+        len(genes) - len(cached.computed),
+        params["cache_dir"],
+    )
     table = facet_table(genes, facet_sets, facets)
     with atomic_path(outputs["facets"]) as tmp:
         table.to_parquet(tmp, index=False)
@@ -105,5 +133,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         report["all_none"],
     )
     return {
-        key: report[key] for key in ("backend", "genes", "facets", "coverage", "share_all_none")
+        **{
+            key: report[key] for key in ("backend", "genes", "facets", "coverage", "share_all_none")
+        },
+        "genes_computed": len(cached.computed),
+        "genes_computed_ids": cached.computed[:COMPUTED_IDS_LISTED],
     }
