@@ -62,8 +62,9 @@ with tempfile.TemporaryDirectory() as tmp:
     save_facet_tensor(extended, tmp / "tensor.safetensors", {"model_id": "synthetic"})
     pd.concat([genes, new_genes]).to_csv(tmp / "genes.tsv", sep="\t", index=False)
     pd.concat([facets, new_facets]).to_parquet(tmp / "facets.parquet", index=False)
-    screen_inputs = {**inputs, "facet_tensor": tmp / "tensor.safetensors", "genes": tmp / "genes.tsv",
-                     "facets": tmp / "facets.parquet"}  # fmt: skip
+    # the screen's gene set: the model's genes and the synthetic ones
+    screen_inputs = {**inputs, "screen_facet_tensor": tmp / "tensor.safetensors",
+                     "genes": tmp / "genes.tsv", "screen_facets": tmp / "facets.parquet"}  # fmt: skip
     outputs = {
         name: tmp / f"out.{name}" for name in ("predictions", "screen", "explanations", "page")
     }

@@ -150,9 +150,32 @@ def screen_request_file(wildcards):
     return {"requests": path} if path else {}
 
 
-def genes_params():
-    """The genes section, with the genes an in-silico screen asks for (they must map)."""
-    return {**config["genes"], "screen": screen_genes()}
+# The knowledge → enrich → facets → facet_embed chain runs once per gene set, the {gene_set} prefix of its
+# files: "" for the model's genes (the perturbed genes and genes.extra: what train and evaluate read) and
+# "screen/" for those plus the genes config 'predict' asks for (what predict reads). A screen never
+# changes the model's files, so asking for one more gene retrains nothing; the per-gene caches of the
+# stages compute only the genes the model's set does not have.
+MODEL_GENE_SET, SCREEN_GENE_SET = "", "screen/"
+
+
+wildcard_constraints:
+    gene_set="(screen/)?",
+
+
+def model_genes(pattern):
+    """A chain rule's output for the model's gene set."""
+    return expand(pattern, gene_set=MODEL_GENE_SET)[0]
+
+
+def screen_genes_of(pattern):
+    """A chain rule's output for the screen's gene set."""
+    return expand(pattern, gene_set=SCREEN_GENE_SET)[0]
+
+
+def genes_params(gene_set):
+    """The genes section; for the screen's set, with the genes the screen asks for (they must map)."""
+    screen = screen_genes() if gene_set == SCREEN_GENE_SET else []
+    return {**config["genes"], "screen": screen}
 
 
 def final_targets():
@@ -265,9 +288,10 @@ def facets_llm_inputs(wildcards):
     """The LLM stage's records, when config selects an LLM backend (else the facets rule needs none)."""
     if not llm_selected():
         return {}
+    outputs = rules.facets_llm.output
     return {
-        "llm_records": rules.facets_llm.output.records,
-        "llm_guard": rules.facets_llm.output.guard,
+        "llm_records": expand(outputs.records, gene_set=wildcards.gene_set)[0],
+        "llm_guard": expand(outputs.guard, gene_set=wildcards.gene_set)[0],
     }
 
 

@@ -1,5 +1,7 @@
 # An in-silico screen: the trained model's predictions for the perturbations config 'predict' lists,
-# each explained by the facets the cells attended to. Their genes join the gene universe (rule genes).
+# each explained by the facets the cells attended to. Their genes get facets in the screen's gene set
+# (results/<outdir>/screen/); genes the model's set has keep its facets, so the screen predicts them as
+# evaluate does.
 
 
 rule predict:
@@ -8,10 +10,12 @@ rule predict:
         unpack(screen_checkpoints),
         h5ad=rules.dataset.output.h5ad,
         split=rules.dataset.output.split,
-        genes=rules.genes.output.genes,
-        facet_tensor=rules.facet_embed.output.tensor,
+        genes=screen_genes_of(rules.genes.output.genes),
+        facet_tensor=model_genes(rules.facet_embed.output.tensor),
+        screen_facet_tensor=screen_genes_of(rules.facet_embed.output.tensor),
         cell_embedding=rules.cells.output.embeddings,
-        facets=rules.facets.output.facets,
+        facets=model_genes(rules.facets.output.facets),
+        screen_facets=screen_genes_of(rules.facets.output.facets),
         code=stage_code("predict"),
     output:
         predictions=f"{OUT}/predict/predictions.h5ad",

@@ -219,8 +219,10 @@ def test_a_cancelled_job_is_reported_and_submitted_again(slurm_run, slurm_env):
     project, out, output, cancelled, _ = slurm_run
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in output
     attempts = [job_id for job_id, rule in SUBMITTED.findall(output) if rule == CANCELLED_RULE]
-    assert len(attempts) == 2 and attempts[0] == cancelled
-    assert (out / "facet_embed" / "facet_tensor.safetensors").is_file()
+    # one job per gene set (the model's and the screen's), and the cancelled one once more
+    assert len(attempts) == 3 and cancelled in attempts[:2]
+    for gene_set in ("", "screen/"):
+        assert (out / f"{gene_set}facet_embed" / "facet_tensor.safetensors").is_file()
     rerun = snakemake(
         project,
         "--dry-run",

@@ -39,6 +39,8 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
         "facets/facets.parquet",
         "facets/facets_report.json",
         "facet_embed/facet_tensor.safetensors",
+        "screen/genes/genes.tsv",
+        "screen/facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
         "train/dygenept/seed0/model.safetensors",
         "train/dygenept_static/seed0/model.json",
@@ -68,12 +70,21 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     ) == (3375, 100, 33, 18, 15)
     assert card["perturbed_genes"] == 31 and card["perturbations_with_fewer_than_10_cells"] == []
     assert card["cells_per_perturbation"] == {"min": 80, "median": 100.0, "max": 100}
+    # the model's genes are the 31 perturbed ones; the screen's add its three never perturbed
+    # (config/demo.yaml 'predict'), in a gene set of their own
     genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
-    # the 31 perturbed genes and the screen's three never perturbed (config/demo.yaml 'predict')
-    assert len(genes) == 34 and {"MAP3K21", "TP53", "GATA1", "MYC"} <= set(genes["symbol"])
+    assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
+    screen_genes = pd.read_csv(out / "screen/genes/genes.tsv", sep="\t", dtype=str)
+    assert len(screen_genes) == 34 and {"TP53", "GATA1", "MYC"} <= set(screen_genes["symbol"])
+    assert set(screen_genes["symbol"]) - set(genes["symbol"]) == {"TP53", "GATA1", "MYC"}
     tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
     k = len(yaml.safe_load((ROOT / "resources" / "facets.yaml").read_text())["facets"])
-    assert tensor.embeddings.shape == (34, k, 384)
+    assert tensor.embeddings.shape == (31, k, 384)
+    # the screen's chain found the model's genes in the caches and computed its three alone
+    screen_facets = json.loads((out / "screen/facets/facets.parquet.provenance.json").read_text())[
+        "details"
+    ]
+    assert screen_facets["genes_computed"] == 3
     facets = pd.read_parquet(out / "facets/facets.parquet")
     expected_mask = (
         ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")
@@ -419,34 +430,40 @@ def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
         assert planned_jobs(result) == expected, edit
 
 
-def test_one_more_screen_gene_computes_only_its_facets(demo_run, tmp_path):
-    """The gene universe grows with the screen; the facet and text caches compute the new gene alone."""
+def test_one_more_screen_gene_computes_only_its_facets_and_trains_nothing(demo_run, tmp_path):
+    """The screen's gene set grows by one gene: its chain computes that gene alone (the facet and text
+    caches), the model's files stay as they are, and nothing is trained or evaluated again."""
     import shutil
 
     project = tmp_path / "project"
     shutil.copytree(demo_run[0], project, symlinks=True)  # results, caches and Snakemake's records
     out = project / "results" / "demo"
-    before = pd.read_parquet(out / "facets/facets.parquet")
+    before = pd.read_parquet(out / "screen/facets/facets.parquet")
     requested = yaml.safe_load((project / "config" / "demo.yaml").read_text())["predict"]
     (project / "config" / "more.yaml").write_text(
         yaml.safe_dump({"predict": {"perturbations": [*requested["perturbations"], "CDK1"]}})
     )
-    result = snakemake(
-        project,
-        "results/demo/facet_embed/facet_tensor.safetensors",
-        config_files=("config/demo.yaml", "config/test.yaml", "config/more.yaml"),
-    )
+    config_files = ("config/demo.yaml", "config/test.yaml", "config/more.yaml")
+    planned = snakemake(project, "--dry-run", config_files=config_files)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    chain = {"genes", "knowledge", "enrich", "facets", "facet_embed"}
+    assert planned_jobs(planned) == chain | {"predict", "all"}
+    assert "results/demo/screen/facet_embed/facet_tensor.safetensors" in planned.stdout
+    assert "results/demo/facet_embed/facet_tensor.safetensors" not in planned.stdout
+    result = snakemake(project, config_files=config_files)
     assert result.returncode == 0, result.stderr[-3000:]
 
     def details(artifact: str) -> dict:
-        return json.loads((out / f"{artifact}.provenance.json").read_text())["details"]
+        return json.loads((out / f"screen/{artifact}.provenance.json").read_text())["details"]
 
     facets = details("facets/facets.parquet")
     assert (facets["genes_computed"], facets["genes_computed_ids"]) == (1, ["983"])  # CDK1
-    after = pd.read_parquet(out / "facets/facets.parquet")
+    after = pd.read_parquet(out / "screen/facets/facets.parquet")
     assert set(after["symbol"]) - set(before["symbol"]) == {"CDK1"}
     kept = after[after["symbol"] != "CDK1"].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, before)
     new_texts = set(after.loc[~after["is_none"], "text"]) - set(before["text"])
     embedded = details("facet_embed/facet_tensor.safetensors")
     assert new_texts and embedded["texts_encoded"] == len(new_texts)
+    predictions = ad.read_h5ad(out / "predict/predictions.h5ad")
+    assert predictions.obs.loc["CDK1+ctrl", "unseen_genes"] == "CDK1"

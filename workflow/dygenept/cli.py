@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     outputs = parse_pairs(args.outputs, "--out")
     code = stage_code_digests(args.stage)
     # the caches of the stages key their values by the code that computed them
-    params = {**parse_params(args.params), "code_sha256": sha256_text(canonical_json(code))}
+    given = parse_params(args.params)
+    params = {**given, "code_sha256": sha256_text(canonical_json(code))}
     module = importlib.import_module(stage_module(args.stage))
     started = time.perf_counter()
     try:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     details["seconds"] = round(time.perf_counter() - started, 3)
     details["code"] = code
-    record = build_provenance(args.stage, inputs, params, details)
+    record = build_provenance(args.stage, inputs, given, details)
     for path in outputs.values():
         write_provenance(path, record)
     logging.getLogger("dygenept").info("%s done in %.1f s", args.stage, details["seconds"])

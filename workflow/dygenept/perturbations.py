@@ -65,11 +65,16 @@ class PerturbationData:
 
 
 def load_perturbation_data(
-    h5ad: str | Path, genes: str | Path, facet_tensor: str | Path, cell_embedding: str | Path
+    h5ad: str | Path,
+    genes: str | Path,
+    facet_tensor: str | Path | FacetTensor,
+    cell_embedding: str | Path,
 ) -> PerturbationData:
     adata = ad.read_h5ad(h5ad)
     cells = load_cell_embedding(cell_embedding)
-    facets = load_facet_tensor(facet_tensor)
+    facets = (
+        facet_tensor if isinstance(facet_tensor, FacetTensor) else load_facet_tensor(facet_tensor)
+    )
     gene_table = read_genes(genes)
     entrez_of_query = dict(zip(gene_table["query"], gene_table["entrez_id"]))
     row_of_entrez = facets.row_of()

@@ -26,6 +26,21 @@ class FacetTensor:
         return {entrez: i for i, entrez in enumerate(self.entrez_ids)}
 
 
+def with_genes_of(base: FacetTensor, other: FacetTensor) -> FacetTensor:
+    """``base`` and, after its rows, the genes only ``other`` has: a gene in both keeps ``base``'s row."""
+    if base.facet_ids != other.facet_ids:
+        raise ValueError(f"facet ids differ: {base.facet_ids} and {other.facet_ids}")
+    known = set(base.entrez_ids)
+    extra = [row for row, entrez in enumerate(other.entrez_ids) if entrez not in known]
+    return FacetTensor(
+        np.concatenate([base.embeddings, other.embeddings[extra]]),
+        np.concatenate([base.mask, other.mask[extra]]),
+        base.entrez_ids + [other.entrez_ids[row] for row in extra],
+        base.symbols + [other.symbols[row] for row in extra],
+        base.facet_ids,
+    )
+
+
 def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str, str]) -> None:
     write_arrays(
         path,

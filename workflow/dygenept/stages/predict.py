@@ -31,6 +31,7 @@ from ..artifacts import (
 from ..baselines import mean_facet_features
 from ..conditions import condition_genes
 from ..errors import InputError
+from ..formats.facet_tensor import load_facet_tensor, with_genes_of
 from ..formats.gene_table import read_genes
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
@@ -140,8 +141,10 @@ def screen_markdown(table: pd.DataFrame, explanations: dict, skipped: dict[str, 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Predict each requested perturbation with the trained model and explain it.
 
-    Reads ``h5ad``, ``split``, ``genes``, ``facet_tensor``, ``cell_embedding``, ``facets`` (the facet
-    table, for the facets' text), the main variant's checkpoint for every seed
+    Reads ``h5ad``, ``split``, ``genes`` (the screen's gene set), ``facet_tensor`` and ``facets`` (the
+    model's gene set: its genes keep the facets they were trained and evaluated with),
+    ``screen_facet_tensor`` and ``screen_facets`` (the screen's gene set, for the genes the model's set
+    lacks), ``cell_embedding``, the main variant's checkpoint for every seed
     (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
     expression, ``layers['delta']`` the change from control, ``obs`` the screen columns, ``uns`` the
@@ -149,8 +152,11 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     ``page`` (Markdown). Params: the ``predict`` config section.
     """
     requests = requested(inputs, params)
+    facet_tensor = with_genes_of(
+        load_facet_tensor(inputs["facet_tensor"]), load_facet_tensor(inputs["screen_facet_tensor"])
+    )
     data = load_perturbation_data(
-        inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]
+        inputs["h5ad"], inputs["genes"], facet_tensor, inputs["cell_embedding"]
     )
     trained = {
         (variant, seed): load_checkpoint(weights, config)[0]
@@ -168,7 +174,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     train = data.modelled(read_json(inputs["split"])["train"])
     seen = {gene for condition in train for gene in condition_genes(condition)}
     train_features = np.stack([mean_facet_features(data, c) for c in train])
-    facets = pd.read_parquet(inputs["facets"])
+    facets, screen_facets = (pd.read_parquet(inputs[name]) for name in ("facets", "screen_facets"))
+    facets = pd.concat(
+        [facets, screen_facets[~screen_facets["entrez_id"].isin(facets["entrez_id"])]]
+    )
     facet_text = dict(zip(zip(facets["entrez_id"], facets["facet"]), facets["text"]))
     # The requests join the data's own conditions; a request equal to a measured one gets its rows.
     data.facet_rows.update({request.condition: gene_rows for request, gene_rows in rows.items()})
@@ -212,6 +221,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         },
         "dataset_sha256": sha256_file(inputs["h5ad"]),
         "facet_tensor_sha256": sha256_file(inputs["facet_tensor"]),
+        "screen_facet_tensor_sha256": sha256_file(inputs["screen_facet_tensor"]),
         "params_sha256": sha256_text(canonical_json(params)),
         "facet_ids": list(data.facets.facet_ids),
         "not_predicted": json.dumps(skipped),
