@@ -6,9 +6,14 @@ import anndata as ad
 import numpy as np
 import pytest
 
-from dygenept.baselines import other_contexts_mean
+from dygenept.arrays import dense
+from dygenept.baselines import no_change, other_contexts
+from dygenept.conditions import context_label, parse_context_label
 from dygenept.errors import InputError
-from dygenept.splits import context_pairs, context_split, context_splits, parse_context_label
+from dygenept.formats.cell_embedding import CellEmbedding
+from dygenept.formats.facet_tensor import FacetTensor
+from dygenept.perturbations import PerturbationData
+from dygenept.splits import context_pairs, context_split, context_splits
 
 from conftest import ROOT
 
@@ -71,6 +76,22 @@ def test_the_split_is_deterministic_and_validation_comes_from_training_contexts(
         context_split(pairs, "HepG2", 0.1, 1)
 
 
+def context_data(
+    means: dict[str, np.ndarray], controls: np.ndarray, control_context: list[str]
+) -> PerturbationData:
+    """Observed means by ``condition|context`` label and control cells with their contexts (no facets:
+    the baseline reads none)."""
+    cells = CellEmbedding(
+        np.zeros((len(controls), 1), np.float32), [f"c{i}" for i in range(len(controls))], "pca"
+    )
+    facets = FacetTensor(np.zeros((0, 1, 1), np.float32), np.zeros((0, 1), bool), [], [], ["f"])
+    genes = [f"g{i}" for i in range(controls.shape[1])]
+    return PerturbationData(
+        genes, controls, cells.embeddings, means, {}, facets, cells, {}, None,
+        np.asarray(control_context),
+    )  # fmt: skip
+
+
 def test_other_contexts_baseline_on_the_demo_file(demo, pairs):
     split = context_split(pairs, "U87MG", 0.0, 1)
     contexts = demo.obs["cell_type"].astype(str).to_numpy()
@@ -80,29 +101,36 @@ def test_other_contexts_baseline_on_the_demo_file(demo, pairs):
         rows = (conditions == condition) & (contexts == context)
         return np.asarray(demo.X[rows].mean(axis=0)).ravel()
 
-    means = {(c, x): mean(c, x) for c, x in pairs}
+    means = {context_label(c, x): mean(c, x) for c, x in pairs}
+    control_rows = conditions == "ctrl"
+    data = context_data(means, dense(demo.X[control_rows]), contexts[control_rows])
     controls = {x: mean("ctrl", x) for x in set(contexts)}
-    train = [parse_context_label(label) for label in split.train]
-    predict = other_contexts_mean(means, controls, train)
+    predict = other_contexts(data, split.train)
     # SGK1 in U87MG: U87MG's controls + the mean of SGK1's change in A172, T98G and K562 (Norman's
     # screen has it too), each from its own line's controls.
-    assert sorted(x for c, x in train if c == "SGK1+ctrl") == ["A172", "T98G", "k562"]
-    changes = [means[("SGK1+ctrl", x)] - controls[x] for x in ("A172", "T98G", "k562")]
+    trained = sorted(x for c, x in map(parse_context_label, split.train) if c == "SGK1+ctrl")
+    assert trained == ["A172", "T98G", "k562"]
+    changes = [means[f"SGK1+ctrl|{x}"] - controls[x] for x in ("A172", "T98G", "k562")]
     expected = controls["U87MG"] + (changes[0] + changes[1] + changes[2]) / 3
-    np.testing.assert_allclose(predict("SGK1+ctrl", "U87MG"), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict("SGK1+ctrl|U87MG"), expected, rtol=1e-5, atol=1e-5)
     # a double measured only in K562 (a training context): its K562 change on U87MG's controls
     np.testing.assert_allclose(
-        predict("KLF1+MAP2K6", "U87MG"),
-        controls["U87MG"] + means[("KLF1+MAP2K6", "k562")] - controls["k562"],
+        predict("KLF1+MAP2K6|U87MG"),
+        controls["U87MG"] + means["KLF1+MAP2K6|k562"] - controls["k562"],
         rtol=1e-5,
-        atol=1e-6,
+        atol=1e-5,
     )
-    assert predict("NOT+ctrl", "U87MG") is None
+    assert predict("NOT+ctrl|U87MG") is None
+    # the other baselines measure each change from its own context's controls too
+    np.testing.assert_allclose(
+        no_change(data, split.train)("SGK1+ctrl|U87MG"), controls["U87MG"], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_other_contexts_baseline_is_exact_when_the_change_does_not_depend_on_context():
     change = np.array([1.0, -2.0, 0.5])
     controls = {"a": np.zeros(3), "b": np.ones(3), "c": np.full(3, 5.0)}
-    means = {("P+ctrl", x): controls[x] + change for x in controls}
-    predict = other_contexts_mean(means, controls, [("P+ctrl", "a"), ("P+ctrl", "b")])
-    np.testing.assert_allclose(predict("P+ctrl", "c"), means[("P+ctrl", "c")])
+    means = {f"P+ctrl|{x}": controls[x] + change for x in controls}
+    data = context_data(means, np.stack(list(controls.values())), list(controls))
+    predict = other_contexts(data, ["P+ctrl|a", "P+ctrl|b"])
+    np.testing.assert_allclose(predict("P+ctrl|c"), means["P+ctrl|c"])

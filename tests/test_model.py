@@ -180,8 +180,16 @@ def tiny_data(seed=0) -> PerturbationData:
 TRAIN = ["A+ctrl", "B+ctrl", "A+B"]
 
 
-def params(attention="sparsemax"):
-    return {"hidden_dim": 16, "mlp_dim": 32, "dropout": 0.0, "attention": attention}
+def params(attention="sparsemax", contrastive_weight=0.0):
+    return {
+        "hidden_dim": 16,
+        "mlp_dim": 32,
+        "dropout": 0.0,
+        "attention": attention,
+        "contrastive_weight": contrastive_weight,
+        "contrastive_dim": 8,
+        "contrastive_temperature": 0.1,
+    }
 
 
 def fit_params(**changes):
@@ -202,6 +210,7 @@ def fit_params(**changes):
         "log_every": 10,
         "device": "cpu",
         "amp": True,
+        "model": params(),
     } | changes
 
 
@@ -477,3 +486,49 @@ def test_a_saved_state_of_another_run_is_not_resumed(tmp_path):
         other, data, TRAIN, fit_params(steps=10, learning_rate=5e-3), resume_path=tmp_path / "state"
     )
     assert result["history"][0]["step"] == 1  # started afresh: the settings differ
+
+
+def test_the_alignment_loss_is_log_n_at_chance_and_leaves_predictions_alone():
+    model = model_with(seed=2, contrastive_dim=8)
+    changes = torch.randn(5, GENES)
+    with torch.no_grad():
+        # every embedding maps to one point and every change to another: no pair is nearer than any
+        for head in (model.gene_projection, model.change_projection):
+            head.weight.zero_()
+            head.bias.fill_(1.0)
+        chance = model.contrastive_loss(torch.randn(5, 16), changes, temperature=0.1)
+        assert chance.item() == pytest.approx(np.log(5), rel=1e-6)
+        state, control, facets, mask = batch()
+        present = torch.ones(4, 2, dtype=torch.bool)
+        before = model(state, control, facets, mask, present)[0]
+        model.change_projection.weight.normal_()  # the heads never reach a prediction
+        expression, _, embedding = model(state, control, facets, mask, present, with_embedding=True)
+    assert torch.equal(before, expression) and embedding.shape == (4, 16)
+
+
+def test_training_with_the_alignment_loss_aligns_embeddings_with_their_changes():
+    data = tiny_data()
+    conditions = ["A+ctrl", "B+ctrl", "C+ctrl", "A+B"]
+    torch.manual_seed(0)
+    model = build_model(data, params("sparsemax", contrastive_weight=1.0), TRAIN)
+    batch_data = DeviceData.build(data, conditions, torch.device("cpu"))
+    cells = np.random.default_rng(0).integers(0, 24, size=(4, 8))
+
+    def alignment() -> float:
+        total, squared_error = batch_loss(
+            model.eval(), batch_data, np.arange(4), cells, contrastive=(1.0, 0.1)
+        )
+        return (total - squared_error).item()
+
+    with torch.no_grad():
+        before = alignment()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    model.train()
+    for _ in range(40):
+        loss, _ = batch_loss(model, batch_data, np.arange(4), cells, contrastive=(1.0, 0.1))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        after = alignment()
+    assert after < 0.5 * before and before > 0.5  # log 4 ≈ 1.39 at chance

@@ -467,3 +467,39 @@ def test_one_more_screen_gene_computes_only_its_facets_and_trains_nothing(demo_r
     assert new_texts and embedded["texts_encoded"] == len(new_texts)
     predictions = ad.read_h5ad(out / "predict/predictions.h5ad")
     assert predictions.obs.loc["CDK1+ctrl", "unseen_genes"] == "CDK1"
+
+
+def test_held_out_context_split_runs_end_to_end(demo_run, tmp_path):
+    """config/demo_context.yaml: the McFaline-Figueroa part of the demo file (three glioblastoma lines,
+    the same nine perturbations in each) with T98G held out. Invariants only: its noise ceiling is near
+    zero, so its metrics say nothing about the model."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(demo_run[0], project, symlinks=True, ignore=shutil.ignore_patterns("results"))
+    result = snakemake(
+        project, config_files=("config/demo.yaml", "config/test.yaml", "config/demo_context.yaml")
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = project / "results" / "demo_context"
+    split = json.loads((out / "data/split.json").read_text())
+    assert split["kind"] == "context:T98G" and len(split["test"]) == 9
+    assert all(label.endswith("|T98G") for label in split["test"])
+    assert not any(label.endswith("|T98G") for label in split["train"] + split["val"])
+    assert len(split["test_subgroups"]["seen_in_other_contexts"]) == 9
+    card = json.loads((out / "data/data_card.json").read_text())
+    assert {c: v["control_cells"] for c, v in card["contexts"].items()} == {
+        "A172": 100,
+        "T98G": 100,
+        "U87MG": 100,
+    }
+    de_genes = json.loads((out / "data/de_genes.json").read_text())
+    assert set(split["test"]) <= set(de_genes)
+    summary = json.loads((out / "evaluate/metrics.json").read_text())["summary"]
+    assert summary["other_contexts"]["all"]["n"] == 9 and summary["dygenept"]["all"]["n"] == 9
+    # each held-out perturbation is predicted from T98G's own 100 control cells
+    cells = pd.read_csv(out / "evaluate/cell_facets.csv")
+    assert len(cells) == 100 and cells["condition"].str.endswith("|T98G").all()
+    predictions = ad.read_h5ad(out / "evaluate/predictions.h5ad")
+    assert sorted(predictions.obs["condition"]) == sorted(split["test"])
+    assert "other_contexts" in (out / "report/metrics_table.txt").read_text()

@@ -9,37 +9,31 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .conditions import condition_genes
+from .conditions import condition_genes, parse_context_label
 from .perturbations import PerturbationData
 
 Predictor = Callable[[str], np.ndarray | None]
 
 
 def no_change(data: PerturbationData, train: list[str]) -> Predictor:
-    control = data.control_mean
-    return lambda condition: control
+    return data.control_mean_of
 
 
 def train_mean(data: PerturbationData, train: list[str]) -> Predictor:
     """The mean change over all training perturbations, added to control."""
-    shift = np.mean([data.true_mean(c) - data.control_mean for c in train], axis=0)
-    prediction = data.control_mean + shift
-    return lambda condition: prediction
+    shift = np.mean([data.change(c) for c in train], axis=0)
+    return lambda condition: data.control_mean_of(condition) + shift
 
 
 def additive(data: PerturbationData, train: list[str]) -> Predictor:
     """Doubles: control + δA + δB where both singles were trained on; None otherwise."""
-    singles = {
-        condition_genes(c)[0]: data.true_mean(c) - data.control_mean
-        for c in train
-        if len(condition_genes(c)) == 1
-    }
+    singles = {condition_genes(c)[0]: data.change(c) for c in train if len(condition_genes(c)) == 1}
 
     def predict(condition: str) -> np.ndarray | None:
         genes = condition_genes(condition)
         if len(genes) != 2 or not all(g in singles for g in genes):
             return None
-        return data.control_mean + singles[genes[0]] + singles[genes[1]]
+        return data.control_mean_of(condition) + singles[genes[0]] + singles[genes[1]]
 
     return predict
 
@@ -61,7 +55,7 @@ def linear(data: PerturbationData, train: list[str], alpha: float = 1.0) -> Pred
     """Linear: ridge regression from the static (facet-averaged) gene embedding to the change."""
     modelled = data.modelled(train)
     features = np.stack([mean_facet_features(data, c) for c in modelled])
-    targets = np.stack([data.true_mean(c) - data.control_mean for c in modelled])
+    targets = np.stack([data.change(c) for c in modelled])
     feature_mean, target_mean = features.mean(axis=0), targets.mean(axis=0)
     centred = features - feature_mean
     weights = np.linalg.solve(
@@ -72,7 +66,7 @@ def linear(data: PerturbationData, train: list[str], alpha: float = 1.0) -> Pred
         if condition not in data.facet_rows:
             return None
         return (
-            data.control_mean
+            data.control_mean_of(condition)
             + target_mean
             + (mean_facet_features(data, condition) - feature_mean) @ weights
         )
@@ -85,7 +79,7 @@ def knn(data: PerturbationData, train: list[str], k: int = 5) -> Predictor:
     (facet-averaged) gene embeddings."""
     modelled = data.modelled(train)
     features = np.stack([mean_facet_features(data, c) for c in modelled])
-    targets = np.stack([data.true_mean(c) - data.control_mean for c in modelled])
+    targets = np.stack([data.change(c) for c in modelled])
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     k = min(k, len(modelled))
 
@@ -95,41 +89,37 @@ def knn(data: PerturbationData, train: list[str], k: int = 5) -> Predictor:
         query = mean_facet_features(data, condition)
         similarity = unit @ (query / max(np.linalg.norm(query), 1e-12))
         nearest = np.argsort(-similarity, kind="stable")[:k]
-        return data.control_mean + targets[nearest].mean(axis=0)
+        return data.control_mean_of(condition) + targets[nearest].mean(axis=0)
 
     return predict
 
 
-def other_contexts_mean(
-    means: dict[tuple[str, str], np.ndarray],
-    control_means: dict[str, np.ndarray],
-    train: list[tuple[str, str]],
-) -> Callable[[str, str], np.ndarray | None]:
-    """Held-out context: the same perturbation's mean change from control in the training contexts,
-    added to the held-out context's control mean; None for a perturbation no training context has.
-
-    ``means[(condition, context)]``: observed mean expression; ``control_means[context]``: its controls.
-    """
+def other_contexts(data: PerturbationData, train: list[str]) -> Predictor:
+    """Held-out context: the same perturbation's mean change in the training contexts, added to the
+    condition's own controls; None for a perturbation no training context measured."""
     changes: dict[str, list[np.ndarray]] = {}
-    for condition, context in train:
-        changes.setdefault(condition, []).append(
-            means[(condition, context)] - control_means[context]
-        )
+    for condition in train:
+        changes.setdefault(parse_context_label(condition)[0], []).append(data.change(condition))
 
-    def predict(condition: str, context: str) -> np.ndarray | None:
-        if condition not in changes:
+    def predict(condition: str) -> np.ndarray | None:
+        perturbation = parse_context_label(condition)[0]
+        if perturbation not in changes:
             return None
-        return control_means[context] + np.mean(changes[condition], axis=0)
+        return data.control_mean_of(condition) + np.mean(changes[perturbation], axis=0)
 
     return predict
 
 
 def make_baselines(data: PerturbationData, train: list[str], params: dict) -> dict[str, Predictor]:
-    """Every baseline, fitted on ``train``; params: ``linear_alpha``, ``knn_k``."""
-    return {
+    """Every baseline, fitted on ``train``; params: ``linear_alpha``, ``knn_k``. Data split by context
+    also gets ``other_contexts``."""
+    baselines = {
         "no_change": no_change(data, train),
         "train_mean": train_mean(data, train),
         "additive": additive(data, train),
         "linear": linear(data, train, params["linear_alpha"]),
         "knn": knn(data, train, params["knn_k"]),
     }
+    if data.control_context is not None:
+        baselines["other_contexts"] = other_contexts(data, train)
+    return baselines

@@ -1,4 +1,5 @@
-"""GEARS-style perturbation names: ``ctrl``, ``A+ctrl`` for a single gene, ``A+B`` for a double."""
+"""GEARS-style perturbation names: ``ctrl``, ``A+ctrl`` for a single gene, ``A+B`` for a double; with a
+held-out-context split, one perturbation in one context (cell line, donor, ...) is ``A+ctrl|K562``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ CONTROL = "ctrl"
 # The canonical data's obs columns.
 CONDITION_KEY = "condition"
 CONTROL_KEY = "control"
+CONTEXT_KEY = "context"  # only in data split by held-out context
+CONTEXT_SEPARATOR = "|"
 
 
 def canonical_condition(raw: str, control_values: Sequence[str], separator: str) -> str:
@@ -26,8 +29,20 @@ def canonical_condition(raw: str, control_values: Sequence[str], separator: str)
     return "+".join(genes)
 
 
+def context_label(condition: str, context: str) -> str:
+    """One perturbation in one context: ``A+ctrl|K562``."""
+    return f"{condition}{CONTEXT_SEPARATOR}{context}"
+
+
+def parse_context_label(label: str) -> tuple[str, str]:
+    """``A+ctrl|K562`` → (``A+ctrl``, ``K562``); a label without a context gives an empty context."""
+    condition, _, context = label.rpartition(CONTEXT_SEPARATOR)
+    return (condition, context) if condition else (label, "")
+
+
 def condition_genes(condition: str) -> list[str]:
-    return [gene for gene in condition.split("+") if gene != CONTROL]
+    perturbation = parse_context_label(condition)[0]
+    return [gene for gene in perturbation.split("+") if gene != CONTROL]
 
 
 def is_single(condition: str) -> bool:

@@ -134,11 +134,15 @@ def discrimination_scores(
     ``true`` (N, G): observed mean expression of every test perturbation; ``predicted`` (M, G) the
     predictions of M ≤ N of them, ``target[i]`` the row of ``true`` that prediction i is for (default: the
     same row). ``excluded[i]``: the gene indices left out for prediction i (its perturbed genes).
+    ``control``: one control mean (G,), or one per row of ``true`` (N, G).
     """
-    predicted_delta = np.asarray(predicted, dtype=np.float64) - control
+    control = np.asarray(control, dtype=np.float64)
+    target = np.arange(len(predicted)) if target is None else np.asarray(target)
+    predicted_delta = np.asarray(predicted, dtype=np.float64) - (
+        control if control.ndim == 1 else control[target]
+    )
     true_delta = np.asarray(true, dtype=np.float64) - control
     n, n_genes = true_delta.shape
-    target = np.arange(len(predicted_delta)) if target is None else np.asarray(target)
     scores = np.empty(len(predicted_delta))
     for i, own in enumerate(target):
         include = np.ones(n_genes, dtype=bool)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
@@ -11,7 +11,14 @@ import pandas as pd
 import torch
 
 from .arrays import dense
-from .conditions import CONDITION_KEY, CONTROL, CONTROL_KEY, condition_genes
+from .conditions import (
+    CONDITION_KEY,
+    CONTEXT_KEY,
+    CONTROL,
+    CONTROL_KEY,
+    condition_genes,
+    parse_context_label,
+)
 from .formats.cell_embedding import CellEmbedding, load_cell_embedding
 from .formats.facet_tensor import FacetTensor, load_facet_tensor
 from .formats.gene_table import read_genes
@@ -30,10 +37,49 @@ class PerturbationData:
     cells: CellEmbedding
     skipped: dict[str, str]  # condition → why it cannot be modelled
     var: pd.DataFrame | None = None  # the data's var (gene annotations), for predictions as AnnData
+    # Data split by held-out context: each control cell's context (conditions are ``A+ctrl|K562``).
+    control_context: np.ndarray | None = None
+    _context_means: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def control_mean(self) -> np.ndarray:
+        """The mean of every control cell (of every context)."""
         return self.control_expression.mean(axis=0)
+
+    def control_rows(self, condition: str) -> np.ndarray:
+        """The control cells a condition is measured against: those of its context, else all."""
+        context = parse_context_label(condition)[1]
+        if self.control_context is None or not context:
+            return np.arange(self.control_expression.shape[0])
+        return np.flatnonzero(self.control_context == context)
+
+    def control_mean_of(self, condition: str) -> np.ndarray:
+        context = parse_context_label(condition)[1]
+        if self.control_context is None or not context:
+            return self.control_mean
+        if context not in self._context_means:
+            rows = self.control_rows(condition)
+            self._context_means[context] = self.control_expression[rows].mean(axis=0)
+        return self._context_means[context]
+
+    def change(self, condition: str) -> np.ndarray:
+        """The observed mean change from the condition's own controls."""
+        return self.true_mean(condition) - self.control_mean_of(condition)
+
+    def draw_controls(
+        self, conditions: list[str], per_condition: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(conditions, per_condition) control-cell rows, each row drawn from its condition's controls."""
+        if self.control_context is None:
+            return rng.integers(
+                0, self.control_expression.shape[0], size=(len(conditions), per_condition)
+            )
+        return np.stack(
+            [
+                rows[rng.integers(0, len(rows), size=per_condition)]
+                for rows in map(self.control_rows, conditions)
+            ]
+        )
 
     def true_mean(self, condition: str) -> np.ndarray:
         return self.mean_by_condition[condition]
@@ -96,6 +142,11 @@ def load_perturbation_data(
             skipped[condition] = f"no facets for {missing} (unmapped gene)"
             continue
         facet_rows[condition] = [row_of_entrez[entrez_of_query[g]] for g in genes_of]
+    control_context = (
+        controls[cells.cell_ids].obs[CONTEXT_KEY].astype(str).to_numpy()
+        if CONTEXT_KEY in adata.obs
+        else None
+    )
     return PerturbationData(
         adata.var_names.astype(str).tolist(),
         control_expression,
@@ -106,19 +157,24 @@ def load_perturbation_data(
         cells,
         skipped,
         adata.var.copy(),
+        control_context,
     )
+
+
+HalfMeans = list[tuple[np.ndarray, np.ndarray]]  # per draw: the means of the two halves
 
 
 def half_split_means(
     h5ad: str | Path, conditions: list[str], draws: int, seed: int
-) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], list[tuple[np.ndarray, np.ndarray]]]:
-    """Mean expression of two random halves of each condition's cells, and of the control cells, for
-    ``draws`` draws: the data's own noise ceiling. Conditions with fewer than 2 cells are left out."""
+) -> tuple[dict[str, HalfMeans], dict[str, HalfMeans]]:
+    """Mean expression of two random halves of each condition's cells, and of the control cells (by
+    context; ``""`` in data without contexts), for ``draws`` draws: the data's own noise ceiling.
+    Conditions with fewer than 2 cells are left out."""
     adata = ad.read_h5ad(h5ad)
     labels = adata.obs[CONDITION_KEY].astype(str).to_numpy()
     rng = np.random.default_rng(seed)
 
-    def halves(rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def halves(rows: np.ndarray) -> HalfMeans:
         pairs = []
         for _ in range(draws):
             order = rng.permutation(rows)
@@ -131,7 +187,15 @@ def half_split_means(
             )
         return pairs
 
-    controls = halves(np.flatnonzero(adata.obs[CONTROL_KEY].to_numpy(bool)))
+    is_control = adata.obs[CONTROL_KEY].to_numpy(bool)
+    if CONTEXT_KEY in adata.obs:
+        contexts = adata.obs[CONTEXT_KEY].astype(str).to_numpy()
+        controls = {
+            context: halves(np.flatnonzero(is_control & (contexts == context)))
+            for context in sorted(set(contexts))
+        }
+    else:
+        controls = {"": halves(np.flatnonzero(is_control))}
     by_condition = {}
     for condition in conditions:
         rows = np.flatnonzero(labels == condition)

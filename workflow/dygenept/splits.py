@@ -18,11 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .conditions import CONTROL, condition_genes, is_combo, is_single
+from .conditions import (
+    CONTROL,
+    condition_genes,
+    context_label,
+    is_combo,
+    is_single,
+    parse_context_label,
+)
 from .errors import InputError
 
 SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
-KINDS = ("simulation", "single", "combo", "file")
+KINDS = ("simulation", "single", "combo", "file", "context")
 
 
 @dataclass(frozen=True)
@@ -254,22 +261,18 @@ def make_split(conditions: Sequence[str], params: dict) -> Split:
                 "config 'dataset.split.kind' is file but 'dataset.split.path' is empty. Fix: give the split JSON."
             )
         return split_from_file(params["path"], conditions)
+    if kind == "context":
+        if not params["held_out_context"]:
+            raise InputError(
+                "config 'dataset.split.kind' is context but 'dataset.split.held_out_context' is empty. "
+                "Fix: name the context (a value of 'dataset.split.context_column') to hold out."
+            )
+        pairs = [parse_context_label(c) for c in conditions if c != CONTROL]
+        return context_split(pairs, params["held_out_context"], params["val_size"], params["seed"])
     raise InputError(f"config 'dataset.split.kind' is '{kind}'; known: {', '.join(KINDS)}.")
 
 
 # ---- held-out context ----------------------------------------------------------------------------
-
-CONTEXT_SEPARATOR = "|"
-
-
-def context_label(condition: str, context: str) -> str:
-    """One perturbation in one context (cell line, donor, ...): ``A+ctrl|K562``."""
-    return f"{condition}{CONTEXT_SEPARATOR}{context}"
-
-
-def parse_context_label(label: str) -> tuple[str, str]:
-    condition, _, context = label.rpartition(CONTEXT_SEPARATOR)
-    return condition, context
 
 
 def context_pairs(conditions: Sequence[str], contexts: Sequence[str]) -> list[tuple[str, str]]:

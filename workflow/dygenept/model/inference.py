@@ -11,17 +11,18 @@ from .network import DyGenePTModule
 def predict_condition(
     model: DyGenePTModule, data: PerturbationData, condition: str, batch_size: int = 512
 ):
-    """Mean predicted expression over all control cells, and the per-cell facet weights (cells, P, K)."""
+    """Mean predicted expression over the condition's control cells (all, or its context's), and the
+    per-cell facet weights (cells, P, K)."""
     facets, mask, present = data.facet_inputs([condition])
+    rows = data.control_rows(condition)
     means, weights = [], []
     with torch.inference_mode():
-        for start in range(0, data.cell_state.shape[0], batch_size):
-            state = torch.from_numpy(data.cell_state[start : start + batch_size])
-            control = torch.from_numpy(data.control_expression[start : start + batch_size])
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            state = torch.from_numpy(data.cell_state[batch])
+            control = torch.from_numpy(data.control_expression[batch])
             genes = [t.expand(state.shape[0], *t.shape[1:]) for t in (facets, mask, present)]
             predicted, facet_weights = model(state, control, *genes)
             means.append(predicted.sum(dim=0))
             weights.append(facet_weights)
-    return (torch.stack(means).sum(dim=0) / data.cell_state.shape[0]).numpy(), torch.cat(
-        weights
-    ).numpy()
+    return (torch.stack(means).sum(dim=0) / len(rows)).numpy(), torch.cat(weights).numpy()

@@ -13,6 +13,12 @@ facet embeddings F (K, D):
     x̂      = x_ctrl + μ + W_dec · shift                      μ: the mean change of the training
                                                              perturbations (a fixed buffer)
 
+Optional (``contrastive_dim`` > 0), the CLIP-style alignment of the design: two linear heads map the
+cell-specific gene embedding (summed over the perturbation's genes, averaged over its cells) and the
+observed change of expression into one space, where training adds an InfoNCE loss that asks each
+perturbation's embedding to pick out its own observed change among the batch's. The heads shape what the
+embeddings learn; predictions never pass through them.
+
 The last layers of both MLPs start at zero, so an untrained network predicts ``x_ctrl + μ`` for every
 cell: averaged over the control cells, exactly the ``train_mean`` baseline. Training learns only the
 residual from that baseline. ``W_dec`` starts at the PCA loadings when the cell states are PCA scores
@@ -44,6 +50,7 @@ class ModelConfig:
     mlp_dim: int = 256
     dropout: float = 0.1
     attention: AttentionKind = "sparsemax"
+    contrastive_dim: int = 0  # 0: no alignment heads
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,6 +134,9 @@ class DyGenePTModule(nn.Module):
         if decoder_weight is not None:
             with torch.no_grad():
                 self.decoder.weight.copy_(decoder_weight)
+        if config.contrastive_dim:
+            self.gene_projection = nn.Linear(config.hidden_dim, config.contrastive_dim)
+            self.change_projection = nn.Linear(config.n_genes, config.contrastive_dim)
         self.register_buffer(
             "mean_shift",
             torch.zeros(config.n_genes) if mean_shift is None else mean_shift.clone().float(),
@@ -139,13 +149,15 @@ class DyGenePTModule(nn.Module):
         facets: torch.Tensor,
         mask: torch.Tensor,
         present: torch.Tensor,
+        with_embedding: bool = False,
     ):
         """Predict perturbed expression.
 
         cell_state (B, d) and control_expression (B, G) describe control cells; facets (B, P, K, D) and
         mask (B, P, K) the P ≤ 2 perturbed genes of each cell's perturbation; present (B, P) says which
         gene slots hold a gene (False: a single perturbation's empty second slot). A gene whose facets are
-        all NONE is present, with only null facets. Returns (expression (B, G), facet weights (B, P, K)).
+        all NONE is present, with only null facets. Returns (expression (B, G), facet weights (B, P, K)),
+        and with ``with_embedding`` the cell-specific embedding summed over the genes (B, h).
         """
         batch, n_slots = facets.shape[:2]
         states = cell_state.unsqueeze(1).expand(-1, n_slots, -1).reshape(batch * n_slots, -1)
@@ -162,7 +174,24 @@ class DyGenePTModule(nn.Module):
             is_pair = present.all(dim=1, keepdim=True).to(embedding.dtype)
             shift = shift + self.pair_shift(embedding[:, 0] * embedding[:, 1]) * is_pair
         expression = control_expression + self.mean_shift + self.decoder(shift)
+        if with_embedding:
+            return expression, weights.view(batch, n_slots, -1), embedding.sum(dim=1)
         return expression, weights.view(batch, n_slots, -1)
+
+    def contrastive_loss(
+        self, gene_embedding: torch.Tensor, observed_change: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """Symmetric InfoNCE between n perturbations' gene embeddings (n, h) and their observed changes
+        (n, G): perturbation i's embedding should be nearest its own change, and the change its own
+        embedding (log n at chance)."""
+        genes = nn.functional.normalize(self.gene_projection(gene_embedding), dim=-1)
+        changes = nn.functional.normalize(self.change_projection(observed_change), dim=-1)
+        logits = genes @ changes.T / temperature
+        labels = torch.arange(len(logits), device=logits.device)
+        return (
+            nn.functional.cross_entropy(logits, labels)
+            + nn.functional.cross_entropy(logits.T, labels)
+        ) / 2
 
 
 def trainable_parameters(model: nn.Module) -> int:

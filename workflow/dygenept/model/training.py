@@ -44,8 +44,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def mean_shift(data: PerturbationData, train_conditions: list[str]) -> np.ndarray:
-    """The train_mean baseline's change: the mean over training perturbations of their mean change."""
-    return np.mean([data.true_mean(c) for c in train_conditions], axis=0) - data.control_mean
+    """The train_mean baseline's change: the mean over training perturbations of their mean change
+    (each from its own context's controls, in data split by context)."""
+    if data.control_context is None:
+        return np.mean([data.true_mean(c) for c in train_conditions], axis=0) - data.control_mean
+    return np.mean([data.change(c) for c in train_conditions], axis=0)
 
 
 def build_model(
@@ -61,6 +64,9 @@ def build_model(
         mlp_dim=model_params["mlp_dim"],
         dropout=model_params["dropout"],
         attention=model_params["attention"],
+        contrastive_dim=model_params["contrastive_dim"]
+        if model_params["contrastive_weight"]
+        else 0,
     )
     weight = data.cells.decoder_weight
     return DyGenePTModule(
@@ -82,12 +88,17 @@ class DeviceData:
     mask: torch.Tensor
     present: torch.Tensor
     sizes: torch.Tensor  # (conditions,): squared size of each observed change from the control mean
+    changes: torch.Tensor  # (conditions, G): each observed change from its control mean
+    # each condition's control-cell rows (its context's), or None: every control cell
+    control_pools: list[np.ndarray] | None = None
 
     @classmethod
     def build(cls, data: PerturbationData, conditions: list[str], device: torch.device):
         facets, mask, present = data.facet_inputs(conditions)
         targets = np.stack([data.true_mean(c) for c in conditions]).astype(np.float32)
-        sizes = np.mean((targets - data.control_mean) ** 2, axis=1).clip(min=1e-12)
+        controls = np.stack([data.control_mean_of(c) for c in conditions])
+        sizes = np.mean((targets - controls) ** 2, axis=1).clip(min=1e-12)
+        pools = None if data.control_context is None else [data.control_rows(c) for c in conditions]
         return cls(
             list(conditions),
             torch.from_numpy(data.cell_state).float().to(device),
@@ -97,6 +108,8 @@ class DeviceData:
             mask.to(device),
             present.to(device),
             torch.from_numpy(sizes.astype(np.float32)).to(device),
+            torch.from_numpy((targets - controls).astype(np.float32)).to(device),
+            pools,
         )
 
 
@@ -111,21 +124,25 @@ def batch_loss(
     cell_index: np.ndarray,
     entropy_penalty: float = 0.0,
     relative: bool = False,
+    contrastive: tuple[float, float] = (0.0, 0.1),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to minimise, its squared-error part) for conditions × cells drawn by index (n, c).
 
     ``relative``: each condition's squared error divided by the squared size of its observed change, so
-    that every perturbation counts equally rather than the ones with the largest effect."""
+    that every perturbation counts equally rather than the ones with the largest effect.
+    ``contrastive``: (weight, temperature) of the CLIP-style alignment loss (weight 0: off)."""
+    contrastive_weight, temperature = contrastive
     n, per_condition = cell_index.shape
     device = batch.cell_state.device
     cells = torch.from_numpy(cell_index.ravel()).to(device)
     rows = torch.from_numpy(np.repeat(condition_index, per_condition)).to(device)
-    predicted, weights = model(
+    predicted, weights, *embedding = model(
         batch.cell_state[cells],
         batch.control[cells],
         batch.facets[rows],
         batch.mask[rows],
         batch.present[rows],
+        with_embedding=contrastive_weight > 0,
     )
     predicted_mean = predicted.float().view(n, per_condition, -1).mean(dim=1)
     index = torch.from_numpy(condition_index).to(device)
@@ -133,11 +150,15 @@ def batch_loss(
     if relative:
         per_condition_error = per_condition_error / batch.sizes[index]
     squared_error = per_condition_error.mean()
-    if entropy_penalty <= 0:
-        return squared_error, squared_error
-    slots = batch.present[rows]
-    penalty = entropy(weights.float())[slots].mean()
-    return squared_error + entropy_penalty * penalty, squared_error
+    loss = squared_error
+    if entropy_penalty > 0:
+        slots = batch.present[rows]
+        loss = loss + entropy_penalty * entropy(weights.float())[slots].mean()
+    if contrastive_weight > 0 and n > 1:
+        gene_embedding = embedding[0].float().view(n, per_condition, -1).mean(dim=1)
+        alignment = model.contrastive_loss(gene_embedding, batch.changes[index], temperature)
+        loss = loss + contrastive_weight * alignment
+    return loss, squared_error
 
 
 def training_step_loss(
@@ -149,7 +170,7 @@ def training_step_loss(
 ) -> torch.Tensor:
     """The squared error of mean expression for ``conditions``, on CPU (tests, small checks)."""
     batch = DeviceData.build(data, conditions, torch.device("cpu"))
-    picks = rng.integers(0, data.cell_state.shape[0], size=(len(conditions), cells_per_condition))
+    picks = data.draw_controls(conditions, cells_per_condition, rng)
     return batch_loss(model, batch, np.arange(len(conditions)), picks)[1]
 
 
@@ -157,16 +178,19 @@ def validation_loss(model: DyGenePTModule, batch: DeviceData, seed: int) -> floa
     """Mean over validation perturbations of the squared error of mean expression relative to the
     squared size of the observed change (every perturbation counts equally, not the one with the
     largest effect), over a fixed draw of control cells."""
-    n_cells = batch.cell_state.shape[0]
-    picks = np.random.default_rng(seed).choice(
-        n_cells, size=min(n_cells, VALIDATION_CELLS), replace=False
-    )
+    pools = batch.control_pools or [np.arange(batch.cell_state.shape[0])] * len(batch.conditions)
     model.eval()
     with torch.no_grad():
-        losses = [
-            batch_loss(model, batch, np.array([i]), picks[None, :], relative=True)[1].item()
-            for i in range(len(batch.conditions))
-        ]
+        losses = []
+        for i, pool in enumerate(pools):
+            picks = pool[
+                np.random.default_rng(seed).choice(
+                    len(pool), size=min(len(pool), VALIDATION_CELLS), replace=False
+                )
+            ]
+            losses.append(
+                batch_loss(model, batch, np.array([i]), picks[None, :], relative=True)[1].item()
+            )
     model.train()
     return float(np.mean(losses))
 
@@ -234,7 +258,6 @@ def fit(
         state.best_weights = snapshot(model)
         state.history.append({"step": 0, "val_loss": state.best_val})
         log.info("step 0 (the train_mean baseline): val_loss %.5f", state.best_val)
-    n_cells = train_batch.cell_state.shape[0]
     per_step = min(params["conditions_per_step"], len(train_conditions))
     started, first_step = time.perf_counter(), state.step + 1
     model.train()
@@ -244,7 +267,9 @@ def fit(
         rng = np.random.default_rng([params["seed"], step])
         torch.manual_seed(params["seed"] * 1_000_003 + step)
         conditions = rng.choice(len(train_conditions), size=per_step, replace=False)
-        cells = rng.integers(0, n_cells, size=(per_step, params["cells_per_condition"]))
+        cells = data.draw_controls(
+            [train_conditions[i] for i in conditions], params["cells_per_condition"], rng
+        )
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, params)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -255,6 +280,7 @@ def fit(
                 cells,
                 params["entropy_penalty"],
                 params["loss"] == "relative",
+                (params["model"]["contrastive_weight"], params["model"]["contrastive_temperature"]),
             )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -22,10 +22,12 @@ import scipy.sparse as sp
 from ..artifacts import atomic_path, write_json_atomic
 from ..conditions import (
     CONDITION_KEY,
+    CONTEXT_KEY,
     CONTROL,
     CONTROL_KEY,
     canonical_condition,
     condition_genes,
+    context_label,
     unify_gene_order,
 )
 from ..errors import InputError
@@ -197,6 +199,28 @@ def read_conditions(obs: pd.DataFrame, path: str, params: dict) -> pd.Series:
     return conditions
 
 
+def with_contexts(obs: pd.DataFrame, source: pd.DataFrame, path: str, column: str) -> pd.DataFrame:
+    """Each perturbed cell's condition labelled with its context (``A+ctrl|K562``), and the context
+    column; every context needs control cells, since its perturbations are measured against them."""
+    check_columns(source, path, {"split.context_column": column})
+    contexts = source[column].astype(str).to_numpy()
+    controls = obs[CONTROL_KEY].to_numpy()
+    without_controls = sorted(set(contexts) - set(contexts[controls]))
+    if without_controls:
+        raise DatasetError(
+            f"{path}: obs['{column}'] value(s) {without_controls} have no control cells (config "
+            "'dataset.split.context_column'); each context's perturbations are measured against its "
+            "own controls. Fix: leave those contexts out (dataset.filter) or add their control cells."
+        )
+    labels = [
+        condition if is_control else context_label(condition, context)
+        for condition, context, is_control in zip(obs[CONDITION_KEY], contexts, controls)
+    ]
+    return obs.assign(
+        **{CONDITION_KEY: pd.Categorical(labels), CONTEXT_KEY: pd.Categorical(contexts)}
+    )
+
+
 def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
     """Read and validate ``path``; return AnnData in canonical form (see module docstring)."""
     path = str(path)
@@ -231,6 +255,14 @@ def load_dataset(path: str | Path, params: dict) -> ad.AnnData:
     )
     if batch_column:
         obs[BATCH_KEY] = pd.Categorical(adata.obs[batch_column].astype(str).values)
+    if params["split"]["kind"] == "context":
+        if not params["split"]["context_column"]:
+            raise DatasetError(
+                f"{path}: config 'dataset.split.kind' is context but 'dataset.split.context_column' "
+                f"is empty. Fix: name the obs column of each cell's context; columns present: "
+                f"{', '.join(map(str, adata.obs.columns))}."
+            )
+        obs = with_contexts(obs, adata.obs, path, params["split"]["context_column"])
     var = pd.DataFrame({"feature_id": adata.var_names.astype(str)}, index=names)
     result = ad.AnnData(X=matrix, obs=obs, var=var)
     result.uns["expression_in_file"] = expression
@@ -326,19 +358,33 @@ def select_hvg(adata: ad.AnnData, n_top_genes: int, keep: set[str]) -> ad.AnnDat
 
 
 def top_de_genes(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
-    """Top DE genes of every perturbation against control (t-test, ranked by |score|, as GEARS does).
+    """Top DE genes of every perturbation against control (t-test, ranked by |score|, as GEARS does);
+    in data with contexts, against the controls of the perturbation's own context.
 
     A perturbation with a single cell has no variance to test: it gets no DE genes (the card lists it).
     """
+    if CONTEXT_KEY not in adata.obs:
+        return de_against_controls(adata, n_genes)
+    return {
+        label: genes
+        for context in adata.obs[CONTEXT_KEY].cat.categories
+        for label, genes in de_against_controls(
+            adata[(adata.obs[CONTEXT_KEY] == context).to_numpy()], n_genes
+        ).items()
+    }
+
+
+def de_against_controls(adata: ad.AnnData, n_genes: int) -> dict[str, list[str]]:
+    """Top DE genes of every perturbation of ``adata`` against its control cells."""
     import scanpy as sc
 
     sizes = adata.obs[CONDITION_KEY].value_counts()
     groups = [c for c in adata.obs[CONDITION_KEY].cat.categories if c != CONTROL and sizes[c] >= 2]
     if not groups:
         return {}
-    scratch = ad.AnnData(
-        X=adata.X, obs=adata.obs[[CONDITION_KEY]].copy(), var=pd.DataFrame(index=adata.var_names)
-    )
+    obs = adata.obs[[CONDITION_KEY]].copy()
+    obs[CONDITION_KEY] = obs[CONDITION_KEY].cat.remove_unused_categories()
+    scratch = ad.AnnData(X=adata.X, obs=obs, var=pd.DataFrame(index=adata.var_names))
     with warnings.catch_warnings():
         # scanpy builds its result frame column by column; pandas warns about that, not about the data.
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
@@ -419,6 +465,15 @@ def data_card(adata: ad.AnnData, source: str, params: dict, split: Split) -> dic
             **{k: len(v) for k, v in split.test_subgroups.items()},
         },
     }
+    if CONTEXT_KEY in adata.obs:
+        card["contexts"] = {
+            str(context): {
+                "cells": int(len(part)),
+                "control_cells": int(part[CONTROL_KEY].sum()),
+                "perturbations": int(part.loc[~part[CONTROL_KEY], CONDITION_KEY].nunique()),
+            }
+            for context, part in adata.obs.groupby(CONTEXT_KEY, observed=True)
+        }
     if BATCH_KEY in adata.obs:
         controls = adata.obs.loc[adata.obs[CONTROL_KEY], BATCH_KEY].value_counts()
         card["controls_per_batch"] = {

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..artifacts import atomic_path, read_json, write_json_atomic
 from ..baselines import make_baselines
-from ..conditions import condition_genes
+from ..conditions import condition_genes, parse_context_label
 from ..metrics import METRICS, discrimination_scores, perturbation_metrics
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
@@ -40,8 +40,14 @@ class Scorer:
     def __init__(self, data: PerturbationData, test: list[str], train: list[str], de_genes: dict):
         position = {gene: i for i, gene in enumerate(data.gene_names)}
         self.data, self.test = data, test
-        self.control = data.control_mean.astype(np.float64)
-        self.reference = np.mean([data.true_mean(c) for c in train], axis=0)
+        # each test perturbation's controls (its context's, in data split by context) and the
+        # reference of the centred metrics: the training perturbations' mean, around those controls
+        self.control = np.stack([data.control_mean_of(c) for c in test]).astype(np.float64)
+        if data.control_context is None:
+            reference = np.mean([data.true_mean(c) for c in train], axis=0)
+            self.reference = np.broadcast_to(reference, self.control.shape)
+        else:
+            self.reference = self.control + np.mean([data.change(c) for c in train], axis=0)
         self.de_index = {
             c: np.array([position[g] for g in de_genes.get(c, []) if g in position], dtype=int)
             for c in test
@@ -59,7 +65,8 @@ class Scorer:
         true: np.ndarray | None = None,
         control: np.ndarray | None = None,
     ) -> list[dict]:
-        """Rows of per-perturbation metrics; ``true``/``control`` replace the observed means (ceiling)."""
+        """Rows of per-perturbation metrics; ``true``/``control`` (one row per test perturbation)
+        replace the observed means (ceiling)."""
         true = self.true if true is None else true
         control = self.control if control is None else control
         conditions = [c for c in self.test if c in predicted]
@@ -77,7 +84,11 @@ class Scorer:
             {
                 "condition": c,
                 **perturbation_metrics(
-                    predicted[c], true[self.row[c]], control, self.de_index[c], self.reference
+                    predicted[c],
+                    true[self.row[c]],
+                    control[self.row[c]],
+                    self.de_index[c],
+                    self.reference[self.row[c]],
                 ),
                 "discrimination": float(score),
             }
@@ -93,12 +104,14 @@ def noise_ceiling(
     halves, control_halves = half_split_means(h5ad, scorer.test, draws, seed)
     rows, first_draw = [], {}
     for draw in range(draws):
-        control_a, control_b = control_halves[draw]
-        # Deltas from each half's own controls, expressed around the full control mean.
-        predicted = {c: pair[draw][0] - control_a + scorer.control for c, pair in halves.items()}
-        true = scorer.true.copy()
+        # Deltas from each half's own controls (of the perturbation's context), expressed around the
+        # full control mean.
+        predicted, true = {}, scorer.true.copy()
         for c, pair in halves.items():
-            true[scorer.row[c]] = pair[draw][1] - control_b + scorer.control
+            control_a, control_b = control_halves[parse_context_label(c)[1]][draw]
+            control = scorer.control[scorer.row[c]]
+            predicted[c] = pair[draw][0] - control_a + control
+            true[scorer.row[c]] = pair[draw][1] - control_b + control
         rows += [{"seed": draw, **row} for row in scorer.score(predicted, true)]
         if draw == 0:
             first_draw = predicted
@@ -204,8 +217,9 @@ def facet_outputs(model, data: PerturbationData, test: list[str], show: str | No
         return pd.DataFrame(rows), pd.DataFrame()
     chosen = show if show in per_cell else max(per_cell, key=lambda c: per_cell[c].std(0).sum())
     cells = pd.DataFrame(per_cell[chosen], columns=data.facets.facet_ids)
-    cells.insert(0, "cell_state_pc1", cell_state_axis(data.cell_state))
-    cells.insert(0, "cell", data.cells.cell_ids)
+    shown = data.control_rows(chosen)  # the cells the chosen perturbation was predicted on
+    cells.insert(0, "cell_state_pc1", cell_state_axis(data.cell_state)[shown])
+    cells.insert(0, "cell", np.asarray(data.cells.cell_ids)[shown])
     cells.insert(0, "gene", data.facets.symbols[data.facet_rows[chosen][0]])
     cells.insert(0, "condition", chosen)
     return pd.DataFrame(rows), cells
@@ -215,18 +229,19 @@ def de_change_rows(scorer: Scorer, predictions: Predictions) -> pd.DataFrame:
     """Observed and predicted (mean over seeds) change from control on each test perturbation's DE genes."""
     rows = []
     for condition in scorer.test:
+        row = scorer.row[condition]
         for rank, gene in enumerate(scorer.de_index[condition]):
-            row = {
+            entry = {
                 "condition": condition,
                 "gene": scorer.data.gene_names[gene],
                 "rank": rank,
-                "observed": float(scorer.true[scorer.row[condition], gene] - scorer.control[gene]),
+                "observed": float(scorer.true[row, gene] - scorer.control[row, gene]),
             }
             for method, seeds in predictions.items():
                 values = [by[condition][gene] for by in seeds.values() if condition in by]
                 if values:
-                    row[method] = float(np.mean(values) - scorer.control[gene])
-            rows.append(row)
+                    entry[method] = float(np.mean(values) - scorer.control[row, gene])
+            rows.append(entry)
     return pd.DataFrame(rows)
 
 

@@ -27,7 +27,7 @@ TABLE_METRICS = [
 ]
 BAR_METRICS = ["pearson_delta", "pearson_delta_centred", "discrimination"]
 CEILING = "noise_ceiling"
-BASELINE_ORDER = ["no_change", "train_mean", "additive", "linear", "knn"]
+BASELINE_ORDER = ["no_change", "train_mean", "additive", "linear", "knn", "other_contexts"]
 FIGURES = {
     "bars": "metric_bars.png",
     "de_changes": "de_changes.png",
