@@ -172,6 +172,15 @@ def screen_genes_of(pattern):
     return expand(pattern, gene_set=SCREEN_GENE_SET)[0]
 
 
+def model_chain_first(wildcards):
+    """The screen's facets wait for the model's facet tensor, so that the genes the two sets share come
+    from the caches the model's chain filled: a fresh run computes each gene's facets and vectors once,
+    in the same batches whatever the scheduling, and the model's tensor never depends on the screen."""
+    if wildcards.gene_set != SCREEN_GENE_SET:
+        return {}
+    return {"after": model_genes(rules.facet_embed.output.tensor)}
+
+
 def genes_params(gene_set):
     """The genes section; for the screen's set, with the genes the screen asks for (they must map)."""
     screen = screen_genes() if gene_set == SCREEN_GENE_SET else []
@@ -227,9 +236,13 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+# Inputs a rule waits for but its stage never reads: its code, and `after` (an ordering between rules).
+NOT_READ = {"code", "after"}
+
+
 def io_args(input, output):
-    """`--in name=path ... --out name=path ...` for every named input and output but the stage's code."""
-    pairs = [("--in", name, path) for name, path in input.items() if name != "code"]
+    """`--in name=path ... --out name=path ...` for every named input and output the stage reads."""
+    pairs = [("--in", name, path) for name, path in input.items() if name not in NOT_READ]
     pairs += [("--out", name, path) for name, path in output.items()]
     return " ".join(
         f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs
