@@ -16,6 +16,12 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    gene_set=GENE_SET_PATTERN,
+
+
 include: "rules/annotations.smk"
 include: "rules/data.smk"
 include: "rules/genes.smk"

@@ -156,10 +156,7 @@ def screen_request_file(wildcards):
 # changes the model's files, so asking for one more gene retrains nothing; the per-gene caches of the
 # stages compute only the genes the model's set does not have.
 MODEL_GENE_SET, SCREEN_GENE_SET = "", "screen/"
-
-
-wildcard_constraints:
-    gene_set="(screen/)?",
+GENE_SET_PATTERN = "(screen/)?"  # the Snakefile's wildcard constraint
 
 
 def model_genes(pattern):
@@ -172,9 +169,23 @@ def screen_genes_of(pattern):
     return expand(pattern, gene_set=SCREEN_GENE_SET)[0]
 
 
+def model_chain_first(wildcards):
+    """The screen's facets wait for the model's facet tensor, so that the genes the two sets share come
+    from the caches the model's chain filled: a fresh run computes each gene's facets and vectors once,
+    in the same batches whatever the scheduling, and the model's tensor never depends on the screen.
+    """
+    if wildcards.gene_set != SCREEN_GENE_SET:
+        return {}
+    return {"after": model_genes(rules.facet_embed.output.tensor)}
+
+
+# Read while the workflow is parsed, so that a malformed entry stops the run before any job.
+SCREEN_GENES = screen_genes()
+
+
 def genes_params(gene_set):
     """The genes section; for the screen's set, with the genes the screen asks for (they must map)."""
-    screen = screen_genes() if gene_set == SCREEN_GENE_SET else []
+    screen = SCREEN_GENES if gene_set == SCREEN_GENE_SET else []
     return {**config["genes"], "screen": screen}
 
 
@@ -227,9 +238,15 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+# Inputs a job waits for but its stage never reads (its code; `after`, an ordering of jobs).
+NOT_READ = {"code", "after"}
+
+
 def io_args(input, output):
-    """`--in name=path ... --out name=path ...` for every named input and output but the stage's code."""
-    pairs = [("--in", name, path) for name, path in input.items() if name != "code"]
+    """`--in name=path ... --out name=path ...` for every named input and output the stage reads."""
+    pairs = [
+        ("--in", name, path) for name, path in input.items() if name not in NOT_READ
+    ]
     pairs += [("--out", name, path) for name, path in output.items()]
     return " ".join(
         f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs

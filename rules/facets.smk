@@ -6,6 +6,7 @@
 rule facets_llm:
     input:
         unpack(chat_template_input),
+        unpack(model_chain_first),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
         prompt_system=config["facets"]["llm"]["prompts"]["system"],
@@ -37,6 +38,7 @@ rule facets_llm:
 rule facets:
     input:
         unpack(facets_llm_inputs),
+        unpack(model_chain_first),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
         org_db=annotation_db("org_hs_eg"),
