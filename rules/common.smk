@@ -159,12 +159,12 @@ MODEL_GENE_SET, SCREEN_GENE_SET = "", "screen/"
 GENE_SET_PATTERN = "(screen/)?"  # the Snakefile's wildcard constraint
 
 
-def model_genes(pattern):
+def in_model_set(pattern):
     """A chain rule's output for the model's gene set."""
     return expand(pattern, gene_set=MODEL_GENE_SET)[0]
 
 
-def screen_genes_of(pattern):
+def in_screen_set(pattern):
     """A chain rule's output for the screen's gene set."""
     return expand(pattern, gene_set=SCREEN_GENE_SET)[0]
 
@@ -176,7 +176,7 @@ def model_chain_first(wildcards):
     """
     if wildcards.gene_set != SCREEN_GENE_SET:
         return {}
-    return {"after": model_genes(rules.facet_embed.output.tensor)}
+    return {"after": in_model_set(rules.facet_embed.output.tensor)}
 
 
 # Read while the workflow is parsed, so that a malformed entry stops the run before any job.

@@ -6,8 +6,8 @@ rule train:
     input:
         h5ad=rules.dataset.output.h5ad,
         split=rules.dataset.output.split,
-        genes=model_genes(rules.genes.output.genes),
-        facet_tensor=model_genes(rules.facet_embed.output.tensor),
+        genes=in_model_set(rules.genes.output.genes),
+        facet_tensor=in_model_set(rules.facet_embed.output.tensor),
         cell_embedding=rules.cells.output.embeddings,
         code=stage_code("train"),
     output:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import anndata as ad
@@ -41,9 +42,9 @@ class PerturbationData:
     control_context: np.ndarray | None = None
     _context_means: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def control_mean(self) -> np.ndarray:
-        """The mean of every control cell (of every context)."""
+        """The mean of every control cell (of every context); computed once."""
         return self.control_expression.mean(axis=0)
 
     def control_rows(self, condition: str) -> np.ndarray:
