@@ -159,14 +159,17 @@ MODEL_GENE_SET, SCREEN_GENE_SET = "", "screen/"
 GENE_SET_PATTERN = "(screen/)?"  # the Snakefile's wildcard constraint
 
 
+def in_gene_set(pattern, gene_set):
+    """A chain rule's output for one gene set."""
+    return expand(pattern, gene_set=gene_set)[0]
+
+
 def in_model_set(pattern):
-    """A chain rule's output for the model's gene set."""
-    return expand(pattern, gene_set=MODEL_GENE_SET)[0]
+    return in_gene_set(pattern, MODEL_GENE_SET)
 
 
 def in_screen_set(pattern):
-    """A chain rule's output for the screen's gene set."""
-    return expand(pattern, gene_set=SCREEN_GENE_SET)[0]
+    return in_gene_set(pattern, SCREEN_GENE_SET)
 
 
 def model_chain_first(wildcards):
@@ -307,8 +310,8 @@ def facets_llm_inputs(wildcards):
         return {}
     outputs = rules.facets_llm.output
     return {
-        "llm_records": expand(outputs.records, gene_set=wildcards.gene_set)[0],
-        "llm_guard": expand(outputs.guard, gene_set=wildcards.gene_set)[0],
+        "llm_records": in_gene_set(outputs.records, wildcards.gene_set),
+        "llm_guard": in_gene_set(outputs.guard, wildcards.gene_set),
     }
 
 
