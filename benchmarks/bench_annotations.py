@@ -1,6 +1,6 @@
 """annotations: GO annotations per second read from org.Hs.eg.db (the query every knowledge stage makes)."""
 
-from dygenept import annotation_db
+from dygenept.data import annotation_db
 
 from _common import GO_DB, ORG_DB, parse_args, report, require, timed
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from dygenept.data.symbols import SymbolIndex
 from dygenept.stages.dataset import run
-from dygenept.symbols import SymbolIndex
 
 from _common import (
     DEMO_DATASET_PARAMS,

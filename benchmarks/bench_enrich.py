@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dygenept import annotation_db
+from dygenept.data import annotation_db
+from dygenept.data.symbols import SymbolIndex
 from dygenept.stages.enrich import AnnotationMatrix
 from dygenept.stages.fetch_string import entrez_edges, protein_to_entrez
-from dygenept.symbols import SymbolIndex
 
 from _common import GO_DB, ORG_DB, parse_args, report, require, timed
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dygenept import annotation_db
 from dygenept.config_defaults import merged, section_defaults
+from dygenept.data import annotation_db
 from dygenept.facet_backends.base import GeneText, read_gene_texts
 from dygenept.facet_backends.cached import generate_cached
+from dygenept.facet_backends.coverage import coverage_report
 from dygenept.facet_backends.extractive import ExtractiveBackend, Thresholds
 from dygenept.facet_backends.go_rules import GoRulesBackend
-from dygenept.facet_coverage import coverage_report
 from dygenept.formats.facet_spec import load_facet_specs
-from dygenept.keyed_store import KeyedStore
+from dygenept.io.keyed_store import KeyedStore
 from dygenept.stages import knowledge
 
 from _common import DEMO_OUT, GO_DB, ORG_DB, ROOT, report, require, timed

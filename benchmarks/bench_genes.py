@@ -1,7 +1,7 @@
 """genes: gene names mapped to Entrez ids per second (index build timed separately)."""
 
+from dygenept.data.symbols import SymbolIndex
 from dygenept.stages.genes import map_universe
-from dygenept.symbols import SymbolIndex
 
 from _common import ORG_DB, ROOT, parse_args, report, require, timed
 

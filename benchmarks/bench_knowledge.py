@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dygenept import annotation_db
+from dygenept.data import annotation_db
 from dygenept.stages.knowledge import run
 
 from _common import GO_DB, ORG_DB, parse_args, report, require, timed

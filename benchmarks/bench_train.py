@@ -2,10 +2,10 @@
 
 import torch
 
+from dygenept.data.perturbations import load_perturbation_data
 from dygenept.model.inference import predict_condition
 from dygenept.model.network import trainable_parameters
 from dygenept.model.training import build_model, fit
-from dygenept.perturbations import load_perturbation_data
 
 from _common import DEMO_OUT, parse_args, report, require, timed
 

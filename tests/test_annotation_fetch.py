@@ -9,9 +9,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept import annotation_db
-from dygenept.artifacts import sha256_file
+from dygenept.data import annotation_db
 from dygenept.errors import InputError
+from dygenept.io.artifacts import sha256_file
 from dygenept.stages.fetch_annotations import (
     GO_DB,
     ORG_HS_EG,

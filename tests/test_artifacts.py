@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from dygenept import cli
-from dygenept.artifacts import (
+from dygenept.data.conditions import CONDITION_KEY
+from dygenept.io.artifacts import (
     atomic_path,
     build_provenance,
     canonical_json,
@@ -20,7 +21,6 @@ from dygenept.artifacts import (
     sha256_text,
     write_json_atomic,
 )
-from dygenept.conditions import CONDITION_KEY
 from dygenept.stages.dataset import load_dataset
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, section_params

@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 
-from dygenept.baselines import additive, knn, linear, make_baselines, no_change, train_mean
+from dygenept.data.perturbations import PerturbationData
+from dygenept.evaluation.baselines import (
+    additive,
+    knn,
+    linear,
+    make_baselines,
+    no_change,
+    train_mean,
+)
 from dygenept.formats.cell_embedding import CellEmbedding
 from dygenept.formats.facet_tensor import FacetTensor
-from dygenept.perturbations import PerturbationData
 
 CONTROL = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0]], dtype=np.float32)  # mean (2, 2, 0)
 D_A = np.array([1.0, 0.0, -1.0])

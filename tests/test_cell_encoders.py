@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from dygenept.arrays import dense
 from dygenept.cell_encoders import scgpt
 from dygenept.cell_encoders.pca import pca_embed
-from dygenept.conditions import CONTROL_KEY
+from dygenept.data.arrays import dense
+from dygenept.data.conditions import CONTROL_KEY
 from dygenept.errors import InputError
 from dygenept.formats.cell_embedding import load_cell_embedding
 from dygenept.stages import cells, dataset

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from dygenept import cli
-from dygenept.artifacts import atomic_path, build_provenance, sha256_file
 from dygenept.formats.facet_spec import FacetSpecError, load_facet_specs
+from dygenept.io.artifacts import atomic_path, build_provenance, sha256_file
 from dygenept.stages.dataset import load_dataset
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, section_params

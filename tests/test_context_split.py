@@ -6,14 +6,14 @@ import anndata as ad
 import numpy as np
 import pytest
 
-from dygenept.arrays import dense
-from dygenept.baselines import no_change, other_contexts
-from dygenept.conditions import context_label, parse_context_label
+from dygenept.data.arrays import dense
+from dygenept.data.conditions import context_label, parse_context_label
+from dygenept.data.perturbations import PerturbationData
+from dygenept.data.splits import context_pairs, context_split, context_splits
 from dygenept.errors import InputError
+from dygenept.evaluation.baselines import no_change, other_contexts
 from dygenept.formats.cell_embedding import CellEmbedding
 from dygenept.formats.facet_tensor import FacetTensor
-from dygenept.perturbations import PerturbationData
-from dygenept.splits import context_pairs, context_split, context_splits
 
 from conftest import ROOT
 

@@ -16,11 +16,11 @@ import pytest
 import scipy.sparse as sp
 
 from dygenept import cli
-from dygenept.conditions import CONDITION_KEY, condition_genes
-from dygenept.http import DownloadError, parse_checksum
-from dygenept.splits import gears_list_split, make_split, split_from_file, subgroups_by_seen
+from dygenept.data.conditions import CONDITION_KEY, condition_genes
+from dygenept.data.splits import gears_list_split, make_split, split_from_file, subgroups_by_seen
+from dygenept.data.symbols import SymbolIndex
+from dygenept.io.http import DownloadError, parse_checksum
 from dygenept.stages import dataset, fetch_dataset
-from dygenept.symbols import SymbolIndex
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, dataset_params
 from loopback import FileServer

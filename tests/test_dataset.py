@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from dygenept.conditions import CONDITION_KEY, CONTROL_KEY, canonical_condition, condition_genes
-from dygenept.splits import SUBGROUPS, simulation_split
+from dygenept.data.conditions import (
+    CONDITION_KEY,
+    CONTROL_KEY,
+    canonical_condition,
+    condition_genes,
+)
+from dygenept.data.splits import SUBGROUPS, simulation_split
 from dygenept.stages.dataset import DatasetError, data_card, load_dataset, top_de_genes
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, dataset_params

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from dygenept import annotation_db
 from dygenept.config_defaults import merged, section_defaults
+from dygenept.data import annotation_db
 from dygenept.facet_backends import BACKENDS
 from dygenept.facet_backends.base import FacetSet, GeneText, read_gene_texts
+from dygenept.facet_backends.coverage import coverage_report
 from dygenept.facet_backends.extractive import (
     ExtractiveBackend,
     TermIndex,
@@ -23,11 +24,10 @@ from dygenept.facet_backends.extractive import (
     prose_facets,
 )
 from dygenept.facet_backends.go_rules import GoRulesBackend
-from dygenept.facet_coverage import coverage_report
 from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.stages import facets as facets_stage
 from dygenept.stages import knowledge
-from dygenept.text_cleaning import clean_sentences
+from dygenept.text.cleaning import clean_sentences
 
 from conftest import ROOT
 

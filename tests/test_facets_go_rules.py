@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dygenept import annotation_db
+from dygenept.data import annotation_db
 from dygenept.facet_backends.base import GeneText
 from dygenept.facet_backends.go_rules import (
     GoRulesBackend,
@@ -141,7 +141,7 @@ class RecordingBackend:
 
 def test_the_facet_cache_computes_only_genes_it_has_not_seen(org_db, go_db, tmp_path):
     from dygenept.facet_backends.cached import generate_cached
-    from dygenept.keyed_store import KeyedStore
+    from dygenept.io.keyed_store import KeyedStore
 
     specs = load_facet_specs(FACETS_YAML)
     records = {r.symbol: r for r in annotation_db.gene_records(org_db).values()}

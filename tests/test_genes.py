@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
+from dygenept.data.symbols import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
 from dygenept.stages.genes import map_universe, perturbed_genes
-from dygenept.symbols import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
 
 from conftest import ROOT
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dygenept import annotation_db
-from dygenept.annotation_db import GoTerm
+from dygenept.data import annotation_db
+from dygenept.data.annotation_db import GoTerm
 from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText
 from dygenept.facet_backends.go_rules import (
     GoRulesBackend,

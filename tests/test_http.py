@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dygenept.http import (
+from dygenept.io.http import (
     DownloadError,
     FetchError,
     HttpClient,

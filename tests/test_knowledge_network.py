@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 
 from dygenept.config_defaults import merged, section_defaults
-from dygenept.gene_cache import CACHE_FILE, GeneCache
-from dygenept.http import FetchError
+from dygenept.io.http import FetchError
 from dygenept.stages import knowledge
-from dygenept.text_sources import cache_key
-from dygenept.text_sources.entrez import EntrezSource
-from dygenept.text_sources.mygene import MyGeneSource
+from dygenept.text.sources import cache_key
+from dygenept.text.sources.entrez import EntrezSource
+from dygenept.text.sources.gene_cache import CACHE_FILE, GeneCache
+from dygenept.text.sources.mygene import MyGeneSource
 
 from conftest import ROOT
 from fake_apis import FakeApis, load_records

@@ -69,7 +69,7 @@ def test_sources_merge_without_repeating_a_sentence():
 
 
 def test_network_text_becomes_cleaned_sentences_that_keep_their_record():
-    from dygenept.text_sources import RawText
+    from dygenept.text.sources import RawText
 
     raw = {
         "7157": [

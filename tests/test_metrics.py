@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dygenept.metrics import (
+from dygenept.evaluation.metrics import (
     centred_pearson,
     de_overlap,
     discrimination_scores,
@@ -269,7 +269,7 @@ def test_metrics_agree_with_cell_eval():
 def test_summary_is_the_mean_over_perturbations_then_mean_and_sd_over_seeds():
     import pandas as pd
 
-    from dygenept.metrics import METRICS
+    from dygenept.evaluation.metrics import METRICS
     from dygenept.stages.evaluate import fraction_of_ceiling, summarise
 
     rows = []

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dygenept.baselines import train_mean
+from dygenept.data.perturbations import PerturbationData
+from dygenept.evaluation.baselines import train_mean
 from dygenept.formats.cell_embedding import CellEmbedding
 from dygenept.formats.facet_tensor import FacetTensor
 from dygenept.model.checkpoint import load_checkpoint, save_checkpoint
@@ -21,7 +22,6 @@ from dygenept.model.training import (
     mean_shift,
     training_step_loss,
 )
-from dygenept.perturbations import PerturbationData
 
 K, D, CELL, GENES = 8, 12, 6, 20
 

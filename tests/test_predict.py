@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dygenept.data.screen_requests import parse_requests, read_request_file, requested_genes
+from dygenept.data.symbols import UnmappedGenesError
 from dygenept.errors import InputError
-from dygenept.screen import effect_size, nearest, top_changes, top_facets
-from dygenept.screen_requests import parse_requests, read_request_file, requested_genes
+from dygenept.evaluation.screen import effect_size, nearest, top_changes, top_facets
 from dygenept.stages.genes import run as genes_run
-from dygenept.symbols import UnmappedGenesError
 
 from conftest import DEMO_H5AD, ROOT, section_params
 

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from dygenept.conditions import condition_genes
-from dygenept.splits import SUBGROUPS, label_subgroups, simulation_split
+from dygenept.data.conditions import condition_genes
+from dygenept.data.splits import SUBGROUPS, label_subgroups, simulation_split
 
 
 def published(shared_data, name: str) -> dict:

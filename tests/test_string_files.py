@@ -12,7 +12,7 @@ import pytest
 
 from dygenept.config_defaults import merged, section_defaults
 from dygenept.errors import InputError
-from dygenept.http import DownloadError
+from dygenept.io.http import DownloadError
 from dygenept.stages import enrich, fetch_string, knowledge
 
 from conftest import DEMO_DATASET_PARAMS, DEMO_H5AD, ROOT, section_params
@@ -153,9 +153,9 @@ def test_the_seven_thin_norman_genes_get_neighbour_text_or_a_reason(
 ):
     """RefSeq table + STRING enrichment on the demo's 31 genes: the 7 without a RefSeq summary (CNN1, IER5L,
     MAP3K21, MIDN, SAMD1, SLC38A2, ZBTB10) each get a neighbour paragraph, or the report says why not."""
+    from dygenept.data.symbols import SymbolIndex
     from dygenept.stages.dataset import load_dataset
     from dygenept.stages.genes import map_universe, perturbed_genes
-    from dygenept.symbols import SymbolIndex
 
     names = perturbed_genes(
         load_dataset(DEMO_H5AD, DEMO_DATASET_PARAMS).obs["condition"].astype(str)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dygenept.text_cleaning import (
+from dygenept.text.cleaning import (
     clean_sentences,
     is_method_noise,
     microbial_infection,

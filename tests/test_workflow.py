@@ -151,9 +151,9 @@ def planned_after_editing(project: Path, edited: str) -> set[str]:
         ("resources/facets.yaml", DOWNSTREAM_OF_FACETS),
         ("workflow/dygenept/facet_backends/go_rules.py", DOWNSTREAM_OF_FACETS),
         # the module that builds the training targets: imported by training, evaluation and the screen only
-        ("workflow/dygenept/perturbations.py", {"train", "evaluate", "predict", "report", "all"}),
+        ("workflow/dygenept/data/perturbations.py", {"train", "evaluate", "predict", "report", "all"}),
         # the HTTP layer: the network stage and what depends on it, never the data or cell stages
-        ("workflow/dygenept/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
+        ("workflow/dygenept/io/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
         (
             "workflow/dygenept/formats/cell_embedding.py",
             {"cells", "train", "evaluate", "predict", "report", "all"},
@@ -176,7 +176,7 @@ def test_provenance_records_every_source_file_the_stage_ran(demo_run):
     code = record["details"]["code"]
     assert {
         "dygenept/stages/train.py",
-        "dygenept/perturbations.py",
+        "dygenept/data/perturbations.py",
         "dygenept/model/network.py",
     } <= set(code)
     assert not any("stages/evaluate" in path or "http.py" in path for path in code)

@@ -15,15 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from .artifacts import (
+from .errors import InputError
+from .import_graph import PACKAGE_DIR, code_files, stage_module, stage_names, stage_summary
+from .io.artifacts import (
     build_provenance,
     canonical_json,
     sha256_file,
     sha256_text,
     write_provenance,
 )
-from .errors import InputError
-from .import_graph import PACKAGE_DIR, code_files, stage_module, stage_names, stage_summary
 
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:

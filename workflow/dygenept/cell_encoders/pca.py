@@ -11,7 +11,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 
-from ..arrays import dense
+from ..data.arrays import dense
 from ..formats.cell_embedding import CellEmbedding
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 
-from ..arrays import dense
+from ..data.arrays import dense
 from ..devices import autocast, resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding

@@ -14,7 +14,7 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
-from ..arrays import dense
+from ..data.arrays import dense
 from ..devices import resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..formats.facet_spec import FacetSpec
-from ..keyed_store import KeyedStore, item_key
+from ..io.keyed_store import KeyedStore, item_key
 from .base import FacetBackend, FacetSet, GeneText
 
 GENES_PER_BATCH = 2000  # each batch is committed to the cache as it finishes

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import annotation_db
+from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
 from ..sources import SOURCE_LABELS
 from ..text_encoders import TextEncoder

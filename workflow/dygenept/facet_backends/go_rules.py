@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import annotation_db
+from ..data import annotation_db
 from ..errors import InputError
 from ..formats.facet_spec import FacetSpec
 from .base import FacetSet, GeneText

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .. import annotation_db
+from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
 from .base import NONE_MARKER, FacetSet, GeneText
 

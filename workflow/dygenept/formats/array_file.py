@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, safe_open, save_file
 
-from ..artifacts import atomic_path, canonical_json
+from ..io.artifacts import atomic_path, canonical_json
 
 METADATA_KEY = "dygenept"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..artifacts import atomic_path, read_json, write_json_atomic
+from ..io.artifacts import atomic_path, read_json, write_json_atomic
 from .network import DyGenePTModule, ModelConfig
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..perturbations import PerturbationData
+from ..data.perturbations import PerturbationData
 from .network import DyGenePTModule
 
 

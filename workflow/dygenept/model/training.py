@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..perturbations import PerturbationData
+from ..data.perturbations import PerturbationData
 from .checkpoint import load_training_state, save_training_state
 from .network import DyGenePTModule, ModelConfig
 

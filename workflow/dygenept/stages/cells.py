@@ -13,7 +13,7 @@ from pathlib import Path
 import anndata as ad
 
 from ..cell_encoders import CELL_ENCODERS
-from ..conditions import CONTROL_KEY
+from ..data.conditions import CONTROL_KEY
 from ..errors import InputError
 from ..formats.cell_embedding import save_cell_embedding
 

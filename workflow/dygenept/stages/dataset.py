@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..artifacts import atomic_path, write_json_atomic
-from ..conditions import (
+from ..data.conditions import (
     CONDITION_KEY,
     CONTEXT_KEY,
     CONTROL,
@@ -30,9 +29,10 @@ from ..conditions import (
     context_label,
     unify_gene_order,
 )
+from ..data.splits import Split, make_split
+from ..data.symbols import SymbolIndex, map_symbol
 from ..errors import InputError
-from ..splits import Split, make_split
-from ..symbols import SymbolIndex, map_symbol
+from ..io.artifacts import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .. import annotation_db
-from ..artifacts import atomic_path, write_json_atomic
+from ..data import annotation_db
 from ..errors import InputError
 from ..formats.gene_text import read_refseq_table
+from ..io.artifacts import atomic_path, write_json_atomic
 from ..sources import PROSE_LABELS, lowest_string_score
-from ..text_cleaning import clean_sentences
+from ..text.cleaning import clean_sentences
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The evaluate stage: every trained variant and seed and every baseline on the held-out perturbations, in
-one table, beside the data's own noise ceiling (metric definitions: ``dygenept.metrics``)."""
+one table, beside the data's own noise ceiling (metric definitions: ``dygenept.evaluation.metrics``)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..artifacts import atomic_path, read_json, write_json_atomic
-from ..baselines import make_baselines
-from ..conditions import condition_genes, parse_context_label
-from ..metrics import METRICS, discrimination_scores, perturbation_metrics
+from ..data.conditions import condition_genes, parse_context_label
+from ..data.perturbations import PerturbationData, half_split_means, load_perturbation_data
+from ..evaluation.baselines import make_baselines
+from ..evaluation.metrics import METRICS, discrimination_scores, perturbation_metrics
+from ..io.artifacts import atomic_path, read_json, write_json_atomic
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
-from ..perturbations import PerturbationData, half_split_means, load_perturbation_data
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..formats.facet_tensor import FacetTensor, save_facet_tensor
-from ..keyed_store import KeyedStore, context_digest, item_key, without_locations
+from ..io.keyed_store import KeyedStore, context_digest, item_key, without_locations
 from ..text_encoders import TextEncoder
 
 VectorSource = Callable[[list[str]], Iterator[tuple[list[str], np.ndarray]]]

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import atomic_path, read_json, sha256_file, write_json_atomic
 from ..facet_backends import guard, make_backend
 from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
 from ..facet_backends.cached import generate_cached
-from ..facet_coverage import coverage_report
+from ..facet_backends.coverage import coverage_report
 from ..formats.facet_spec import FacetSpec, load_facet_specs
-from ..keyed_store import KeyedStore, context_digest, without_locations
+from ..io.artifacts import atomic_path, read_json, sha256_file, write_json_atomic
+from ..io.keyed_store import KeyedStore, context_digest, without_locations
 
 log = logging.getLogger(__name__)
 

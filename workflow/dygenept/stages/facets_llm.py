@@ -14,7 +14,6 @@ import logging
 import time
 from pathlib import Path
 
-from ..artifacts import atomic_path, write_json_atomic
 from ..errors import InputError
 from ..facet_backends import guard
 from ..facet_backends.base import read_gene_texts
@@ -23,6 +22,7 @@ from ..facet_backends.llm.engines import make_engine
 from ..facet_backends.llm.prompts import answer_schema, load_templates
 from ..facet_backends.llm.runner import run_genes
 from ..formats.facet_spec import load_facet_specs
+from ..io.artifacts import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..annotation_db import read_metadata, table_names
-from ..artifacts import atomic_path, sha256_file
+from ..data.annotation_db import read_metadata, table_names
 from ..errors import InputError
-from ..http import RetryPolicy, download
+from ..io.artifacts import atomic_path, sha256_file
+from ..io.http import RetryPolicy, download
 
 log = logging.getLogger(__name__)
 

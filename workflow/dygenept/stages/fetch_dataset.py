@@ -14,9 +14,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from ..artifacts import atomic_path
 from ..errors import InputError
-from ..http import RetryPolicy, download_first, verify_checksum
+from ..io.artifacts import atomic_path
+from ..io.http import RetryPolicy, download_first, verify_checksum
 
 log = logging.getLogger(__name__)
 

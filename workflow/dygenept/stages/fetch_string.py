@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..artifacts import atomic_path
+from ..data.symbols import SymbolIndex, map_symbol
 from ..errors import InputError
-from ..http import RetryPolicy, download_first, verify_checksum
-from ..symbols import SymbolIndex, map_symbol
+from ..io.artifacts import atomic_path
+from ..io.http import RetryPolicy, download_first, verify_checksum
 
 log = logging.getLogger(__name__)
 

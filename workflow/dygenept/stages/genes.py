@@ -15,10 +15,10 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from ..artifacts import atomic_path
-from ..conditions import CONDITION_KEY, condition_genes
+from ..data.conditions import CONDITION_KEY, condition_genes
+from ..data.symbols import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
 from ..formats.gene_table import GENES_COLUMNS
-from ..symbols import SymbolIndex, UnmappedGenesError, describe_unmapped, map_symbol
+from ..io.artifacts import atomic_path
 
 log = logging.getLogger(__name__)
 

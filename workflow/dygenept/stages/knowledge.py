@@ -23,19 +23,19 @@ from typing import Any
 
 import pandas as pd
 
-from .. import annotation_db
-from ..artifacts import atomic_path, write_json_atomic
+from ..data import annotation_db
 from ..errors import InputError
 from ..formats.gene_table import read_genes
 from ..formats.gene_text import Sentence, read_refseq_table
-from ..gene_cache import GeneCache
-from ..http import FetchError, HttpClient, RetryPolicy
+from ..io.artifacts import atomic_path, write_json_atomic
+from ..io.http import FetchError, HttpClient, RetryPolicy
 from ..sources import SOURCE_LABELS
-from ..text_cleaning import clean_sentences
-from ..text_sources import Failure, HttpSettings, RawText, SourceResult, TextSource, fetch_texts
-from ..text_sources.entrez import EntrezSource
-from ..text_sources.mygene import MyGeneSource
-from ..text_sources.uniprot import UniProtSource
+from ..text.cleaning import clean_sentences
+from ..text.sources import Failure, HttpSettings, RawText, SourceResult, TextSource, fetch_texts
+from ..text.sources.entrez import EntrezSource
+from ..text.sources.gene_cache import GeneCache
+from ..text.sources.mygene import MyGeneSource
+from ..text.sources.uniprot import UniProtSource
 
 log = logging.getLogger(__name__)
 

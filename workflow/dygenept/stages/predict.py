@@ -19,7 +19,15 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ..artifacts import (
+from ..data.conditions import condition_genes
+from ..data.perturbations import PerturbationData, load_perturbation_data
+from ..data.screen_requests import Request, parse_requests, read_request_file
+from ..errors import InputError
+from ..evaluation.baselines import mean_facet_features
+from ..evaluation.screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
+from ..formats.facet_tensor import load_facet_tensor, with_genes_of
+from ..formats.gene_table import read_genes
+from ..io.artifacts import (
     atomic_path,
     canonical_json,
     read_json,
@@ -28,16 +36,8 @@ from ..artifacts import (
     write_json_atomic,
     write_text_atomic,
 )
-from ..baselines import mean_facet_features
-from ..conditions import condition_genes
-from ..errors import InputError
-from ..formats.facet_tensor import load_facet_tensor, with_genes_of
-from ..formats.gene_table import read_genes
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
-from ..perturbations import PerturbationData, load_perturbation_data
-from ..screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
-from ..screen_requests import Request, parse_requests, read_request_file
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..artifacts import atomic_path, read_json, write_text_atomic
 from ..formats.facet_spec import load_facet_specs
+from ..io.artifacts import atomic_path, read_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 

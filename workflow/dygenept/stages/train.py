@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import read_json
+from ..data.perturbations import load_perturbation_data
 from ..errors import InputError
+from ..io.artifacts import read_json
 from ..model.checkpoint import remove_training_state, save_checkpoint
 from ..model.network import trainable_parameters
 from ..model.training import build_model, fit
-from ..perturbations import load_perturbation_data
 
 log = logging.getLogger(__name__)
 

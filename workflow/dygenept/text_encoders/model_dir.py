@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import sha256_file
 from ..errors import InputError
+from ..io.artifacts import sha256_file
 
 log = logging.getLogger(__name__)
 

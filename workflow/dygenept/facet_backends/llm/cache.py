@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...artifacts import canonical_json, sha256_text
+from ...io.artifacts import canonical_json, sha256_text
 
 
 def cache_key(identity: dict, messages: list[dict[str, str]], sampling: dict, schema: dict) -> str:

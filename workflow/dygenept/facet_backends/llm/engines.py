@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ...errors import InputError
-from ...http import (
+from ...io.http import (
     FetchError,
     HttpClient,
     RetryPolicy,

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...artifacts import read_json
 from ...errors import InputError
 from ...formats.facet_spec import FacetSpec
+from ...io.artifacts import read_json
 from ..base import NONE_MARKER, FacetSet, GeneText
 
 FAILURE_EVIDENCE = "llm_failure"

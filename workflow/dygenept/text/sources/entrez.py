@@ -21,8 +21,8 @@ from xml.parsers.expat import ExpatError
 import requests
 from Bio import Entrez
 
-from ..http import HttpClient, TransientError
-from ..sources import SOURCE_LABELS
+from ...io.http import HttpClient, TransientError
+from ...sources import SOURCE_LABELS
 from . import RawText, source_settings
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..formats.cell_embedding import CellEmbedding, load_cell_embedding
+from ..formats.facet_tensor import FacetTensor, load_facet_tensor
+from ..formats.gene_table import read_genes
 from .arrays import dense
 from .conditions import (
     CONDITION_KEY,
@@ -20,9 +23,6 @@ from .conditions import (
     condition_genes,
     parse_context_label,
 )
-from .formats.cell_embedding import CellEmbedding, load_cell_embedding
-from .formats.facet_tensor import FacetTensor, load_facet_tensor
-from .formats.gene_table import read_genes
 
 MAX_GENES_PER_PERTURBATION = 2
 

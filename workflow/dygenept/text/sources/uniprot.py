@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import requests
 
-from ..http import HttpClient, TransientError
-from ..sources import SOURCE_LABELS
+from ...io.http import HttpClient, TransientError
+from ...sources import SOURCE_LABELS
 from . import RawText, source_settings
 
 FIELDS = "accession,gene_primary,xref_geneid,cc_function"

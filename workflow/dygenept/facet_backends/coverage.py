@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .facet_backends.base import FacetSet
+from .base import FacetSet
 
 
 def coverage_report(

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from . import __version__
+from .. import __version__
+from ..errors import InputError
 from .artifacts import atomic_path, sha256_file
-from .errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .conditions import (
     CONTROL,
     condition_genes,
@@ -26,7 +27,6 @@ from .conditions import (
     is_single,
     parse_context_label,
 )
-from .errors import InputError
 
 SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
 KINDS = ("simulation", "single", "combo", "file", "context")

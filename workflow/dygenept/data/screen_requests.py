@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
 from .conditions import CONTROL
-from .errors import InputError
 
 MAX_GENES = 2
 FIX = "Fix: write each perturbation as one gene (A) or a pair (A+B), once."

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from ..gene_cache import GeneCache, settings_key
-from ..http import FetchError, HttpClient
+from ...io.http import FetchError, HttpClient
+from .gene_cache import GeneCache, settings_key
 
 log = logging.getLogger(__name__)
 

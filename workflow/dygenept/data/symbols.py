@@ -13,8 +13,8 @@ from typing import Literal
 
 import pandas as pd
 
+from ..errors import InputError
 from . import annotation_db
-from .errors import InputError
 
 MatchKind = Literal["symbol", "alias", "previous", "override"]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .artifacts import canonical_json, sha256_text
+from ...io.artifacts import canonical_json, sha256_text
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import httpx
 import mygene
 
-from ..http import HttpClient, TransientError
-from ..sources import SOURCE_LABELS
+from ...io.http import HttpClient, TransientError
+from ...sources import SOURCE_LABELS
 from . import HttpSettings, RawText, source_settings
 
 FIELDS = "summary,name,symbol,alias"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .conditions import condition_genes, parse_context_label
-from .perturbations import PerturbationData
+from ..data.conditions import condition_genes, parse_context_label
+from ..data.perturbations import PerturbationData
 
 Predictor = Callable[[str], np.ndarray | None]
 
