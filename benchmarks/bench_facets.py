@@ -103,6 +103,7 @@ def extractive_backend() -> ExtractiveBackend:
         ORG_DB,
         GO_DB,
         merged(section_defaults("facet_embed"), demo["facet_embed"]),
+        None,
         ("ND",),
         facets["max_sentences"],
         Thresholds(

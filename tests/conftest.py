@@ -76,14 +76,14 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("DYGENEPT_NETWORK_TESTS") != "1":
         skip = pytest.mark.skip(reason="needs the real internet; set DYGENEPT_NETWORK_TESTS=1")
         for item in items:
-            if "network" in item.keywords:
+            if item.get_closest_marker("network"):
                 item.add_marker(skip)
     if not os.environ.get("DYGENEPT_FULL_DATA"):
         skip = pytest.mark.skip(
             reason="needs GEARS' full data; set DYGENEPT_FULL_DATA=<dir with norman/, adamson/>"
         )
         for item in items:
-            if "full_data" in item.keywords:
+            if item.get_closest_marker("full_data"):
                 item.add_marker(skip)
     try:
         import torch
@@ -94,7 +94,7 @@ def pytest_collection_modifyitems(config, items):
     if not has_gpu:
         skip = pytest.mark.skip(reason="needs a CUDA device")
         for item in items:
-            if "gpu" in item.keywords:
+            if item.get_closest_marker("gpu"):
                 item.add_marker(skip)
 
 

@@ -157,9 +157,11 @@ def test_missing_package_names_the_fix():
         resolve_model_files(facet_embed_params(package="no_such_model_package_xyz")["encoder"])
 
 
-def test_a_hub_model_needs_a_pinned_commit():
-    spec = facet_embed_params(package=None, hub_id="org/model", revision="main")["encoder"]
-    with pytest.raises(EncoderError, match="not a pinned commit"):
+def test_a_hub_model_is_never_downloaded_by_the_stage():
+    """Rule fetch_models downloads Hub encoders (tests/test_fetch_models.py); without its manifest the
+    stage says so rather than going to the network."""
+    spec = facet_embed_params(package=None, hub_id="org/model", revision="0" * 40)["encoder"]
+    with pytest.raises(EncoderError, match="downloaded by rule fetch_models"):
         resolve_model_files(spec)
 
 

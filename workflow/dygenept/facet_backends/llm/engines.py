@@ -23,6 +23,9 @@ from ...io.http import (
     RetryPolicy,
     TransientError,
 )
+from ...pretrained.local import FetchedModel
+from ...pretrained.offline import hubs_offline
+from ...pretrained.roles import llm_is_local
 
 Message = dict[str, str]
 # vLLM's structured outputs (``StructuredOutputsParams``) replaced ``guided_json`` in 0.12.0.
@@ -162,12 +165,11 @@ def make_openai(
 # --- vllm -----------------------------------------------------------------------------------------
 
 
-def vllm_llm_kwargs(model: str, revision: str | None, settings: dict, seed: int) -> dict:
-    """Arguments of ``vllm.LLM``: the pinned model, prefix caching for the shared few-shot prefix."""
+def vllm_llm_kwargs(directory: str, settings: dict, seed: int) -> dict:
+    """Arguments of ``vllm.LLM``: the model's local directory, prefix caching for the shared few-shot
+    prefix."""
     return {
-        "model": model,
-        "revision": revision,
-        "tokenizer_revision": revision,
+        "model": directory,
         "tensor_parallel_size": settings["tensor_parallel_size"],
         "gpu_memory_utilization": settings["gpu_memory_utilization"],
         "max_model_len": settings["max_model_len"],
@@ -193,8 +195,7 @@ class VllmEngine:
 
     def __init__(
         self,
-        model: str,
-        revision: str | None,
+        model: LocalLLM,
         settings: dict,
         sampling: dict,
         schema: dict,
@@ -202,10 +203,16 @@ class VllmEngine:
     ):
         import vllm
 
-        self.model, self.revision, self.sampling, self.schema = model, revision, sampling, schema
+        self.model, self.revision, self.sampling, self.schema = (
+            model.name,
+            model.revision,
+            sampling,
+            schema,
+        )
         self.chat_template = chat_template
         self.version = vllm.__version__
-        self.llm = vllm.LLM(**vllm_llm_kwargs(model, revision, settings, sampling["seed"]))
+        with hubs_offline():  # its worker processes inherit the switches
+            self.llm = vllm.LLM(**vllm_llm_kwargs(model.directory, settings, sampling["seed"]))
         self.generated_tokens = 0
 
     def identity(self) -> dict:
@@ -242,8 +249,7 @@ class TransformersEngine:
 
     def __init__(
         self,
-        model: str,
-        revision: str | None,
+        model: LocalLLM,
         settings: dict,
         sampling: dict,
         chat_template: str | None = None,
@@ -251,16 +257,17 @@ class TransformersEngine:
         import torch
         import transformers
 
-        self.model_id, self.revision, self.sampling = model, revision, sampling
+        self.model_id, self.revision, self.sampling = model.name, model.revision, sampling
         self.version = transformers.__version__
         self.device = settings["device"]
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(model, revision=revision)
+        with hubs_offline():
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(model.directory)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                model.directory, dtype=getattr(torch, settings["dtype"])
+            ).to(self.device)
         if chat_template is not None:
             self.tokenizer.chat_template = chat_template
         self.chat_template = self.tokenizer.chat_template
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            model, revision=revision, dtype=getattr(torch, settings["dtype"])
-        ).to(self.device)
         self.model.eval()
         self.generated_tokens = 0
 
@@ -300,13 +307,42 @@ class TransformersEngine:
         return answers
 
 
+@dataclass(frozen=True)
+class LocalLLM:
+    """The model an engine loads: its local directory, and the name and revision it is known by (in
+    the cache key and the records; never the directory, which differs between machines)."""
+
+    directory: str
+    name: str
+    revision: str | None
+
+
+def local_llm(settings: dict, fetched: FetchedModel | None) -> LocalLLM:
+    """The fetched model (rule fetch_models), else config 'facets.llm.model' as a local directory."""
+    if fetched is not None:
+        return LocalLLM(str(fetched.directory), fetched.model_id, fetched.revision)
+    model = settings["model"]
+    if not llm_is_local(model):
+        raise InputError(
+            f"config 'facets.llm.model' = {model} is downloaded by rule fetch_models, whose manifest "
+            "this run was not given. Fix: run the stage through Snakemake (it fetches the model first), "
+            "pass --in llm_model=<models.dir>/llm.json, or set it to a local model directory."
+        )
+    return LocalLLM(model, model, settings["revision"])
+
+
 def make_engine(
-    backend: str, settings: dict, schema: dict, chat_template: str | None = None
+    backend: str,
+    settings: dict,
+    schema: dict,
+    chat_template: str | None = None,
+    fetched: FetchedModel | None = None,
 ) -> Engine:
     """The engine config 'facets.backend' selects, from the 'facets.llm' section.
 
     ``chat_template`` (Jinja text) replaces the model's own, for vllm and transformers; an OpenAI-style
-    server applies its own template.
+    server applies its own template. ``fetched``: the model rule fetch_models downloaded (vllm,
+    transformers).
     """
     sampling = sampling_settings(settings)
     if backend == "openai":
@@ -314,25 +350,11 @@ def make_engine(
             settings["model"], settings["revision"], settings["openai"], sampling, schema
         )
     if backend == "vllm":
-        if not settings["revision"]:
-            raise InputError(
-                "config 'facets.llm.revision' is empty: the vllm backend runs a pinned model only. "
-                "Fix: set it to the commit of the model's Hugging Face repository."
-            )
         return VllmEngine(
-            settings["model"],
-            settings["revision"],
-            settings["vllm"],
-            sampling,
-            schema,
-            chat_template,
+            local_llm(settings, fetched), settings["vllm"], sampling, schema, chat_template
         )
     if backend == "transformers":
         return TransformersEngine(
-            settings["model"],
-            settings["revision"],
-            settings["transformers"],
-            sampling,
-            chat_template,
+            local_llm(settings, fetched), settings["transformers"], sampling, chat_template
         )
     raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
