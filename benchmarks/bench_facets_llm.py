@@ -89,7 +89,7 @@ report(
     "facets_llm (openai, loopback server)",
     len(genes) / cold_seconds,
     "genes/s",
-    f"{len(genes):,} RefSeq genes, 8 facets, concurrency 8; {len(cold.failures)} failed",
+    f"{len(genes):,} RefSeq genes, {len(facets)} facets, concurrency 8; {len(cold.failures)} failed",
     f"cached rerun {len(genes) / warm_seconds:,.0f} genes/s; grounding guard "
     f"{len(rows) / guard_seconds:,.0f} facets/s",
 )
