@@ -274,7 +274,8 @@ def fetch_hub_model(settings: ModelFetchSettings) -> Fetched:
         download_hub_files(settings, client, commit, files, base / commit)
     directory = base / commit
     weights = weight_files(directory, settings.local_key)
-    digest = weights_sha256(weights)
+    verified = {path: remote.sha256 for path, remote in files.items() if remote.sha256}
+    digest = weights_sha256(weights, verified)
     locked = model_lock.read_lock(settings.lock).get(settings.model_id)
     expected = settings.sha256 or (
         locked.weights_sha256 if locked and locked.revision == commit else None

@@ -30,9 +30,12 @@ def weight_files(directory: Path, key: str) -> tuple[Path, ...]:
     )
 
 
-def weights_sha256(files: tuple[Path, ...]) -> str:
-    """sha256 of the one weight file; for shards, of their ``"<name> <sha256>"`` lines."""
+def weights_sha256(files: tuple[Path, ...], known: dict[str, str] | None = None) -> str:
+    """sha256 of the one weight file; for shards, of their ``"<name> <sha256>"`` lines. ``known``: file
+    name → sha256 already verified (a download's), so that a 14 GB model is not read again."""
+    known = known or {}
+    digests = [known.get(path.name) or sha256_file(path) for path in files]
     if len(files) == 1:
-        return sha256_file(files[0])
-    lines = "".join(f"{path.name} {sha256_file(path)}\n" for path in files)
+        return digests[0]
+    lines = "".join(f"{path.name} {digest}\n" for path, digest in zip(files, digests))
     return hashlib.sha256(lines.encode()).hexdigest()
