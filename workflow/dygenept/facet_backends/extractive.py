@@ -165,7 +165,9 @@ class ExtractiveBackend:
         log.info("extractive: encoding %d distinct prose sentences", len(distinct))
         facet_vectors = encoder.encode([facet_prototype(facet) for facet in facets])
         sentence_vectors = encoder.encode(distinct)
-        return dict(zip(distinct, sentence_vectors @ facet_vectors.T))
+        # einsum, not a BLAS product: each similarity is then the same bit for bit whatever other
+        # sentences are scored with it (a shard's genes, a cache's leftovers, the whole set)
+        return dict(zip(distinct, np.einsum("sd,fd->sf", sentence_vectors, facet_vectors)))
 
     def generate(self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]) -> list[FacetSet]:
         subtrees = facet_subtrees(self.go_db, facets)

@@ -1,0 +1,25 @@
+"""Genes split into shards, for the jobs that run one shard each (config ``shards``).
+
+A gene's shard is a hash of its Entrez id: it never depends on the other genes, so a grown gene list
+moves no gene to another shard, and the shards are about equal in size. A gathered artifact keeps the
+order of its input, not of the shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def shard_of(entrez_id: str, shards: int) -> int:
+    return int(hashlib.sha256(entrez_id.encode()).hexdigest()[:12], 16) % shards
+
+
+def in_shard(items: Sequence[T], entrez_of: Callable[[T], str], shard: int, shards: int) -> list[T]:
+    """The items whose gene falls in ``shard`` of ``shards``, in their order."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} of {shards}")
+    return [item for item in items if shard_of(entrez_of(item), shards) == shard]
