@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.arrays import dense
 from ..formats.cell_embedding import CellEmbedding
+from ..settings import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class PcaSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PcaSettings:
         """From the validated ``cells`` section."""
-        return cls(n_components=params["pca"]["n_components"])
+        return read_fields(cls, params["pca"])
 
 
 def encode(

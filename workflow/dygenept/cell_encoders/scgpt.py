@@ -37,6 +37,7 @@ from ..data.arrays import dense
 from ..devices import autocast, resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding
+from ..settings import read_fields
 from .base import linear_readout
 
 log = logging.getLogger(__name__)
@@ -346,16 +347,7 @@ class ScgptSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ScgptSettings:
         """From the validated ``cells`` section (``scgpt``, ``readout_ridge``)."""
-        section = params["scgpt"]
-        return cls(
-            model_dir=section["model_dir"],
-            max_length=section["max_length"],
-            batch_size=section["batch_size"],
-            min_vocabulary_coverage=section["min_vocabulary_coverage"],
-            seed=section["seed"],
-            device=section["device"],
-            readout_ridge=params["readout_ridge"],
-        )
+        return read_fields(cls, params["scgpt"], readout_ridge=params["readout_ridge"])
 
 
 def encode(

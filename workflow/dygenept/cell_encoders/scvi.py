@@ -21,6 +21,7 @@ from ..data.arrays import dense
 from ..devices import resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding
+from ..settings import read_fields
 from .base import linear_readout
 
 log = logging.getLogger(__name__)
@@ -63,19 +64,7 @@ class ScviSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ScviSettings:
         """From the validated ``cells`` section (``scvi``, ``readout_ridge``)."""
-        section = params["scvi"]
-        return cls(
-            n_latent=section["n_latent"],
-            n_hidden=section["n_hidden"],
-            n_layers=section["n_layers"],
-            gene_likelihood=section["gene_likelihood"],
-            max_epochs=section["max_epochs"],
-            batch_size=section["batch_size"],
-            use_batch=section["use_batch"],
-            seed=section["seed"],
-            device=section["device"],
-            readout_ridge=params["readout_ridge"],
-        )
+        return read_fields(cls, params["scvi"], readout_ridge=params["readout_ridge"])
 
 
 def encode(

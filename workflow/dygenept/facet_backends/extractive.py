@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
+from ..settings import read_fields
 from ..sources import SOURCE_LABELS
 from ..text_encoders import TextEncoder, TextEncoderSettings
 from .base import FacetSet, GeneText
@@ -110,14 +111,11 @@ class ExtractiveSettings:
     def from_params(cls, params: Mapping[str, Any]) -> ExtractiveSettings:
         """From the validated ``facets`` section (with ``extractive``, ``facet_embed``, ``excluded_evidence``)."""
         section = params["extractive"]
-        return cls(
+        return read_fields(
+            cls,
+            params,
             excluded_evidence=tuple(params["excluded_evidence"]),
-            max_sentences=params["max_sentences"],
-            thresholds=Thresholds(
-                min_similarity=section["min_similarity"],
-                min_similarity_annotated=section["min_similarity_annotated"],
-                margin=section["margin"],
-            ),
+            thresholds=read_fields(Thresholds, section),
             min_term_chars=section["min_term_chars"],
             encoder=TextEncoderSettings.from_params(params["facet_embed"]),
         )

@@ -15,6 +15,7 @@ from typing import Any
 from ..data import annotation_db
 from ..errors import InputError
 from ..formats.facet_spec import FacetSpec
+from ..settings import read_fields
 from .base import FacetSet, GeneText
 
 
@@ -91,11 +92,7 @@ class GoRulesSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GoRulesSettings:
         """From the validated ``facets`` section (with ``excluded_evidence``)."""
-        return cls(
-            excluded_evidence=tuple(params["excluded_evidence"]),
-            max_sentences=params["max_sentences"],
-            max_definitions=params["max_definitions"],
-        )
+        return read_fields(cls, params, excluded_evidence=tuple(params["excluded_evidence"]))
 
 
 @dataclass

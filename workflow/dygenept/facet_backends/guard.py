@@ -24,6 +24,7 @@ from typing import Any
 
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
+from ..settings import read_fields
 from .base import NONE_MARKER, FacetSet, GeneText
 
 STOP_WORDS = frozenset(
@@ -125,7 +126,7 @@ class GroundingSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GroundingSettings:
         """From the validated ``facets.llm.grounding`` section."""
-        return cls(threshold=params["threshold"], replace_ungrounded=params["replace_ungrounded"])
+        return read_fields(cls, params)
 
 
 SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9(])")

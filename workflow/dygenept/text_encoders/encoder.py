@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..devices import autocast, resolve_device
+from ..settings import read_fields
 from .batching import Batch, plan_batches
 from .model_dir import KEY, EncoderError, EncoderModelSettings, ModelFiles, resolve_model_files
 
@@ -82,12 +83,7 @@ class TextEncoderSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TextEncoderSettings:
         """From the validated ``facet_embed`` section."""
-        return cls(
-            encoder=EncoderModelSettings.from_params(params["encoder"]),
-            device=params["device"],
-            precision=params["precision"],
-            tokens_per_batch=params["tokens_per_batch"],
-        )
+        return read_fields(cls, params, encoder=EncoderModelSettings.from_params(params["encoder"]))
 
 
 class TextEncoder:

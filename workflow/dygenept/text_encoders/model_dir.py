@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..io.artifacts import sha256_file
+from ..settings import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,7 @@ class EncoderModelSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> EncoderModelSettings:
         """From the validated ``facet_embed.encoder`` section."""
-        return cls(
-            path=params["path"],
-            package=params["package"],
-            hub_id=params["hub_id"],
-            revision=params["revision"],
-            sha256=params["sha256"],
-            pooling=params["pooling"],
-            normalize=params["normalize"],
-            max_length=params["max_length"],
-        )
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ...io.http import (
     RetryPolicy,
     TransientError,
 )
+from ...settings import read_fields
 
 Message = dict[str, str]
 # vLLM's structured outputs (``StructuredOutputsParams``) replaced ``guided_json`` in 0.12.0.
@@ -56,11 +57,7 @@ class SamplingSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SamplingSettings:
         """From the validated ``facets.llm`` section."""
-        return cls(
-            temperature=params["temperature"],
-            seed=params["seed"],
-            max_tokens=params["max_tokens"],
-        )
+        return read_fields(cls, params)
 
     def to_dict(self) -> dict[str, Any]:
         """As the request body and the cache key spell them."""
@@ -79,14 +76,7 @@ class OpenAISettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> OpenAISettings:
         """From the validated ``facets.llm.openai`` section."""
-        return cls(
-            base_url=params["base_url"],
-            api_key_env=params["api_key_env"],
-            concurrency=params["concurrency"],
-            timeout_seconds=params["timeout_seconds"],
-            attempts=params["attempts"],
-            backoff_seconds=params["backoff_seconds"],
-        )
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)
@@ -99,12 +89,7 @@ class VllmSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> VllmSettings:
         """From the validated ``facets.llm.vllm`` section."""
-        return cls(
-            tensor_parallel_size=params["tensor_parallel_size"],
-            gpu_memory_utilization=params["gpu_memory_utilization"],
-            max_model_len=params["max_model_len"],
-            dtype=params["dtype"],
-        )
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)
@@ -115,7 +100,7 @@ class TransformersSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TransformersSettings:
         """From the validated ``facets.llm.transformers`` section."""
-        return cls(device=params["device"], dtype=params["dtype"])
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)
@@ -132,9 +117,9 @@ class EngineSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> EngineSettings:
         """From the validated ``facets.llm`` section."""
-        return cls(
-            model=params["model"],
-            revision=params["revision"],
+        return read_fields(
+            cls,
+            params,
             sampling=SamplingSettings.from_params(params),
             openai=OpenAISettings.from_params(params["openai"]),
             vllm=VllmSettings.from_params(params["vllm"]),

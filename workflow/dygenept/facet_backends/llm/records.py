@@ -16,6 +16,7 @@ from typing import Any
 from ...errors import InputError
 from ...formats.facet_spec import FacetSpec
 from ...io.artifacts import read_json
+from ...settings import read_fields
 from ..base import NONE_MARKER, FacetSet, GeneText
 
 FAILURE_EVIDENCE = "llm_failure"
@@ -63,7 +64,7 @@ class LlmRecordsSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LlmRecordsSettings:
         """From the validated ``facets`` section."""
-        return cls(backend=params["backend"])
+        return read_fields(cls, params)
 
 
 def make(inputs: dict[str, Path], settings: LlmRecordsSettings) -> LlmRecordsBackend:

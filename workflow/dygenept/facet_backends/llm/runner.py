@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...formats.facet_spec import FacetSpec
+from ...settings import read_fields
 from ..base import GeneText
 from ..guard import GroundingSettings
 from .cache import AnswerCache, cache_key
@@ -39,17 +40,11 @@ class LlmSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LlmSettings:
         """From the validated ``facets.llm`` section."""
-        return cls(
+        return read_fields(
+            cls,
+            params,
             engine=EngineSettings.from_params(params),
-            max_chars=params["max_chars"],
-            min_chars=params["min_chars"],
-            system_role=params["system_role"],
-            max_attempts=params["max_attempts"],
-            batch_size=params["batch_size"],
-            max_failure_fraction=params["max_failure_fraction"],
-            cache_dir=params["cache_dir"],
             grounding=GroundingSettings.from_params(params["grounding"]),
-            vote_with_go=params["vote_with_go"],
         )
 
 

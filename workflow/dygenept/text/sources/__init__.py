@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from ...io.http import FetchError, HttpClient, RetryPolicy
+from ...settings import read_fields
 from .gene_cache import GeneCache, settings_key
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,7 @@ class HttpSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> HttpSettings:
         """From the validated ``knowledge`` section."""
-        section = params["http"]
-        return cls(
-            timeout_seconds=section["timeout_seconds"],
-            attempts=section["attempts"],
-            backoff_seconds=section["backoff_seconds"],
-            max_workers=section["max_workers"],
-        )
+        return read_fields(cls, params["http"])
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

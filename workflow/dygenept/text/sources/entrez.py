@@ -23,6 +23,7 @@ import requests
 from Bio import Entrez
 
 from ...io.http import HttpClient, TransientError
+from ...settings import read_fields
 from ...sources import SOURCE_LABELS
 from . import RawText, base_url
 
@@ -53,10 +54,10 @@ class EntrezSource:
             log.warning(
                 "config 'knowledge.entrez.email' is empty: NCBI asks every E-utilities user for a contact email"
             )
-        return cls(
+        return read_fields(
+            cls,
+            section,
             url=base_url(section["url"]),
-            email=section["email"],
-            batch_size=section["batch_size"],
             requests_per_second=section[
                 "requests_per_second_with_key" if api_key else "requests_per_second"
             ],

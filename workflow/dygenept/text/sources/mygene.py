@@ -17,6 +17,7 @@ import httpx
 import mygene
 
 from ...io.http import HttpClient, TransientError
+from ...settings import read_fields
 from ...sources import SOURCE_LABELS
 from . import HttpSettings, RawText, base_url
 
@@ -36,10 +37,10 @@ class MyGeneSource:
     def from_params(cls, params: Mapping[str, Any]) -> MyGeneSource:
         """From the validated ``knowledge`` section (``mygene``; ``http`` for the time-out)."""
         section = params["mygene"]
-        return cls(
+        return read_fields(
+            cls,
+            section,
             url=base_url(section["url"]),
-            batch_size=section["batch_size"],
-            requests_per_second=section["requests_per_second"],
             timeout_seconds=HttpSettings.from_params(params).timeout_seconds,
         )
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import requests
 
 from ...io.http import HttpClient, TransientError
+from ...settings import read_fields
 from ...sources import SOURCE_LABELS
 from . import RawText, base_url
 
@@ -37,12 +38,7 @@ class UniProtSource:
     def from_params(cls, params: Mapping[str, Any]) -> UniProtSource:
         """From the validated ``knowledge`` section."""
         section = params["uniprot"]
-        return cls(
-            url=base_url(section["url"]),
-            batch_size=section["batch_size"],
-            page_size=section["page_size"],
-            requests_per_second=section["requests_per_second"],
-        )
+        return read_fields(cls, section, url=base_url(section["url"]))
 
     def cache_settings(self) -> dict[str, Any]:
         return {
