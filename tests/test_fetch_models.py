@@ -22,7 +22,7 @@ from dygenept.pretrained.local import FetchedModel
 from dygenept.pretrained.offline import OFFLINE_SWITCHES, hubs_offline
 from dygenept.pretrained.roles import SCGPT_FILES, fetch_settings
 from dygenept.stages import fetch_models
-from dygenept.text_encoders import TextEncoder
+from dygenept.text_encoders import TextEncoder, TextEncoderSettings
 
 from conftest import ROOT
 from loopback import FileServer, HubServer
@@ -169,11 +169,15 @@ def test_a_pinned_model_is_fetched_verified_and_encodes_offline(
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", offline_load)
     spec = {"package": None, "hub_id": BERT, "revision": hub.commit, "sha256": sha256(weights)}
     params = merged(section_defaults("facet_embed"), {"encoder": {**spec, "max_length": 16}})
-    fetched = TextEncoder.from_params(params, tmp_path / "manifest.json")
+    fetched = TextEncoder.from_settings(
+        TextEncoderSettings.from_params(params), tmp_path / "manifest.json"
+    )
     assert switches == [dict.fromkeys(OFFLINE_SWITCHES, "1")]
     assert fetched.files.model_id == BERT and fetched.files.source == f"hub {BERT}@{hub.commit}"
-    local = TextEncoder.from_params(
-        merged(params, {"encoder": {"path": str(tiny_bert), "hub_id": None}})
+    local = TextEncoder.from_settings(
+        TextEncoderSettings.from_params(
+            merged(params, {"encoder": {"path": str(tiny_bert), "hub_id": None}})
+        )
     )
     assert local.files.model_id == str(tiny_bert)  # the path it loaded, whatever hub_id says
     texts = ["gene kinase", "the cell cycle"]
@@ -394,7 +398,7 @@ def test_a_compute_stage_without_its_files_names_the_key_and_the_fix(hub, tmp_pa
         {"encoder": {"package": None, "hub_id": BERT, "revision": hub.commit, "sha256": None}},
     )
     with pytest.raises(InputError, match="downloaded by rule fetch_models"):
-        TextEncoder.from_params(params)
+        TextEncoder.from_settings(TextEncoderSettings.from_params(params))
 
 
 def test_the_llm_is_fetched_and_generates_offline(tiny_llama, tmp_path):

@@ -17,14 +17,16 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import InputError
 from ..io.artifacts import read_json, sha256_file, write_json_atomic
 from ..io.http import DownloadError, FetchError, RetryPolicy, download
 from ..io.hub import REPO_NOT_FOUND, REVISION_NOT_FOUND, HubClient, HubError, RemoteFile
+from ..settings import read_fields
 from . import lock as model_lock
 from .weights import weight_files, weights_sha256
 
@@ -62,23 +64,13 @@ class ModelFetchSettings:
     timeout_seconds: float
 
     @classmethod
-    def from_params(cls, params: dict) -> ModelFetchSettings:
-        return cls(
-            params["name"],
-            params["key"],
-            params["local_key"],
-            params["source"],
-            params["repo_id"],
-            params["revision"],
-            params["url"],
-            tuple(params["files"]),
-            params["weights"],
-            params["sha256"],
-            Path(params["directory"]),
-            Path(params["lock"]),
-            params["endpoint"],
-            params["attempts"],
-            params["timeout_seconds"],
+    def from_params(cls, params: Mapping[str, Any]) -> ModelFetchSettings:
+        return read_fields(
+            cls,
+            params,
+            files=tuple(params["files"]),
+            directory=Path(params["directory"]),
+            lock=Path(params["lock"]),
         )
 
     @property

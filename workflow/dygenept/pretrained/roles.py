@@ -39,12 +39,13 @@ ROLES = {
 }
 
 
-def encoder_source(spec: dict) -> str:
+def encoder_source(path: str | None, package: str | None, hub_id: str | None) -> str:
     """Where config ``facet_embed.encoder`` takes its files from: path, else package, else hub."""
-    for source in ("path", "package"):
-        if spec[source]:
-            return source
-    return "hub" if spec["hub_id"] else "none"
+    if path:
+        return "path"
+    if package:
+        return "package"
+    return "hub" if hub_id else "none"
 
 
 def llm_is_local(model: str) -> bool:
@@ -80,7 +81,7 @@ def fetch_settings(config: dict) -> dict[str, dict]:
 
     found = {}
     encoder = config["facet_embed"]["encoder"]
-    if encoder_source(encoder) == "hub":
+    if encoder_source(encoder["path"], encoder["package"], encoder["hub_id"]) == "hub":
         found["facet_encoder"] = from_hub(
             "facet_encoder", encoder["hub_id"], encoder["revision"], encoder["sha256"]
         )

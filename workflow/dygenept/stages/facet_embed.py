@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..formats.facet_tensor import FacetTensor, save_facet_tensor
 from ..io.keyed_store import KeyedStore, context_digest, item_key, without_locations
-from ..text_encoders import TextEncoder
+from ..text_encoders import TextEncoder, TextEncoderSettings
 
 VectorSource = Callable[[list[str]], Iterator[tuple[list[str], np.ndarray]]]
 
@@ -80,7 +80,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     per-text vector cache); ``code_sha256`` (the stage's code, set by the CLI).
     """
     table = pd.read_parquet(inputs["facets"])
-    encoder = TextEncoder.from_params(params, inputs.get("encoder_model"))
+    settings = TextEncoderSettings.from_params(params)
+    encoder = TextEncoder.from_settings(settings, inputs.get("encoder_model"))
     log.info("encoder %s (D=%d)", encoder.files.source, encoder.dim)
     context = context_digest(
         {

