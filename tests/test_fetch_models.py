@@ -402,7 +402,7 @@ def test_a_compute_stage_without_its_files_names_the_key_and_the_fix(hub, tmp_pa
 
 
 def test_the_llm_is_fetched_and_generates_offline(tiny_llama, tmp_path):
-    from dygenept.facet_backends.llm.engines import make_engine
+    from dygenept.facet_backends.llm.engines import EngineSettings, make_engine
 
     server = HubServer()
     commit = server.push(LLAMA, files_of(tiny_llama))
@@ -414,7 +414,9 @@ def test_the_llm_is_fetched_and_generates_offline(tiny_llama, tmp_path):
         )
         _, manifest = fetch(config, "llm", tmp_path)
     assert manifest["revision"] == commit and manifest["key"] == "facets.llm"
-    settings = merged(config["facets"]["llm"], {"max_tokens": 4, "transformers": {"device": "cpu"}})
+    settings = EngineSettings.from_params(
+        merged(config["facets"]["llm"], {"max_tokens": 4, "transformers": {"device": "cpu"}})
+    )
     engine = make_engine(
         "transformers", settings, {}, fetched=FetchedModel.read(tmp_path / "manifest.json")
     )
