@@ -15,7 +15,7 @@ rule fetch_string:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(
             {
                 "string_files": {
@@ -31,7 +31,7 @@ rule fetch_string:
 rule enrich:
     input:
         unpack(string_edge_input),
-        unpack(neighbour_text_input),
+        unpack(knowledge_tables),
         gene_text=rules.knowledge.output.gene_text,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
@@ -47,7 +47,7 @@ rule enrich:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(with_evidence(source_stage_params("enrich"))),
     shell:
         "{params.cli} enrich {params.io} --params {params.config:q} 2> {log}"

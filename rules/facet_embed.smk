@@ -19,7 +19,7 @@ rule facet_embed:
         gpu=facet_embed_gpus(),
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(config["facet_embed"]),
     shell:
         "{params.cli} facet_embed {params.io} --params {params.config:q} 2> {log}"

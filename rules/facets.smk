@@ -29,7 +29,7 @@ rule facets_llm:
         gpu=facets_llm_gpus(),
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(facets_llm_params()),
     shell:
         "{params.cli} facets_llm {params.io} --params {params.config:q} 2> {log}"
@@ -55,7 +55,7 @@ rule facets:
         "../envs/facets.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(facets_params()),
     shell:
         "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"

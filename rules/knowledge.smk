@@ -5,7 +5,7 @@
 
 rule knowledge:
     input:
-        unpack(lambda wildcards: optional_source_inputs("knowledge", "refseq_tsv")),
+        unpack(knowledge_tables),
         genes=rules.genes.output.genes,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
@@ -22,7 +22,7 @@ rule knowledge:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(with_evidence(source_stage_params("knowledge"))),
     shell:
         "{params.cli} knowledge {params.io} --params {params.config:q} 2> {log}"

@@ -39,7 +39,7 @@ rule predict:
     threads: 2
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(section("predict", *PREDICT_SETTINGS)),
     shell:
         "{params.cli} predict {params.io} --params {params.config:q} 2> {log}"

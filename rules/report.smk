@@ -53,6 +53,6 @@ rule report:
         "../envs/report.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
     shell:
         "{params.cli} report {params.io} 2> {log}"

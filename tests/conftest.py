@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 from dygenept.config_defaults import dataset_stage_params as dataset_params  # noqa: E402
 from dygenept.config_defaults import merged, section_defaults  # noqa: E402
+from dygenept.registry import ANNOTATION_DATABASES  # noqa: E402
 from dygenept.stages import fetch_annotations  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -42,12 +43,13 @@ def _annotation_db(key: str) -> Path:
     Fetching needs Debian's package servers: offline, every test that needs the databases is skipped,
     saying why, rather than failed.
     """
-    package = fetch_annotations.PACKAGES[key]
+    package = ANNOTATION_DATABASES[key]
     path = ANNOTATION_CACHE / package.sqlite_name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
+        version = section_defaults("annotations")["apt_versions"][key]
         try:
-            fetch_annotations.fetch_package(package, path, apt_version="3.16.0-1", tarball_url=None)
+            fetch_annotations.fetch_package(package, path, apt_version=version, tarball_url=None)
         except fetch_annotations.AnnotationFetchError as error:
             pytest.skip(
                 f"needs {package.sqlite_name} (apt-get download {package.debian_name}): {error}"

@@ -1,6 +1,7 @@
-"""Facet backends: each module here exposes ``make(inputs, params) -> FacetBackend``; ``BACKENDS`` names them.
+"""Facet backends: each module here exposes ``make(inputs, params) -> FacetBackend``; ``BACKENDS`` maps the
+names ``registry.FACET_BACKENDS`` gives to them.
 
-The registry imports every backend module, so that the facet stage's code (its import closure) covers all
+This table imports every backend module, so that the facet stage's code (its import closure) covers all
 of them; a backend keeps heavy third-party imports inside its functions.
 """
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import InputError
+from ..registry import FACET_BACKENDS
 from . import extractive, go_rules
 from .base import FacetBackend
 from .llm import records as llm_records
@@ -18,9 +20,7 @@ from .llm import records as llm_records
 BACKENDS: dict[str, ModuleType] = {
     "go-rules": go_rules,
     "extractive": extractive,
-    "vllm": llm_records,
-    "openai": llm_records,
-    "transformers": llm_records,
+    **{name: llm_records for name, backend in FACET_BACKENDS.items() if backend.llm},
 }
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
-from ..sources import SOURCE_LABELS
+from ..registry import SOURCE_LABELS
 from ..text_encoders import TextEncoder
 from .base import FacetSet, GeneText
 from .go_rules import facet_subtrees

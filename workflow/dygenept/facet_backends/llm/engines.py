@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -300,6 +300,43 @@ class TransformersEngine:
         return answers
 
 
+def vllm_engine(
+    settings: dict, sampling: dict, schema: dict, chat_template: str | None
+) -> VllmEngine:
+    if not settings["revision"]:
+        raise InputError(
+            "config 'facets.llm.revision' is empty: the vllm backend runs a pinned model only. "
+            "Fix: set it to the commit of the model's Hugging Face repository."
+        )
+    return VllmEngine(
+        settings["model"], settings["revision"], settings["vllm"], sampling, schema, chat_template
+    )
+
+
+def openai_engine(
+    settings: dict, sampling: dict, schema: dict, chat_template: str | None
+) -> OpenAIEngine:
+    return make_openai(
+        settings["model"], settings["revision"], settings["openai"], sampling, schema
+    )
+
+
+def transformers_engine(
+    settings: dict, sampling: dict, schema: dict, chat_template: str | None
+) -> TransformersEngine:
+    return TransformersEngine(
+        settings["model"], settings["revision"], settings["transformers"], sampling, chat_template
+    )
+
+
+# The engines by the names registry.LLM_ENGINES gives, each built from the 'facets.llm' section.
+ENGINES: dict[str, Callable[[dict, dict, dict, str | None], Engine]] = {
+    "vllm": vllm_engine,
+    "openai": openai_engine,
+    "transformers": transformers_engine,
+}
+
+
 def make_engine(
     backend: str, settings: dict, schema: dict, chat_template: str | None = None
 ) -> Engine:
@@ -308,31 +345,6 @@ def make_engine(
     ``chat_template`` (Jinja text) replaces the model's own, for vllm and transformers; an OpenAI-style
     server applies its own template.
     """
-    sampling = sampling_settings(settings)
-    if backend == "openai":
-        return make_openai(
-            settings["model"], settings["revision"], settings["openai"], sampling, schema
-        )
-    if backend == "vllm":
-        if not settings["revision"]:
-            raise InputError(
-                "config 'facets.llm.revision' is empty: the vllm backend runs a pinned model only. "
-                "Fix: set it to the commit of the model's Hugging Face repository."
-            )
-        return VllmEngine(
-            settings["model"],
-            settings["revision"],
-            settings["vllm"],
-            sampling,
-            schema,
-            chat_template,
-        )
-    if backend == "transformers":
-        return TransformersEngine(
-            settings["model"],
-            settings["revision"],
-            settings["transformers"],
-            sampling,
-            chat_template,
-        )
-    raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
+    if backend not in ENGINES:
+        raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
+    return ENGINES[backend](settings, sampling_settings(settings), schema, chat_template)

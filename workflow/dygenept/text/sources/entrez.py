@@ -22,7 +22,7 @@ import requests
 from Bio import Entrez
 
 from ...io.http import HttpClient, TransientError
-from ...sources import SOURCE_LABELS
+from ...registry import SOURCE_LABELS
 from . import RawText, source_settings
 
 log = logging.getLogger(__name__)

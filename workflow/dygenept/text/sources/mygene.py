@@ -16,7 +16,7 @@ import httpx
 import mygene
 
 from ...io.http import HttpClient, TransientError
-from ...sources import SOURCE_LABELS
+from ...registry import SOURCE_LABELS
 from . import HttpSettings, RawText, source_settings
 
 FIELDS = "summary,name,symbol,alias"

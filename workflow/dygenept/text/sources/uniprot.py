@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import requests
 
 from ...io.http import HttpClient, TransientError
-from ...sources import SOURCE_LABELS
+from ...registry import SOURCE_LABELS
 from . import RawText, source_settings
 
 FIELDS = "accession,gene_primary,xref_geneid,cc_function"
