@@ -135,13 +135,14 @@ def dataset_params():
 
 
 # --- the gene sets of genes → knowledge → enrich → facets(_llm) → facet_embed ----------------------------
-# The chain runs once per gene set, the {gene_set} prefix of its files: "" for the model's genes (the
-# perturbed genes and genes.extra: what train and evaluate read) and "screen/" for those plus the genes
-# config 'predict' asks for (what predict reads). A screen never changes the model's files, so asking for
-# one more gene retrains nothing; the per-gene caches of the stages compute only the genes the model's
-# set does not have.
-MODEL_GENE_SET, SCREEN_GENE_SET = "", "screen/"
-GENE_SET_PATTERN = "(screen/)?"  # the Snakefile's wildcard constraint
+# The chain runs once per gene set, the {gene_set} folder of its files: "model" for the model's genes
+# (the perturbed genes and genes.extra: what train and evaluate read) and "screen" for those plus the
+# genes config 'predict' asks for (what predict reads). A screen never changes the model's files, so
+# asking for one more gene retrains nothing; the per-gene caches of the stages compute only the genes
+# the model's set does not have.
+MODEL_GENE_SET, SCREEN_GENE_SET = "model", "screen"
+# The Snakefile's wildcard constraint: {gene_set} is one of the two folder names.
+GENE_SET_PATTERN = f"{MODEL_GENE_SET}|{SCREEN_GENE_SET}"
 
 
 def in_gene_set(pattern, gene_set):

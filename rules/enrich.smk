@@ -37,12 +37,12 @@ rule enrich:
         go_db=annotation_db("go"),
         code=stage_code("enrich"),
     output:
-        gene_text=f"{OUT}/{{gene_set}}enrich/gene_text.parquet",
-        report=f"{OUT}/{{gene_set}}enrich/enrich_report.json",
+        gene_text=f"{OUT}/{{gene_set}}/enrich/gene_text.parquet",
+        report=f"{OUT}/{{gene_set}}/enrich/enrich_report.json",
     log:
-        log_path("{gene_set}enrich"),
+        log_path("{gene_set}/enrich"),
     benchmark:
-        benchmark_path("{gene_set}enrich")
+        benchmark_path("{gene_set}/enrich")
     conda:
         "../envs/knowledge.yaml"
     params:

@@ -6,11 +6,11 @@ rule facet_embed:
         facets=rules.facets.output.facets,
         code=stage_code("facet_embed"),
     output:
-        tensor=f"{OUT}/{{gene_set}}facet_embed/facet_tensor.safetensors",
+        tensor=f"{OUT}/{{gene_set}}/facet_embed/facet_tensor.safetensors",
     log:
-        log_path("{gene_set}facet_embed"),
+        log_path("{gene_set}/facet_embed"),
     benchmark:
-        benchmark_path("{gene_set}facet_embed")
+        benchmark_path("{gene_set}/facet_embed")
     conda:
         "../envs/facet_embed.yaml"
     threads: 2

@@ -16,13 +16,13 @@ rule facets_llm:
         go_db=annotation_db("go"),
         code=stage_code("facets_llm"),
     output:
-        records=f"{OUT}/{{gene_set}}facets/llm_records.json",
-        failures=f"{OUT}/{{gene_set}}facets/llm_failures.jsonl",
-        guard=f"{OUT}/{{gene_set}}facets/llm_guard.json",
+        records=f"{OUT}/{{gene_set}}/facets/llm_records.json",
+        failures=f"{OUT}/{{gene_set}}/facets/llm_failures.jsonl",
+        guard=f"{OUT}/{{gene_set}}/facets/llm_guard.json",
     log:
-        log_path("{gene_set}facets_llm"),
+        log_path("{gene_set}/facets_llm"),
     benchmark:
-        benchmark_path("{gene_set}facets_llm")
+        benchmark_path("{gene_set}/facets_llm")
     conda:
         "../envs/facets_llm.yaml"
     resources:
@@ -45,12 +45,12 @@ rule facets:
         go_db=annotation_db("go"),
         code=stage_code("facets"),
     output:
-        facets=f"{OUT}/{{gene_set}}facets/facets.parquet",
-        report=f"{OUT}/{{gene_set}}facets/facets_report.json",
+        facets=f"{OUT}/{{gene_set}}/facets/facets.parquet",
+        report=f"{OUT}/{{gene_set}}/facets/facets_report.json",
     log:
-        log_path("{gene_set}facets"),
+        log_path("{gene_set}/facets"),
     benchmark:
-        benchmark_path("{gene_set}facets")
+        benchmark_path("{gene_set}/facets")
     conda:
         "../envs/facets.yaml"
     params:

@@ -11,13 +11,13 @@ rule knowledge:
         go_db=annotation_db("go"),
         code=stage_code("knowledge"),
     output:
-        gene_text=f"{OUT}/{{gene_set}}knowledge/gene_text.parquet",
-        failures=f"{OUT}/{{gene_set}}knowledge/failures.tsv",
-        report=f"{OUT}/{{gene_set}}knowledge/knowledge_report.json",
+        gene_text=f"{OUT}/{{gene_set}}/knowledge/gene_text.parquet",
+        failures=f"{OUT}/{{gene_set}}/knowledge/failures.tsv",
+        report=f"{OUT}/{{gene_set}}/knowledge/knowledge_report.json",
     log:
-        log_path("{gene_set}knowledge"),
+        log_path("{gene_set}/knowledge"),
     benchmark:
-        benchmark_path("{gene_set}knowledge")
+        benchmark_path("{gene_set}/knowledge")
     conda:
         "../envs/knowledge.yaml"
     params:

@@ -33,12 +33,12 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
         "data/split.json",
         "data/de_genes.json",
         "data/data_card.json",
-        "genes/genes.tsv",
-        "knowledge/gene_text.parquet",
-        "enrich/gene_text.parquet",
-        "facets/facets.parquet",
-        "facets/facets_report.json",
-        "facet_embed/facet_tensor.safetensors",
+        "model/genes/genes.tsv",
+        "model/knowledge/gene_text.parquet",
+        "model/enrich/gene_text.parquet",
+        "model/facets/facets.parquet",
+        "model/facets/facets_report.json",
+        "model/facet_embed/facet_tensor.safetensors",
         "screen/genes/genes.tsv",
         "screen/facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
@@ -72,12 +72,12 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     assert card["cells_per_perturbation"] == {"min": 80, "median": 100.0, "max": 100}
     # the model's genes are the 31 perturbed ones; the screen's add its three never perturbed
     # (config/demo.yaml 'predict'), in a gene set of their own
-    genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
+    genes = pd.read_csv(out / "model/genes/genes.tsv", sep="\t", dtype=str)
     assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
     screen_genes = pd.read_csv(out / "screen/genes/genes.tsv", sep="\t", dtype=str)
     assert len(screen_genes) == 34 and {"TP53", "GATA1", "MYC"} <= set(screen_genes["symbol"])
     assert set(screen_genes["symbol"]) - set(genes["symbol"]) == {"TP53", "GATA1", "MYC"}
-    tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
+    tensor = load_facet_tensor(out / "model/facet_embed/facet_tensor.safetensors")
     k = len(yaml.safe_load((ROOT / "resources" / "facets.yaml").read_text())["facets"])
     assert tensor.embeddings.shape == (31, k, 384)
     # the screen's chain found the model's genes in the caches and computed its three alone
@@ -85,7 +85,7 @@ def test_demo_results_are_complete_and_consistent(demo_run):
         "details"
     ]
     assert screen_facets["genes_computed"] == 3
-    facets = pd.read_parquet(out / "facets/facets.parquet")
+    facets = pd.read_parquet(out / "model/facets/facets.parquet")
     expected_mask = (
         ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")
         .loc[tensor.entrez_ids]
@@ -95,7 +95,7 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     assert np.allclose(np.linalg.norm(tensor.embeddings[tensor.mask], axis=-1), 1.0, atol=1e-2)
     assert not tensor.embeddings[~tensor.mask].any()
     provenance = json.loads(
-        (out / "facet_embed/facet_tensor.safetensors.provenance.json").read_text()
+        (out / "model/facet_embed/facet_tensor.safetensors.provenance.json").read_text()
     )
     assert (
         provenance["details"]["weights_sha256"]
@@ -151,7 +151,10 @@ def planned_after_editing(project: Path, edited: str) -> set[str]:
         ("resources/facets.yaml", DOWNSTREAM_OF_FACETS),
         ("workflow/dygenept/facet_backends/go_rules.py", DOWNSTREAM_OF_FACETS),
         # the module that builds the training targets: imported by training, evaluation and the screen only
-        ("workflow/dygenept/data/perturbations.py", {"train", "evaluate", "predict", "report", "all"}),
+        (
+            "workflow/dygenept/data/perturbations.py",
+            {"train", "evaluate", "predict", "report", "all"},
+        ),
         # the HTTP layer: the network stage and what depends on it, never the data or cell stages
         ("workflow/dygenept/io/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
         (
