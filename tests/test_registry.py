@@ -80,7 +80,7 @@ def test_every_facet_backend_has_an_implementation():
     assert list(BACKENDS) == list(registry.FACET_BACKENDS)
     llm = {name for name, backend in registry.FACET_BACKENDS.items() if backend.llm}
     assert llm == set(registry.LLM_ENGINES)
-    assert {name for name, module in BACKENDS.items() if module is records} == llm
+    assert {name for name, entry in BACKENDS.items() if entry.make is records.make} == llm
 
 
 def test_every_llm_engine_has_an_implementation():
