@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -17,12 +18,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cache_faults import LETTERS, garble_header, overwrite_inside_values
 from fake_llm_server import FakeChatServer
 
 from dygenept.errors import InputError
 from dygenept.facet_backends import guard, make_backend
 from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
-from dygenept.facet_backends.llm.cache import AnswerCache, cache_key
+from dygenept.facet_backends.llm.cache import CACHE_FILE, AnswerCache, cache_key
 from dygenept.facet_backends.llm.engines import (
     chat_request,
     make_engine,
@@ -371,6 +373,28 @@ def test_openai_resumes_from_the_cache_and_runs_only_new_or_changed_work(
         assert changed.from_cache == 0 and {s for s, _, _ in server.log} == set(SYMBOLS[:6])
 
 
+def test_a_corrupted_or_unreadable_answer_cache_asks_again_for_what_it_lost(
+    defaults, genes, facets, templates, tmp_path, caplog
+):
+    ids = [f.id for f in facets]
+    database = tmp_path / "cache" / CACHE_FILE
+    with FakeChatServer({g.symbol: grounded_answer(g, ids) for g in genes}) as server:
+        clean, _ = run_openai(defaults, server, genes, facets, templates, tmp_path)
+        overwrite_inside_values(database, 3, LETTERS)  # still valid JSON: only the checksum tells
+        server.log.clear()
+        again, _ = run_openai(defaults, server, genes, facets, templates, tmp_path)
+        assert (again.from_cache, again.generated, len(server.log)) == (len(genes) - 3, 3, 3)
+        assert again.answers == clean.answers
+        garble_header(database)
+        server.log.clear()
+        rebuilt, _ = run_openai(defaults, server, genes, facets, templates, tmp_path)
+        assert rebuilt.from_cache == 0 and len(server.log) == len(genes)
+        assert rebuilt.answers == clean.answers
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"{database}: 3 cached values failed verification (3 × checksum differs)" in warnings[0]
+    assert warnings[1].startswith(f"{database}: SQLite cannot read this cache")
+
+
 def test_openai_sends_the_key_from_the_named_variable(
     defaults, genes, facets, templates, tmp_path, monkeypatch
 ):
@@ -587,7 +611,7 @@ def test_a_killed_run_resumes_from_the_batches_it_finished(
             time.sleep(0.1)
             if database.exists():
                 with sqlite3.connect(database) as db:
-                    cached = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+                    cached = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         assert 4 <= cached < len(SYMBOLS) and not outputs["records"].exists()
