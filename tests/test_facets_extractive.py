@@ -109,6 +109,7 @@ def test_a_vague_sentence_stays_out_of_facets_it_does_not_speak_of(result):
 
 def test_every_facet_is_made_of_the_genes_own_sentences_only(result):
     genes, _, facet_sets, _ = result
+    max_sentences = params()["max_sentences"]  # read from the schema once, not per facet
     for gene, facet_set in zip(genes, facet_sets):
         sentences = [s["text"] for s in gene.sentences]
         for text in facet_set.texts:
@@ -118,7 +119,7 @@ def test_every_facet_is_made_of_the_genes_own_sentences_only(result):
             for sentence in sorted(sentences, key=len, reverse=True):
                 rest = rest.replace(sentence, "")
             assert not rest.strip(), (gene.symbol, rest)
-            assert len([s for s in sentences if s in text]) <= params()["max_sentences"]
+            assert len([s for s in sentences if s in text]) <= max_sentences
 
 
 def test_none_where_no_sentence_qualifies(result, backend):
