@@ -2,8 +2,8 @@
 
 Each cache is a key scheme over it — what its key hashes, how its value is encoded and checked:
 network answers per source and gene (``text/sources/gene_cache.py``), a gene's facets
-(``facet_backends/cached.py``), a facet text's vector (``stages/facet_embed.py``) and a validated LLM
-answer (``facet_backends/llm/cache.py``). A key is a sha256 of everything that shapes the value (the
+(``facet_backends/cached.py``), a facet text's vector (``text_encoders/vector_cache.py``) and a
+validated LLM answer (``facet_backends/llm/cache.py``). A key is a sha256 of everything that shapes the value (the
 caller's ``context`` plus the item), so a changed setting, input or code never reads an old value, and a
 grown gene list finds what it shares with an old one. Each ``put_many`` is one committed transaction in
 a WAL journal: a killed run keeps every batch it finished, and the next run computes only the rest.
