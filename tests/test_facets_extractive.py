@@ -45,7 +45,8 @@ def params() -> dict:
 
 @pytest.fixture(scope="module")
 def backend(org_db, go_db) -> ExtractiveBackend:
-    return BACKENDS["extractive"].make({"org_db": org_db, "go_db": go_db}, params())
+    entry = BACKENDS["extractive"]
+    return entry.make({"org_db": org_db, "go_db": go_db}, entry.settings(params()))
 
 
 @pytest.fixture(scope="module")
