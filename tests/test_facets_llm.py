@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -613,9 +614,11 @@ def test_a_killed_run_resumes_from_the_batches_it_finished(
         deadline = time.monotonic() + 60
         while cached < 4 and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.1)
-            if database.exists():
-                with sqlite3.connect(database) as db:
+            try:
+                with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
                     cached = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+            except sqlite3.OperationalError:  # the child has not created the file or table yet
+                continue
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         assert 4 <= cached < len(SYMBOLS) and not outputs["records"].exists()
