@@ -145,9 +145,8 @@ class KeyedStore:
         except sqlite3.DatabaseError as error:
             if not unreadable(error):
                 raise
-            reason = str(error)
-        if _inode(self.path) == seen:  # else another process has already moved it aside
-            self._move_aside(reason)
+            if _inode(self.path) == seen:  # else another process has already moved it aside
+                self._move_aside(str(error))
         return _connect(self.path, self._former)
 
     def _move_aside(self, reason: str) -> None:
@@ -175,9 +174,8 @@ class KeyedStore:
             except sqlite3.DatabaseError as error:
                 if not unreadable(error):
                     raise
-                reason = str(error)
-            self._db.close()
-            self._move_aside(reason)
+                self._db.close()
+                self._move_aside(str(error))
             self._db = _connect(self.path, self._former)
             return operation(self._db)
 
