@@ -96,7 +96,7 @@ def run_genes(
     keys = {
         g.entrez_id: cache_key(identity, messages[g.entrez_id], sampling, schema) for g in genes
     }
-    cached = cache.get_many(keys.values())
+    cached = cache.answers(keys.values())
     result = RunResult()
     pending = []
     for gene in genes:
@@ -144,7 +144,7 @@ def run_genes(
                 reasons.pop(gene.entrez_id, None)
                 done.append((keys[gene.entrez_id], gene.entrez_id, answer, attempt))
             live = still
-        cache.put_many(done)
+        cache.keep_answers({key: answer for key, _, answer, _ in done})
         for _, entrez, answer, _ in done:
             result.answers[entrez] = answer
             result.generated += 1
