@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from ..data.arrays import dense
 from ..devices import resolve_device
-from ..errors import InputError
+from ..errors import InputError, needs_package
 from ..formats.cell_embedding import CellEmbedding
 from .base import linear_readout
 
@@ -47,8 +47,10 @@ def raw_counts(controls: ad.AnnData, source: str) -> sp.csr_matrix:
 def encode(
     controls: ad.AnnData, params: dict, inputs: dict[str, Path]
 ) -> tuple[CellEmbedding, dict]:
-    import scvi
     import torch
+
+    with needs_package("scvi", "config 'cells.encoder: scvi'"):
+        import scvi
 
     settings = params["scvi"]
     counts = raw_counts(controls, str(inputs["h5ad"]))
