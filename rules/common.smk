@@ -15,7 +15,11 @@ sys.path.insert(0, str(PACKAGE_DIR.parent))
 # Both modules use the standard library only, so reading them here keeps DAG building fast.
 from dygenept.errors import InputError
 from dygenept.import_graph import code_files, stage_module
-from dygenept.data.screen_requests import parse_requests, read_request_file, requested_genes
+from dygenept.data.screen_requests import (
+    parse_requests,
+    read_request_file,
+    requested_genes,
+)
 from dygenept.sources import (
     FILE_SOURCES,
     SOURCE_SECTIONS,
@@ -145,7 +149,15 @@ def screen_genes():
 
 
 def screen_request_file(wildcards):
-    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict."""
+    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict.
+    A screen asked for (target predict) with nothing to predict stops here, before any job.
+    """
+    if not screen_entries():
+        raise WorkflowError(
+            "config 'predict.perturbations' is empty (and 'predict.file' names no perturbation), but the "
+            "screen (target predict) was asked for. Fix: list genes or pairs, e.g. predict.perturbations: "
+            "[TP53, GATA1+KLF1], or leave out the target 'predict'."
+        )
     path = config["predict"]["file"]
     return {"requests": path} if path else {}
 
