@@ -53,9 +53,9 @@ include: "rules/predict.smk"
 
 
 # Rules that talk to the network run where Snakemake runs (a workstation, or a cluster's login node):
-# compute nodes often have no outbound internet. They wait on servers, not on CPUs.
+# compute nodes often have no outbound internet. They wait on servers, not on CPUs. (fetch_annotations,
+# which exists only while its cache is empty, says so itself.)
 localrules:
-    fetch_annotations,
     fetch_dataset,
     fetch_string,
     knowledge,

@@ -44,6 +44,12 @@ def annotation_db(key):
     return ancient(path)
 
 
+def annotations_to_fetch():
+    """Whether the annotation cache lacks a database that config does not point at elsewhere: only
+    then is there a rule that fetches them (rules/annotations.smk)."""
+    return any(not Path(str(annotation_db(key))).is_file() for key in SQLITE_FILES)
+
+
 def check_file_sources():
     """A selected file-backed source needs its path: say so before any job is planned."""
     for stage, source in FILE_SOURCES.items():
