@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 
 def effect_size(delta: np.ndarray, threshold: float) -> tuple[float, int]:
@@ -70,18 +72,13 @@ def noise_floor(errors: Sequence[float]) -> float:
 def tie_groups(predicted: np.ndarray, floor: float) -> list[int]:
     """Each entry's group: entries whose predictions (entries × genes) lie within ``floor`` of each
     other, directly or through a chain of such entries, share one (the first member's index)."""
-    group = list(range(len(predicted)))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    for i in range(len(predicted)):
-        for j in range(i):
-            if np.linalg.norm(predicted[i] - predicted[j]) < floor:
-                group[root(i)] = root(j)
-    return [root(i) for i in range(len(predicted))]
+    squared = np.einsum("ij,ij->i", predicted, predicted)
+    distances = (
+        squared[:, None] + squared[None, :] - 2 * predicted @ predicted.T
+    )  # squared, all pairs
+    _, labels = connected_components(sp.csr_matrix(distances < floor**2), directed=False)
+    first: dict[int, int] = {}
+    return [first.setdefault(int(label), i) for i, label in enumerate(labels)]
 
 
 def screen_ranks(

@@ -128,6 +128,17 @@ def training_noise_floor(h5ad: Path, conditions: list[str]) -> float:
     return noise_floor(errors)
 
 
+# Entries a screen entry cannot be told from, named in its row (the rest counted).
+SAME_AS_NAMED = 10
+
+
+def others_named(others: list[str]) -> str:
+    named = ";".join(others[:SAME_AS_NAMED])
+    return named + (
+        f";(+{len(others) - SAME_AS_NAMED} more)" if len(others) > SAME_AS_NAMED else ""
+    )
+
+
 def noise_columns(
     conditions: list[str], predicted: np.ndarray, reference: np.ndarray, floor: float
 ) -> pd.DataFrame:
@@ -137,9 +148,12 @@ def noise_columns(
     specific = np.linalg.norm(predicted - reference, axis=1)
     groups = tie_groups(predicted, floor)
     ranks = screen_ranks(list(specific), groups, floor)
+    members: dict[int, list[str]] = {}
+    for condition, group in zip(conditions, groups):
+        members.setdefault(group, []).append(condition)
     same_as = [
-        ";".join(c for j, c in enumerate(conditions) if j != i and groups[j] == groups[i])
-        for i in range(len(conditions))
+        others_named([c for c in members[group] if c != condition])
+        for condition, group in zip(conditions, groups)
     ]
     return pd.DataFrame(
         {
