@@ -219,8 +219,7 @@ def screen_markdown(
         "norm of the predicted change from control. `unseen genes`: never perturbed in training,",
         "predicted from their facets.",
         "",
-        *noise_summary(table, floor),
-        "",
+        *[part for line in noise_summary(table, floor) for part in (line, "")],
         "| rank | perturbation | specific | × noise | effect | genes changed | unseen genes | top facets | nearest training |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
