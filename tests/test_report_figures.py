@@ -6,6 +6,7 @@ figure's caption (report/*.rst plus what this run shows) under it in report.md a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,13 +138,7 @@ def test_every_figure_has_its_caption_in_the_markdown_and_the_html(tmp_path):
         "metrics": tmp_path / "metrics.json",
         "facets_yaml": ROOT / "resources" / "facets.yaml",
     }
-    captions = {
-        "bars": "metric_bars",
-        "de_changes": "de_changes",
-        "heatmap": "facet_heatmap",
-        "cell_facets": "cell_facets",
-        "curve": "training_curve",
-    }
+    captions = {key: Path(name).stem for key, name in report.FIGURES.items()}  # report/<figure>.rst
     inputs |= {f"caption_{key}": ROOT / "report" / f"{name}.rst" for key, name in captions.items()}
     outputs = {key: tmp_path / "out" / f"{key}.png" for key in report.FIGURES}
     outputs |= {name: tmp_path / "out" / name for name in ("markdown", "html", "table")}
