@@ -52,6 +52,9 @@ include: "rules/report.smk"
 include: "rules/predict.smk"
 
 
+check_output_folders()
+
+
 # Rules that talk to the network run where Snakemake runs (a workstation, or a cluster's login node):
 # compute nodes often have no outbound internet. They wait on servers, not on CPUs. (fetch_annotations,
 # which exists only while its cache is empty, says so itself.)

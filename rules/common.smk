@@ -426,3 +426,26 @@ def trained_checkpoints(wildcards):
 def screen_checkpoints(wildcards):
     """The main variant's checkpoint for every seed: the screen predicts with them as evaluate does."""
     return checkpoints_of([config["evaluate"]["main_variant"]])
+
+
+def check_output_folders():
+    """Before any job: a file where an output folder must be, or a folder the user cannot write,
+    stops the run with the path and the fix (Snakemake would raise from deep inside a job).
+    """
+    for stage in workflow.rules:
+        for pattern in stage.output:
+            fixed = Path(str(pattern).split("{")[0] or ".")
+            steps = [*reversed(fixed.parents), fixed]
+            blocker = next((s for s in steps if s.exists() and not s.is_dir()), None)
+            if blocker is not None and blocker != Path(str(pattern)):
+                raise WorkflowError(
+                    f"{blocker}: a file where a folder must be (rule {stage.name} writes {pattern} "
+                    "under it). Fix: move or delete that file, or set config 'outdir' elsewhere."
+                )
+            folder = next(s for s in reversed(steps[:-1] or [Path(".")]) if s.exists())
+            if not os.access(folder, os.W_OK):
+                raise WorkflowError(
+                    f"{folder}: not writable for this user, and rule {stage.name} writes {pattern} "
+                    "under it. Fix: make it writable (chmod, chown or group rights), or set config "
+                    "'outdir' to a folder you can write."
+                )

@@ -1,6 +1,6 @@
-"""Real Snakemake runs on a bad day: a screen asked for with nothing to screen stops before any job; a
-predict job that fails keeps the last good screen and its provenance; --forceall never downloads the
-annotation databases again once they are cached."""
+"""Real Snakemake runs on a bad day: a file where the output folder should be, and a screen asked for
+with nothing to screen, stop before any job; a predict job that fails keeps the last good screen and its
+provenance; --forceall never downloads the annotation databases again once they are cached."""
 
 from __future__ import annotations
 
@@ -26,6 +26,20 @@ def test_an_empty_screen_stops_before_any_job_naming_the_key(tmp_path):
     # the default target with no screen asked for plans no predict job (and fails nothing)
     plan = snakemake(project, "--dry-run")
     assert plan.returncode == 0 and "predict" not in planned_jobs(plan)
+
+
+def test_a_file_where_the_output_folder_should_be_stops_before_any_job(tmp_path):
+    project = copy_project(tmp_path)
+    (project / "config" / "test.yaml").write_text("{}\n")
+    (project / "results").mkdir()
+    (project / "results" / "demo").write_text("a file, not the output folder")
+    result = snakemake(project, "--dry-run")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "results/demo: a file where a folder must be" in output and "Fix: move or delete" in output
+    )
+    assert "NotADirectoryError" not in output and "Job stats" not in output
 
 
 def write_annotation_cache(folder, present: bool) -> None:
