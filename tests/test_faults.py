@@ -23,7 +23,7 @@ import pytest
 
 from dygenept import cli
 from dygenept.errors import OPTIONAL_PACKAGES, SetupError
-from dygenept.facet_backends.llm.engines import make_engine
+from dygenept.facet_backends.llm.engines import EngineSettings, make_engine
 from dygenept.io.artifacts import (
     atomic_path,
     provenance_path,
@@ -189,8 +189,7 @@ def test_a_folder_the_user_cannot_write_is_named_with_the_fix(org_db):
 
 def test_vllm_missing_names_its_env_and_use_conda(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # what `import vllm` meets where it is absent
-    settings = section_params("facets")["llm"]
-    settings["revision"] = "0" * 40
+    settings = EngineSettings.from_params({**section_params("facets")["llm"], "revision": "0" * 40})
     with pytest.raises(SetupError) as error:
         make_engine("vllm", settings, {"type": "object"})
     message = str(error.value)
