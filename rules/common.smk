@@ -429,8 +429,9 @@ def screen_checkpoints(wildcards):
 
 
 def check_output_folders():
-    """Before any job: a file where an output folder must be, or a folder the user cannot write,
-    stops the run with the path and the fix (Snakemake would raise from deep inside a job).
+    """Before any job: a file where an output folder must be, or an output folder (under config
+    'outdir') the user cannot write, stops the run with the path and the fix (Snakemake would raise
+    from deep inside a job).
     """
     for stage in workflow.rules:
         for pattern in stage.output:
@@ -442,6 +443,8 @@ def check_output_folders():
                     f"{blocker}: a file where a folder must be (rule {stage.name} writes {pattern} "
                     "under it). Fix: move or delete that file, or set config 'outdir' elsewhere."
                 )
+            if not str(pattern).startswith(OUT):
+                continue  # a cache's rule (resources/), in the plan only while its cache is empty
             folder = next(s for s in reversed(steps[:-1] or [Path(".")]) if s.exists())
             if not os.access(folder, os.W_OK):
                 raise WorkflowError(

@@ -1,4 +1,4 @@
-# The report: metrics table, figures, Markdown/HTML; `snakemake --report report.html` gathers the
+# The report: metrics table, figures, Markdown/HTML; `snakemake --report results/report.html` gathers the
 # outputs marked report() with their captions from report/. The stage writes the same captions under
 # its figures in report.md/html (editing one reruns the report stage alone).
 FIGURE_CAPTIONS = {

@@ -255,9 +255,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
     expression, ``layers['delta']`` the change from control, ``obs`` the screen columns, ``uns`` the
-    model, data and params hashes), ``screen`` (TSV ranked by the distance from the training mean, where the noise floor
-    tells entries apart), ``explanations`` (JSON) and
-    ``page`` (Markdown). Params: the ``predict`` config section.
+    model, data and params hashes, the noise floor), ``screen`` (TSV ranked by the distance from the
+    training mean's prediction, where the data's noise floor tells entries apart), ``explanations``
+    (JSON) and ``page`` (Markdown). Params: the ``predict`` config section.
     """
     requests = requested(inputs, params)
     facet_tensor = with_genes_of(
