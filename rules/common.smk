@@ -89,6 +89,15 @@ def annotation_db(key):
     return ancient(config["annotations"]["sqlite"][key] or annotation_cache()[key])
 
 
+def annotations_to_fetch():
+    """Whether the annotation cache lacks a database that config does not point at elsewhere: only
+    then is there a rule that fetches them (rules/annotations.smk)."""
+    return any(
+        not Path(str(annotation_db(key))).is_file()
+        for key in registry.ANNOTATION_DATABASES
+    )
+
+
 # --- fetch_dataset, dataset -------------------------------------------------------------------------------
 
 
@@ -387,7 +396,15 @@ def screen_checkpoints(wildcards):
 
 
 def screen_request_file(wildcards):
-    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict."""
+    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict.
+    A screen asked for (target predict) with nothing to predict stops here, before any job.
+    """
+    if not screen_entries():
+        raise WorkflowError(
+            "config 'predict.perturbations' is empty (and 'predict.file' names no perturbation), but the "
+            "screen (target predict) was asked for. Fix: list genes or pairs, e.g. predict.perturbations: "
+            "[TP53, GATA1+KLF1], or leave out the target 'predict'."
+        )
     path = config["predict"]["file"]
     return {"requests": path} if path else {}
 
@@ -398,3 +415,32 @@ def final_targets():
     if screen_entries():
         targets += list(rules.predict.output)
     return targets
+
+
+# --- before any job ---------------------------------------------------------------------------------------
+
+
+def check_output_folders():
+    """Before any job: a file where an output folder must be, or an output folder (under config
+    'outdir') the user cannot write, stops the run with the path and the fix (Snakemake would raise
+    from deep inside a job).
+    """
+    for stage in workflow.rules:
+        for pattern in stage.output:
+            fixed = Path(str(pattern).split("{")[0] or ".")
+            steps = [*reversed(fixed.parents), fixed]
+            blocker = next((s for s in steps if s.exists() and not s.is_dir()), None)
+            if blocker is not None and blocker != Path(str(pattern)):
+                raise WorkflowError(
+                    f"{blocker}: a file where a folder must be (rule {stage.name} writes {pattern} "
+                    "under it). Fix: move or delete that file, or set config 'outdir' elsewhere."
+                )
+            if not str(pattern).startswith(OUT):
+                continue  # a cache's rule (resources/), in the plan only while its cache is empty
+            folder = next(s for s in reversed(steps[:-1] or [Path(".")]) if s.exists())
+            if not os.access(folder, os.W_OK):
+                raise WorkflowError(
+                    f"{folder}: not writable for this user, and rule {stage.name} writes {pattern} "
+                    "under it. Fix: make it writable (chmod, chown or group rights), or set config "
+                    "'outdir' to a folder you can write."
+                )

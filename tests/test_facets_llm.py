@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import yaml
 from cache_faults import LETTERS, garble_header, overwrite_inside_values
 from fake_llm_server import FakeChatServer
 
+from dygenept import cli
 from dygenept.errors import InputError
 from dygenept.facet_backends import backend_entry, guard
 from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
@@ -458,6 +460,47 @@ def stage_io(tmp_path, genes, org_db, go_db):
         ]
     }
     return inputs, outputs
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_dead_openai_server_stops_the_stage_within_seconds_naming_the_url(
+    defaults, tmp_path, org_db, go_db, capsys
+):
+    """The schema's own retry settings (five attempts with backoff, per gene) never come into play:
+    one request before any gene finds nobody listening."""
+    gene = GeneText("7157", "TP53", "tumor protein p53", "TP53 is a tumour suppressor.")
+    inputs, outputs = stage_io(tmp_path, [gene], org_db, go_db)
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    settings = copy.deepcopy(defaults)
+    settings["openai"]["base_url"] = base_url
+    settings["cache_dir"] = str(tmp_path / "cache")
+    params = {"backend": "openai", "llm": settings, "excluded_evidence": ["ND"]}
+    argv = ["facets_llm", "--params", json.dumps(params)]
+    argv += [arg for name, path in inputs.items() for arg in ("--in", f"{name}={path}")]
+    argv += [arg for name, path in outputs.items() for arg in ("--out", f"{name}={path}")]
+    started = time.monotonic()
+    status = cli.main(argv)
+    seconds = time.monotonic() - started
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("dygenept ")]
+    assert status == 2 and seconds < 10, seconds
+    assert f"config 'facets.llm.openai.base_url' = {base_url}: no server answers" in line
+    assert "Connection refused" in line and "Fix: start the server" in line
+    assert len(line) < 500 and "Traceback" not in err
+    assert not any(path.exists() for path in outputs.values())
+
+
+def test_the_server_check_is_one_request_before_any_gene(defaults, genes, facets, tmp_path):
+    with faulty_server(genes, facets) as server:
+        settings = openai_settings(defaults, server.base_url, tmp_path)
+        make_engine("openai", EngineSettings.from_params(settings), answer_schema(facets, 600, 0))
+        assert server.models_requests == 1 and server.log == []
 
 
 def test_stage_writes_records_failures_and_guard_then_facets_reads_them(

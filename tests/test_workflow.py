@@ -405,8 +405,11 @@ def test_screen_predicts_unseen_genes_and_a_held_out_one_as_evaluation_does(demo
     facets = explanations["TP53+ctrl"]["facets"]
     assert facets and all(f["gene"] == "TP53" and f["text"] != "NONE" for f in facets)
     screen = pd.read_csv(out / "predict/screen.tsv", sep="\t")
-    assert screen["effect_norm"].is_monotonic_decreasing and len(screen) == 5
-    assert "| 1 | " in (out / "predict/screen.md").read_text()
+    ranked = screen.dropna(subset=["rank"])
+    assert len(screen) == 5 and screen["rank"].isna().tolist() == sorted(screen["rank"].isna())
+    assert ranked["rank"].is_monotonic_increasing and (ranked["effect_over_noise"] >= 1).all()
+    page = (out / "predict/screen.md").read_text()
+    assert predictions.uns["noise_floor"] > 0 and "Noise floor: " in page
 
 
 def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):

@@ -57,6 +57,10 @@ class RunResult:
     attempts: int = 0
 
 
+# The reason of a gene the transport got no answer for (a server down mid-run), not an invalid answer.
+NO_ANSWER = "no answer"
+
+
 def prompt_shingles(templates: PromptTemplates, facets: Sequence[FacetSpec], max_chars: int) -> set:
     """Word 8-grams of the instructions and worked examples: what an answer must not restate."""
     parts = [render_system(templates, facets, max_chars)]
@@ -121,7 +125,7 @@ def run_genes(
             for gene, output in zip(live, outputs):
                 if isinstance(output, EngineError):
                     # the transport already retried; another model turn would not help
-                    reasons[gene.entrez_id] = f"no answer: {output.reason}"
+                    reasons[gene.entrez_id] = f"{NO_ANSWER}: {output.reason}"
                     continue
                 raws[gene.entrez_id].append(output)
                 try:
