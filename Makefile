@@ -1,6 +1,7 @@
 # DyGenePT: the two commands README.md promises, and a few helpers.
 #   make demo   set up, then run the whole pipeline on the embedded default (CPU, minutes)
 #   make test   set up, then run the whole test suite (what CI runs)
+#   make test-fast   set up, then every test not marked slow (under 3 minutes on two cores)
 #   make bench-gpu  the GPU paths at the real run's size (needs a CUDA device; < 5 min on an H100)
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ BIN := $(abspath $(VENV))/bin
 RUN := PATH="$(BIN):$$PATH"
 DEMO_OUT := results/demo
 
-.PHONY: setup demo test lint bench bench-gpu clean-demo
+.PHONY: setup demo test test-fast lint bench bench-gpu clean-demo
 
 setup: $(VENV)/.installed
 
@@ -32,6 +33,9 @@ demo: setup
 
 test: setup
 	$(RUN) python -m pytest -q
+
+test-fast: setup
+	$(RUN) python -m pytest -q -m "not slow"
 
 lint: setup
 	$(RUN) snakemake --configfile config/demo.yaml --lint

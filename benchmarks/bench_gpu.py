@@ -303,14 +303,17 @@ def control_cells(size: Size, cells: int, seed: int):
 
 
 def run_cells(h5ad: Path, checkpoint: Path, work: Path, device: str, name: str) -> dict:
-    from dygenept.pretrained.roles import SCGPT_FILES
+    from dygenept.registry import CELL_ENCODERS
     from dygenept.stages import cells
 
     params = merged(
         section_defaults("cells"),
         {"encoder": "scgpt", "scgpt": {"model_dir": str(checkpoint), "device": device}},
     )
-    inputs = {"h5ad": h5ad, **{key: checkpoint / file for key, file in SCGPT_FILES.items()}}
+    inputs = {
+        "h5ad": h5ad,
+        **{key: checkpoint / file for key, file in CELL_ENCODERS["scgpt"].checkpoint.items()},
+    }
     return cells.run(inputs, {"embeddings": work / f"{name}_cells.safetensors"}, params)
 
 

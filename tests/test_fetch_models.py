@@ -20,7 +20,8 @@ from dygenept.pretrained import lock as model_lock
 from dygenept.pretrained.fetch import ModelFetchError, select_files
 from dygenept.pretrained.local import FetchedModel
 from dygenept.pretrained.offline import OFFLINE_SWITCHES, hubs_offline
-from dygenept.pretrained.roles import SCGPT_FILES, fetch_settings
+from dygenept.pretrained.roles import fetch_settings
+from dygenept.registry import CELL_ENCODERS
 from dygenept.stages import fetch_models
 from dygenept.text_encoders import TextEncoder, TextEncoderSettings
 
@@ -479,13 +480,15 @@ def test_a_scgpt_checkpoint_with_a_url_is_fetched_and_its_hash_locked(tmp_path):
         )
         assert set(fetch_settings(config)) == {"facet_encoder", "scgpt"}
         details, manifest = fetch(config, "scgpt", tmp_path)
-    assert set(manifest["files"]) == set(SCGPT_FILES.values())
+    assert set(manifest["files"]) == set(CELL_ENCODERS["scgpt"].checkpoint.values())
     assert manifest["weights_sha256"] == sha256(files["best_model.pt"])
     assert not manifest["weights_sha256_pinned"]
     locked = model_lock.read_lock(tmp_path / "models.lock.json")[server.url("/zoo/whole_human")]
     assert locked.weights_sha256 == manifest["weights_sha256"] and locked.key == "cells.scgpt"
     directory = FetchedModel.read(tmp_path / "manifest.json").directory
-    model = scgpt.load_scgpt(*(directory / name for name in SCGPT_FILES.values()))
+    model = scgpt.load_scgpt(
+        *(directory / name for name in CELL_ENCODERS["scgpt"].checkpoint.values())
+    )
     assert model.args.embsize == 8
     # a different file served later is refused against the locked hash, and removed
     (directory / "best_model.pt").unlink()

@@ -38,7 +38,7 @@ from ..devices import autocast, resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding
 from ..pretrained.local import FetchedModel
-from ..pretrained.roles import SCGPT_FILES
+from ..registry import CELL_ENCODERS
 from ..settings import read_fields
 from .base import linear_readout
 
@@ -49,7 +49,7 @@ PROGRESS_SECONDS = 10.0
 SYMBOL_COLUMN = "gene_symbol"
 # The stage's inputs (rule cells declares them when config 'cells.scgpt.model_dir' holds them, else
 # the manifest 'scgpt_model' of the checkpoint rule fetch_models downloaded from 'cells.scgpt.url').
-CHECKPOINT_FILES = SCGPT_FILES
+CHECKPOINT_FILES = CELL_ENCODERS["scgpt"].checkpoint
 ENCODER_PREFIXES = ("encoder.", "value_encoder.", "transformer_encoder.")
 # flash-attn checkpoints (the published ones) name the packed projection Wqkv; torch's MHA in_proj_.
 RENAMES = (

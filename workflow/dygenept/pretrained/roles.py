@@ -1,4 +1,5 @@
-"""Which configured models rule ``fetch_models`` downloads, and with which settings.
+"""Which configured models rule ``fetch_models`` downloads (``registry.PRETRAINED_MODELS`` names them),
+and with which settings.
 
 Standard library only: ``rules/common.smk`` reads it while the workflow is parsed, and the stages use the
 same answers (where an encoder's files come from is decided here once).
@@ -7,36 +8,12 @@ same answers (where an encoder's files come from is decided here once).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from ..registry import CELL_ENCODERS, LLM_ENGINES, PRETRAINED_MODELS
 
 # A Hugging Face repository id: "name" or "owner/name".
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-# LLM backends that load the model's weights themselves (openai asks a server that has them).
-WEIGHT_LOADING_LLM_BACKENDS = ("vllm", "transformers")
-# A scGPT checkpoint directory (the official layout): input name → file; the weights come first.
-SCGPT_FILES = {
-    "scgpt_weights": "best_model.pt",
-    "scgpt_vocab": "vocab.json",
-    "scgpt_args": "args.json",
-}
-
-
-@dataclass(frozen=True)
-class ModelRole:
-    name: str  # the manifest is <models.dir>/<name>.json
-    key: str  # the config section of the model's settings
-    local_key: str  # the key that names a local directory instead of a download
-
-
-ROLES = {
-    role.name: role
-    for role in (
-        ModelRole("facet_encoder", "facet_embed.encoder", "facet_embed.encoder.path"),
-        ModelRole("llm", "facets.llm", "facets.llm.model"),
-        ModelRole("scgpt", "cells.scgpt", "cells.scgpt.model_dir"),
-    )
-}
 
 
 def encoder_source(path: str | None, package: str | None, hub_id: str | None) -> str:
@@ -67,8 +44,8 @@ def fetch_settings(config: dict) -> dict[str, dict]:
         return {
             **common,
             "name": role,
-            "key": ROLES[role].key,
-            "local_key": ROLES[role].local_key,
+            "key": PRETRAINED_MODELS[role].key,
+            "local_key": PRETRAINED_MODELS[role].local_key,
             "source": "hub",
             "repo_id": repo_id,
             "revision": revision,
@@ -86,18 +63,18 @@ def fetch_settings(config: dict) -> dict[str, dict]:
             "facet_encoder", encoder["hub_id"], encoder["revision"], encoder["sha256"]
         )
     llm = config["facets"]["llm"]
-    if config["facets"]["backend"] in WEIGHT_LOADING_LLM_BACKENDS and not llm_is_local(
-        llm["model"]
-    ):
+    engine = LLM_ENGINES.get(config["facets"]["backend"])
+    if engine is not None and engine.loads_weights and not llm_is_local(llm["model"]):
         found["llm"] = from_hub("llm", llm["model"], llm["revision"], llm["sha256"])
     scgpt = config["cells"]["scgpt"]
     if config["cells"]["encoder"] == "scgpt" and scgpt["url"]:
+        checkpoint = CELL_ENCODERS["scgpt"].checkpoint
         found["scgpt"] = {
             **from_hub("scgpt", None, None, scgpt["sha256"]),
             "source": "url",
             "url": scgpt["url"],
             "directory": scgpt["model_dir"],
-            "files": list(SCGPT_FILES.values()),
-            "weights": SCGPT_FILES["scgpt_weights"],
+            "files": list(checkpoint.values()),
+            "weights": checkpoint["scgpt_weights"],
         }
     return found

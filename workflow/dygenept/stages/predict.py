@@ -19,12 +19,23 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ..data.conditions import condition_genes
+from ..data.arrays import dense
+from ..data.conditions import CONDITION_KEY, condition_genes
 from ..data.perturbations import PerturbationData, load_perturbation_data
 from ..data.screen_requests import Request, parse_requests, read_request_file
 from ..errors import InputError
 from ..evaluation.baselines import mean_facet_features
-from ..evaluation.screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
+from ..evaluation.screen import (
+    effect_size,
+    facet_weight_summary,
+    nearest,
+    noise_floor,
+    sampling_error,
+    screen_ranks,
+    tie_groups,
+    top_changes,
+    top_facets,
+)
 from ..formats.facet_tensor import load_facet_tensor, with_genes_of
 from ..formats.gene_table import read_genes
 from ..io.artifacts import (
@@ -38,6 +49,7 @@ from ..io.artifacts import (
 )
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
+from ..model.training import mean_shift
 
 log = logging.getLogger(__name__)
 
@@ -103,25 +115,120 @@ def explain(
     return explained
 
 
-def screen_table(records: list[dict]) -> pd.DataFrame:
+def training_noise_floor(h5ad: Path, conditions: list[str]) -> float:
+    """The data's noise floor: the median over training perturbations of the sampling error of their
+    mean profile (what two measurements of the same perturbation would differ by)."""
+    adata = ad.read_h5ad(h5ad, backed="r")
+    labels = adata.obs[CONDITION_KEY].astype(str).to_numpy()
+    errors = [
+        sampling_error(dense(adata.X[np.flatnonzero(labels == condition)]))
+        for condition in conditions
+    ]
+    adata.file.close()
+    return noise_floor(errors)
+
+
+# Entries a screen entry cannot be told from, named in its row (the rest counted).
+SAME_AS_NAMED = 10
+
+
+def others_named(others: list[str]) -> str:
+    named = ";".join(others[:SAME_AS_NAMED])
+    return named + (
+        f";(+{len(others) - SAME_AS_NAMED} more)" if len(others) > SAME_AS_NAMED else ""
+    )
+
+
+def noise_columns(
+    conditions: list[str], predicted: np.ndarray, reference: np.ndarray, floor: float
+) -> pd.DataFrame:
+    """Per entry: its distance from the training mean's prediction (``specific_effect``), that distance
+    over the noise floor, a rank (none within the floor of the training mean; shared by entries within
+    the floor of each other) and the entries it cannot be told from (``same_as``)."""
+    specific = np.linalg.norm(predicted - reference, axis=1)
+    groups = tie_groups(predicted, floor)
+    ranks = screen_ranks(list(specific), groups, floor)
+    members: dict[int, list[str]] = {}
+    for condition, group in zip(conditions, groups):
+        members.setdefault(group, []).append(condition)
+    same_as = [
+        others_named([c for c in members[group] if c != condition])
+        for condition, group in zip(conditions, groups)
+    ]
+    return pd.DataFrame(
+        {
+            "rank": pd.array(ranks, dtype="Int64"),
+            "specific_effect": np.round(specific, 4),
+            "effect_over_noise": np.round(specific / floor, 2),
+            "same_as": same_as,
+        },
+        index=conditions,
+    )
+
+
+def screen_table(records: list[dict], noise: pd.DataFrame) -> pd.DataFrame:
+    """The screen, ranked entries first (by rank, then distance from the training mean), then the
+    entries the noise floor cannot tell from the training mean."""
     table = pd.DataFrame(records, columns=SCREEN_COLUMNS)
-    return table.sort_values(["effect_norm", "condition"], ascending=[False, True], kind="stable")
+    table = pd.concat([table, noise.loc[table["condition"]].reset_index(drop=True)], axis=1)
+    ordered = table.assign(unranked=table["rank"].isna())
+    ordered = ordered.sort_values(
+        ["unranked", "rank", "specific_effect", "condition"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    )
+    return ordered.drop(columns="unranked")
 
 
-def screen_markdown(table: pd.DataFrame, explanations: dict, skipped: dict[str, str]) -> str:
+def noise_summary(table: pd.DataFrame, floor: float) -> list[str]:
+    """What the noise floor says about the screen, in sentences."""
+    lines = [
+        f"Noise floor: {floor:.3f} — two measurements of one perturbation's mean expression (as many cells "
+        "as a training perturbation has) differ by about this much (L2 over the data's genes; median over "
+        "the training perturbations). `specific` is the L2 distance of an entry's prediction from the "
+        "training mean's (the train_mean baseline: control plus the mean change of the training "
+        "perturbations); `× noise` divides it by the floor."
+    ]
+    unranked = table.loc[table["rank"].isna(), "condition"].tolist()
+    if len(unranked) == len(table):
+        lines.append(
+            "**No entry can be told apart from the training mean**: every prediction lies within the "
+            "noise floor of it, so the screen ranks nothing."
+        )
+    elif unranked:
+        lines.append(
+            f"Not ranked — within the noise floor of the training mean: {', '.join(unranked)}."
+        )
+    ties = table[(table["same_as"] != "") & table["rank"].notna()]
+    for rank, group in ties.groupby("rank"):
+        lines.append(
+            f"Rank {rank} is shared: {', '.join(group['condition'])} lie within the noise floor of "
+            "each other, so the screen cannot order them."
+        )
+    return lines
+
+
+def screen_markdown(
+    table: pd.DataFrame, explanations: dict, skipped: dict[str, str], floor: float
+) -> str:
     lines = [
         "# In-silico screen",
         "",
-        "Predicted with the trained model over every control cell, ranked by effect size (L2 norm of the",
-        "predicted change). `unseen_genes`: genes never perturbed in training, predicted from their facets.",
+        "Predicted with the trained model over every control cell, ranked by how far each prediction",
+        "lies from the training mean's, where the data's noise floor can tell them apart. `effect`: L2",
+        "norm of the predicted change from control. `unseen genes`: never perturbed in training,",
+        "predicted from their facets.",
         "",
-        "| rank | perturbation | effect | genes changed | unseen genes | top facets | nearest training |",
-        "|---|---|---|---|---|---|---|",
+        *[part for line in noise_summary(table, floor) for part in (line, "")],
+        "| rank | perturbation | specific | × noise | effect | genes changed | unseen genes | top facets | nearest training |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for rank, row in enumerate(table.itertuples(index=False), start=1):
+    for row in table.itertuples(index=False):
+        rank = "-" if pd.isna(row.rank) else str(row.rank)
         lines.append(
-            f"| {rank} | {row.condition} | {row.effect_norm:.3f} | {row.n_changed} | "
-            f"{row.unseen_genes or '-'} | {row.top_facets} | {row.nearest_training} |"
+            f"| {rank} | {row.condition} | {row.specific_effect:.3f} | {row.effect_over_noise:.2f} | "
+            f"{row.effect_norm:.3f} | {row.n_changed} | {row.unseen_genes or '-'} | {row.top_facets} | "
+            f"{row.nearest_training} |"
         )
     for condition, explanation in explanations.items():
         lines += ["", f"## {condition}", ""]
@@ -148,8 +255,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
     expression, ``layers['delta']`` the change from control, ``obs`` the screen columns, ``uns`` the
-    model, data and params hashes), ``screen`` (TSV ranked by effect size), ``explanations`` (JSON) and
-    ``page`` (Markdown). Params: the ``predict`` config section.
+    model, data and params hashes, the noise floor), ``screen`` (TSV ranked by the distance from the
+    training mean's prediction, where the data's noise floor tells entries apart), ``explanations``
+    (JSON) and ``page`` (Markdown). Params: the ``predict`` config section.
     """
     requests = requested(inputs, params)
     facet_tensor = with_genes_of(
@@ -171,7 +279,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             "config 'predict': none of the requested perturbations can be predicted:\n"
             + "\n".join(f"  {entry}: {reason}" for entry, reason in skipped.items())
         )
-    train = data.modelled(read_json(inputs["split"])["train"])
+    split_train = read_json(inputs["split"])["train"]
+    train = data.modelled(split_train)
     seen = {gene for condition in train for gene in condition_genes(condition)}
     train_features = np.stack([mean_facet_features(data, c) for c in train])
     facets, screen_facets = (pd.read_parquet(inputs[name]) for name in ("facets", "screen_facets"))
@@ -207,9 +316,13 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             "nearest_training": "; ".join(f"{c} ({s:.2f})" for c, s in close),
         })  # fmt: skip
         predicted.append(mean_expression)
-    table = screen_table(records)
+    # what the model predicts for any perturbation before it learns one: the train_mean baseline
+    reference = data.control_mean + mean_shift(data, data.measured(split_train))
+    floor = training_noise_floor(inputs["h5ad"], data.measured(split_train))
+    noise = noise_columns([r["condition"] for r in records], np.stack(predicted), reference, floor)
+    table = screen_table(records, noise)
     var = ad.read_h5ad(inputs["h5ad"], backed="r").var.copy()
-    obs = pd.DataFrame(records).set_index("condition", drop=False)
+    obs = pd.DataFrame(records).set_index("condition", drop=False).join(noise)
     obs.index.name = None
     expression = np.stack(predicted).astype(np.float32)
     predictions = ad.AnnData(X=expression, obs=obs, var=var)
@@ -225,6 +338,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         "params_sha256": sha256_text(canonical_json(params)),
         "facet_ids": list(data.facets.facet_ids),
         "not_predicted": json.dumps(skipped),
+        "noise_floor": floor,
     }
     with atomic_path(outputs["predictions"]) as tmp:
         predictions.write_h5ad(tmp)
@@ -233,11 +347,13 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     write_json_atomic(
         outputs["explanations"], {"predicted": explanations, "not_predicted": skipped}
     )
-    write_text_atomic(outputs["page"], screen_markdown(table, explanations, skipped))
+    write_text_atomic(outputs["page"], screen_markdown(table, explanations, skipped, floor))
     log.info("predicted %d perturbations (%d skipped); strongest: %s", len(records), len(skipped),
              table["condition"].head(3).tolist())  # fmt: skip
     return {
         "predicted": len(records),
         "not_predicted": skipped,
+        "noise_floor": round(floor, 4),
+        "ranked": int(table["rank"].notna().sum()),
         "unseen": int((table["unseen_genes"] != "").sum()),
     }

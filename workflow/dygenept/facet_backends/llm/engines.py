@@ -10,14 +10,17 @@ without a server or a GPU. Heavy imports (vllm, torch, transformers) stay inside
 from __future__ import annotations
 
 import os
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import requests
+
 from ...devices import resolve_device
-from ...errors import InputError
+from ...errors import InputError, SetupError, needs_package
 from ...io.http import (
     FetchError,
     HttpClient,
@@ -30,6 +33,9 @@ from ...pretrained.roles import llm_is_local
 from ...settings import read_fields
 
 Message = dict[str, str]
+# The openai backend's one request before any gene: a server that is down refuses the connection at
+# once, and one that does not answer within this many seconds is not worth waiting for gene after gene.
+PREFLIGHT_SECONDS = 5.0
 # vLLM's structured outputs (``StructuredOutputsParams``) replaced ``guided_json`` in 0.12.0.
 VLLM_VERSION = "0.12.0"
 
@@ -218,6 +224,33 @@ class OpenAIEngine:
             return list(pool.map(self._one, conversations))
 
 
+def short_reason(error: Exception) -> str:
+    """The operating system's words for a failed connection ("[Errno 111] Connection refused"), not
+    the transport library's page of nested wrappers."""
+    found = re.findall(r"\[Errno -?\d+\][^'\")]*", str(error))
+    return found[-1].strip() if found else type(error).__name__
+
+
+def check_server(engine: OpenAIEngine) -> None:
+    """One request (``GET <base_url>/models``) before any gene: a server that is down, or that refuses
+    the key, stops the stage within seconds, naming the URL. Any other answer means a server listens."""
+    url = f"{engine.base_url.rstrip('/')}/models"
+    headers = {"Authorization": f"Bearer {engine.key}"} if engine.key else {}
+    where = f"config 'facets.llm.openai.base_url' = {engine.base_url}"
+    try:
+        response = engine.client.session.get(url, headers=headers, timeout=PREFLIGHT_SECONDS)
+    except requests.RequestException as error:
+        raise SetupError(
+            f"{where}: no server answers at {url} ({short_reason(error)}). Fix: start the server "
+            "(e.g. `vllm serve <model>`), or set facets.llm.openai.base_url to the URL it listens on."
+        ) from error
+    if response.status_code in (401, 403):
+        raise SetupError(
+            f"{where}: the server refused the request to {url} (HTTP {response.status_code}). Fix: "
+            "put a valid key in the environment variable facets.llm.openai.api_key_env names."
+        )
+
+
 def make_openai(
     model: str,
     revision: str | None,
@@ -230,7 +263,7 @@ def make_openai(
         backoff_seconds=settings.backoff_seconds,
         timeout_seconds=settings.timeout_seconds,
     )
-    return OpenAIEngine(
+    engine = OpenAIEngine(
         base_url=settings.base_url,
         model=model,
         revision=revision,
@@ -240,6 +273,8 @@ def make_openai(
         client=HttpClient(policy, pool_size=settings.concurrency),
         key=api_key(settings.api_key_env),
     )
+    check_server(engine)
+    return engine
 
 
 # --- vllm -----------------------------------------------------------------------------------------
@@ -277,7 +312,8 @@ class VllmEngine:
         schema: dict,
         chat_template: str | None = None,
     ):
-        import vllm
+        with needs_package("vllm", "config 'facets.backend: vllm'"):
+            import vllm
 
         self.model, self.revision, self.sampling, self.schema = (
             model.name,
@@ -407,6 +443,48 @@ def local_llm(settings: EngineSettings, fetched: FetchedModel | None) -> LocalLL
     return LocalLLM(model, model, settings.revision)
 
 
+def vllm_engine(
+    settings: EngineSettings,
+    schema: dict,
+    chat_template: str | None,
+    fetched: FetchedModel | None,
+) -> VllmEngine:
+    return VllmEngine(
+        local_llm(settings, fetched), settings.vllm, settings.sampling, schema, chat_template
+    )
+
+
+def openai_engine(
+    settings: EngineSettings,
+    schema: dict,
+    chat_template: str | None,
+    fetched: FetchedModel | None,
+) -> OpenAIEngine:
+    """An OpenAI-style server applies its own chat template."""
+    return make_openai(
+        settings.model, settings.revision, settings.openai, settings.sampling, schema
+    )
+
+
+def transformers_engine(
+    settings: EngineSettings,
+    schema: dict,
+    chat_template: str | None,
+    fetched: FetchedModel | None,
+) -> TransformersEngine:
+    return TransformersEngine(
+        local_llm(settings, fetched), settings.transformers, settings.sampling, chat_template
+    )
+
+
+# The engines by the names registry.LLM_ENGINES gives, each built from config 'facets.llm'.
+ENGINES: dict[str, Callable[[EngineSettings, dict, str | None, FetchedModel | None], Engine]] = {
+    "vllm": vllm_engine,
+    "openai": openai_engine,
+    "transformers": transformers_engine,
+}
+
+
 def make_engine(
     backend: str,
     settings: EngineSettings,
@@ -420,16 +498,6 @@ def make_engine(
     server applies its own template. ``fetched``: the model rule fetch_models downloaded (vllm,
     transformers).
     """
-    if backend == "openai":
-        return make_openai(
-            settings.model, settings.revision, settings.openai, settings.sampling, schema
-        )
-    if backend == "vllm":
-        return VllmEngine(
-            local_llm(settings, fetched), settings.vllm, settings.sampling, schema, chat_template
-        )
-    if backend == "transformers":
-        return TransformersEngine(
-            local_llm(settings, fetched), settings.transformers, settings.sampling, chat_template
-        )
-    raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
+    if backend not in ENGINES:
+        raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
+    return ENGINES[backend](settings, schema, chat_template, fetched)
