@@ -39,6 +39,7 @@ wildcard_constraints:
 
 
 include: "rules/annotations.smk"
+include: "rules/models.smk"
 include: "rules/data.smk"
 include: "rules/genes.smk"
 include: "rules/knowledge.smk"

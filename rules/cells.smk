@@ -4,6 +4,7 @@
 rule cells:
     input:
         unpack(cell_encoder_checkpoint),
+        **fetched_model("scgpt"),
         h5ad=rules.dataset.output.h5ad,
         code=stage_code("cells"),
     output:
@@ -15,7 +16,7 @@ rule cells:
     conda:
         "../envs/cell_encoders.yaml"
     resources:
-        gpu=cells_gpus(),
+        gpu=stage_gpus("cells"),
     params:
         cli=CLI,
         io=stage_io,

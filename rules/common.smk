@@ -23,6 +23,8 @@ from dygenept.data.screen_requests import (
     requested_genes,
 )
 from dygenept import registry
+from dygenept.pretrained.lock import describe, read_lock
+from dygenept.pretrained.roles import fetch_settings
 
 # --- every stage: its code, its command line, its log and benchmark --------------------------------------
 
@@ -64,6 +66,13 @@ def with_evidence(settings):
     return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
 
 
+def stage_gpus(stage):
+    """The GPUs a job of ``stage`` asks the scheduler for: what its configured backend runs on, one
+    helper for every rule (registry.stage_gpus; device auto or cuda asks, cpu asks none).
+    """
+    return registry.stage_gpus(stage, config)
+
+
 def log_path(stage):
     return f"{OUT}/logs/{stage}.log"
 
@@ -96,6 +105,45 @@ def annotations_to_fetch():
         not Path(str(annotation_db(key))).is_file()
         for key in registry.ANNOTATION_DATABASES
     )
+
+
+# --- fetch_models: the pretrained models the config downloads ----------------------------------------
+
+# Model name (registry PRETRAINED_MODELS) → the params of its fetch_models job: only the models the
+# config takes from a hub or a URL (a path, a package or an OpenAI-style server needs none).
+FETCHED_MODELS = fetch_settings(config)
+
+
+def model_manifest(name):
+    """Where rule fetch_models writes the manifest of model ``name``."""
+    return f"{config['models']['dir']}/{name}.json"
+
+
+def fetched_model(name):
+    """{input name: manifest} for a rule that loads model ``name``, when the config downloads it."""
+    if name not in FETCHED_MODELS:
+        return {}
+    return {registry.PRETRAINED_MODELS[name].input: model_manifest(name)}
+
+
+def print_locked_models():
+    """Say which commit a model whose config revision is null runs at (the lock file's): users see what
+    they run, every run."""
+    locked = read_lock(config["models"]["lock"])
+    for settings in FETCHED_MODELS.values():
+        entry = locked.get(settings["repo_id"] or settings["url"])
+        if (
+            entry is not None
+            and settings["source"] == "hub"
+            and not settings["revision"]
+        ):
+            print(
+                describe(settings["repo_id"], entry, config["models"]["lock"]),
+                file=sys.stderr,
+            )
+
+
+print_locked_models()
 
 
 # --- fetch_dataset, dataset -------------------------------------------------------------------------------
@@ -275,6 +323,13 @@ def facets_params():
     return with_evidence(settings)
 
 
+def facet_backend_models():
+    """The facet_embed encoder's manifest, for a backend that embeds sentences with it."""
+    if registry.FACET_BACKENDS[config["facets"]["backend"]].text_encoder:
+        return fetched_model("facet_encoder")
+    return {}
+
+
 def facets_llm_params():
     """The backend and the LLM settings (model and sampling among them), for the facets_llm rule."""
     settings = config["facets"]
@@ -298,24 +353,6 @@ def chat_template_input(wildcards):
     return {"chat_template": path} if path else {}
 
 
-def facets_llm_gpus():
-    """The GPUs the selected LLM engine asks for (none when the backend runs no LLM)."""
-    backend = config["facets"]["backend"]
-    if backend not in registry.LLM_ENGINES:
-        return 0
-    return registry.gpus(
-        registry.LLM_ENGINES[backend].gpu, config["facets"]["llm"][backend]
-    )
-
-
-# --- facet_embed ----------------------------------------------------------------------------------------
-
-
-def facet_embed_gpus():
-    """One GPU unless the config pins the encoder to the CPU (device auto uses a GPU when it gets one)."""
-    return registry.device_gpus(config["facet_embed"]["device"], auto_takes_gpu=True)
-
-
 # --- cells ----------------------------------------------------------------------------------------------
 
 
@@ -333,16 +370,10 @@ def cell_encoder_checkpoint(wildcards):
     name = config["cells"]["encoder"]
     encoder = registry.CELL_ENCODERS[name]
     directory = encoder.checkpoint_dir and config["cells"][name][encoder.checkpoint_dir]
-    if not directory:
+    if not directory or name in FETCHED_MODELS:  # fetched: its manifest is the input
         return {}
     files = {key: Path(directory) / file for key, file in encoder.checkpoint.items()}
     return {key: str(path) for key, path in files.items() if path.is_file()}
-
-
-def cells_gpus():
-    """What the chosen encoder asks for: scgpt and scvi one GPU unless their device is cpu; pca none."""
-    name = config["cells"]["encoder"]
-    return registry.gpus(registry.CELL_ENCODERS[name].gpu, config["cells"][name])
 
 
 # --- train, evaluate ------------------------------------------------------------------------------------
@@ -355,11 +386,6 @@ def train_params(variant, seed):
     }
     model = {**settings["model"], **config["train"]["variants"][variant]}
     return {**settings, "model": model, "seed": int(seed)}
-
-
-def train_gpus():
-    """A GPU for the train rule only when the config asks for CUDA (device auto runs where it lands)."""
-    return registry.device_gpus(config["train"]["device"], auto_takes_gpu=False)
 
 
 def checkpoints_of(variants):

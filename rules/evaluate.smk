@@ -25,6 +25,8 @@ rule evaluate:
     conda:
         "../envs/train.yaml"
     threads: 2
+    resources:
+        gpu=stage_gpus("evaluate"),
     params:
         cli=CLI,
         io=stage_io,

@@ -3,6 +3,7 @@
 
 rule facet_embed:
     input:
+        **fetched_model("facet_encoder"),
         facets=rules.facets.output.facets,
         code=stage_code("facet_embed"),
     output:
@@ -16,7 +17,7 @@ rule facet_embed:
     threads: 2
     resources:
         mem_mb=4000,
-        gpu=facet_embed_gpus(),
+        gpu=stage_gpus("facet_embed"),
     params:
         cli=CLI,
         io=stage_io,

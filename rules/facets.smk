@@ -7,6 +7,7 @@ rule facets_llm:
     input:
         unpack(chat_template_input),
         unpack(model_chain_first),
+        **fetched_model("llm"),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
         prompt_system=config["facets"]["llm"]["prompts"]["system"],
@@ -26,7 +27,7 @@ rule facets_llm:
     conda:
         "../envs/facets_llm.yaml"
     resources:
-        gpu=facets_llm_gpus(),
+        gpu=stage_gpus("facets_llm"),
     params:
         cli=CLI,
         io=stage_io,
@@ -39,6 +40,7 @@ rule facets:
     input:
         unpack(facets_llm_inputs),
         unpack(model_chain_first),
+        **facet_backend_models(),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
         org_db=annotation_db("org_hs_eg"),
@@ -53,6 +55,8 @@ rule facets:
         benchmark_path("{gene_set}/facets")
     conda:
         "../envs/facets.yaml"
+    resources:
+        gpu=stage_gpus("facets"),
     params:
         cli=CLI,
         io=stage_io,

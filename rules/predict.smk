@@ -40,6 +40,8 @@ rule predict:
     conda:
         "../envs/train.yaml"
     threads: 2
+    resources:
+        gpu=stage_gpus("predict"),
     params:
         cli=CLI,
         io=stage_io,

@@ -25,7 +25,7 @@ rule train:
     threads: 2
     resources:
         mem_mb=4000,
-        gpu=train_gpus(),
+        gpu=stage_gpus("train"),
     params:
         cli=CLI,
         io=stage_io,

@@ -133,7 +133,7 @@ def test_gpus_follow_each_choices_own_settings():
     assert registry.gpus(engines["vllm"].gpu, {**llm["vllm"], "tensor_parallel_size": 2}) == 2
     assert registry.gpus(engines["openai"].gpu, llm["openai"]) == 0
     transformers = engines["transformers"].gpu
-    assert [transformers.gpus({"device": d}) for d in ("cpu", "auto", "cuda:1")] == [0, 0, 1]
+    assert [transformers.gpus({"device": d}) for d in ("cpu", "auto", "cuda:1")] == [0, 1, 1]
     cells = section_defaults("cells")
     assert registry.gpus(registry.CELL_ENCODERS["pca"].gpu, cells["pca"]) == 0
     scgpt = registry.CELL_ENCODERS["scgpt"].gpu

@@ -20,10 +20,10 @@ from typing import Any, Literal
 # --- GPUs ------------------------------------------------------------------------------------------
 
 
-def device_gpus(device: str, auto_takes_gpu: bool) -> int:
-    """1 when a device setting asks the scheduler for a GPU: it names CUDA, or is ``auto`` and
-    ``auto_takes_gpu`` (where auto does not, the job runs on whatever it lands on)."""
-    return int(device.startswith("cuda") or (device == "auto" and auto_takes_gpu))
+def device_gpus(device: str) -> int:
+    """1 when a device setting may run on a GPU (``auto``, ``cuda``, ``cuda:N``): the job asks the
+    scheduler for one, so that ``auto`` lands where a GPU is; 0 for ``cpu``."""
+    return int(device != "cpu")
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,14 @@ class GpuNeed:
     """The GPUs a choice asks for, read from its own settings section.
 
     ``device``: the key of its device setting (None: it always runs on GPUs); ``count``: the key of
-    the setting that says how many (None: one); ``auto_takes_gpu``: whether device ``auto`` asks for one.
+    the setting that says how many (None: one).
     """
 
     device: str | None
     count: str | None
-    auto_takes_gpu: bool
 
     def gpus(self, settings: Mapping[str, Any]) -> int:
-        if self.device is not None and not device_gpus(settings[self.device], self.auto_takes_gpu):
+        if self.device is not None and not device_gpus(settings[self.device]):
             return 0
         return 1 if self.count is None else int(settings[self.count])
 
@@ -47,6 +46,35 @@ class GpuNeed:
 def gpus(need: GpuNeed | None, settings: Mapping[str, Any]) -> int:
     """The GPUs a choice asks for (none without a need)."""
     return 0 if need is None else need.gpus(settings)
+
+
+# The stages that run the DyGenePT network, on config 'train.device'.
+NETWORK_STAGES = ("train", "evaluate", "predict")
+
+
+def stage_gpus(stage: str, config: Mapping[str, Any]) -> int:
+    """The GPUs a stage's job asks for under a validated config: what its configured backend runs on.
+
+    The LLM engine (``facets_llm``), the facet encoder (``facet_embed``, and ``facets`` with a backend
+    that embeds sentences with it), the cell encoder (``cells``) and the network (``train``,
+    ``evaluate`` and ``predict``, all on config 'train.device'); every other stage none.
+    """
+    facets = config["facets"]
+    if stage == "facets_llm":
+        engine = LLM_ENGINES.get(facets["backend"])
+        return 0 if engine is None else gpus(engine.gpu, facets["llm"][facets["backend"]])
+    if stage == "facets":
+        embeds = FACET_BACKENDS[facets["backend"]].text_encoder
+        return device_gpus(config["facet_embed"]["device"]) if embeds else 0
+    if stage == "facet_embed":
+        return device_gpus(config["facet_embed"]["device"])
+    if stage == "cells":
+        name = config["cells"]["encoder"]
+        return gpus(CELL_ENCODERS[name].gpu, config["cells"][name])
+    if stage in NETWORK_STAGES:
+        return device_gpus(config["train"]["device"])
+    return 0
+
 
 
 def without_others(
@@ -70,13 +98,9 @@ class LlmEngineSpec:
 
 
 LLM_ENGINES: dict[str, LlmEngineSpec] = {
-    "vllm": LlmEngineSpec(
-        GpuNeed(device=None, count="tensor_parallel_size", auto_takes_gpu=True), loads_weights=True
-    ),
+    "vllm": LlmEngineSpec(GpuNeed(device=None, count="tensor_parallel_size"), loads_weights=True),
     "openai": LlmEngineSpec(None, loads_weights=False),  # a server elsewhere does the work
-    "transformers": LlmEngineSpec(
-        GpuNeed(device="device", count=None, auto_takes_gpu=False), loads_weights=True
-    ),
+    "transformers": LlmEngineSpec(GpuNeed(device="device", count=None), loads_weights=True),
 }
 
 
@@ -181,12 +205,12 @@ class CellEncoderSpec:
 CELL_ENCODERS: dict[str, CellEncoderSpec] = {
     "pca": CellEncoderSpec(gpu=None, checkpoint_dir=None, checkpoint={}),
     "scvi": CellEncoderSpec(
-        gpu=GpuNeed(device="device", count=None, auto_takes_gpu=True),
+        gpu=GpuNeed(device="device", count=None),
         checkpoint_dir=None,
         checkpoint={},
     ),
     "scgpt": CellEncoderSpec(
-        gpu=GpuNeed(device="device", count=None, auto_takes_gpu=True),
+        gpu=GpuNeed(device="device", count=None),
         checkpoint_dir="model_dir",
         checkpoint={
             "scgpt_weights": "best_model.pt",
@@ -204,12 +228,15 @@ CELL_ENCODERS: dict[str, CellEncoderSpec] = {
 class PretrainedModelSpec:
     key: str  # the config section of the model's settings
     local_key: str  # the key that names a local directory instead of a download
+    input: str  # the input name its manifest has in the rules that load it
 
 
 PRETRAINED_MODELS: dict[str, PretrainedModelSpec] = {
-    "facet_encoder": PretrainedModelSpec("facet_embed.encoder", "facet_embed.encoder.path"),
-    "llm": PretrainedModelSpec("facets.llm", "facets.llm.model"),
-    "scgpt": PretrainedModelSpec("cells.scgpt", "cells.scgpt.model_dir"),
+    "facet_encoder": PretrainedModelSpec(
+        "facet_embed.encoder", "facet_embed.encoder.path", "encoder_model"
+    ),
+    "llm": PretrainedModelSpec("facets.llm", "facets.llm.model", "llm_model"),
+    "scgpt": PretrainedModelSpec("cells.scgpt", "cells.scgpt.model_dir", "scgpt_model"),
 }
 
 
