@@ -36,8 +36,8 @@ def stage_code(stage):
     return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
-# Inputs a job waits for but its stage never reads (its code; `after`, an ordering of jobs).
-NOT_READ = {"code", "after"}
+# Inputs a job waits for but its stage never reads (its code).
+NOT_READ = {"code"}
 
 
 def stage_io(wildcards, input, output):
@@ -66,11 +66,59 @@ def with_evidence(settings):
     return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
 
 
-def stage_gpus(stage):
-    """The GPUs a job of ``stage`` asks the scheduler for: what its configured backend runs on, one
-    helper for every rule (registry.stage_gpus; device auto or cuda asks, cpu asks none).
+def stage_gpus(rule):
+    """The GPUs a job of ``rule`` asks the scheduler for, one helper for every rule: what its stage's
+    configured backend runs on (registry.stage_gpus: device auto or cuda asks, cpu asks none); a rule
+    that only gathers its stage's shards asks none, and a shard rule (<stage>_shard) asks its stage's.
     """
+    stage = rule.removesuffix(SHARD_SUFFIX)
+    if stage == rule and sharded(stage):
+        return 0
     return registry.stage_gpus(stage, config)
+
+
+# --- shards: facets_llm, an embedding facets backend and facet_embed as config 'shards' jobs each --------
+# A gene's shard is a hash of its Entrez id (dygenept.data.shards); rule <stage>_shard runs the stage's
+# work on one shard, and rule <stage> gathers the shards into the artifact one job writes.
+SHARDS = config["shards"]
+SHARD_SUFFIX = "_shard"
+
+
+def sharded(stage):
+    """Whether ``stage`` runs as SHARDS jobs: the LLM stage with an LLM backend, the facets stage with a
+    backend that embeds sentences, the facet encoder always (with more than one shard).
+    """
+    if SHARDS == 1:
+        return False
+    backend = registry.FACET_BACKENDS[config["facets"]["backend"]]
+    return {"facets_llm": backend.llm, "facets": backend.text_encoder}.get(stage, True)
+
+
+def shard_output(folder, stem, suffix):
+    """A shard rule's output, in its gene set's folder: <folder>/shards/<stem><shard>-of-<SHARDS>."""
+    return f"{OUT}/{{gene_set}}/{folder}/shards/{stem}{{shard}}-of-{SHARDS}{suffix}"
+
+
+def shard_parts(stage):
+    """Input function of rule ``stage``: its shards' outputs (part_0 … part_<n-1>) when sharded."""
+
+    def parts(wildcards):
+        if not sharded(stage):
+            return {}
+        output = getattr(rules, stage + SHARD_SUFFIX).output.part
+        return {
+            f"part_{shard}": expand(output, gene_set=wildcards.gene_set, shard=shard)[0]
+            for shard in range(SHARDS)
+        }
+
+    return parts
+
+
+def shard_params(settings):
+    """A shard rule's params: its stage's settings and which shard."""
+    return lambda wildcards: as_json(
+        {**settings, "shard": int(wildcards.shard), "shards": SHARDS}
+    )
 
 
 def log_path(stage):
@@ -193,10 +241,10 @@ def dataset_params():
 
 # --- the gene sets of genes → knowledge → enrich → facets(_llm) → facet_embed ----------------------------
 # The chain runs once per gene set, the {gene_set} folder of its files: "model" for the model's genes
-# (the perturbed genes and genes.extra: what train and evaluate read) and "screen" for those plus the
-# genes config 'predict' asks for (what predict reads). A screen never changes the model's files, so
-# asking for one more gene retrains nothing; the per-gene caches of the stages compute only the genes
-# the model's set does not have.
+# (the perturbed genes and genes.extra: what train and evaluate read) and "screen" for the genes config
+# 'predict' asks for that the model's set lacks (predict reads both sets). A screen never changes the
+# model's files, so asking for one more gene retrains nothing, and the two chains share no gene: neither
+# waits for the other, and `--until <stage>` stops both at that stage.
 MODEL_GENE_SET, SCREEN_GENE_SET = "model", "screen"
 # The Snakefile's wildcard constraint: {gene_set} is one of the two folder names.
 GENE_SET_PATTERN = f"{MODEL_GENE_SET}|{SCREEN_GENE_SET}"
@@ -213,16 +261,6 @@ def in_model_set(pattern):
 
 def in_screen_set(pattern):
     return in_gene_set(pattern, SCREEN_GENE_SET)
-
-
-def model_chain_first(wildcards):
-    """The screen's facets wait for the model's facet tensor, so that the genes the two sets share come
-    from the caches the model's chain filled: a fresh run computes each gene's facets and vectors once,
-    in the same batches whatever the scheduling, and the model's tensor never depends on the screen.
-    """
-    if wildcards.gene_set != SCREEN_GENE_SET:
-        return {}
-    return {"after": in_model_set(rules.facet_embed.output.tensor)}
 
 
 def screen_entries():
@@ -250,9 +288,17 @@ SCREEN_GENES = screen_genes()
 
 
 def genes_params(gene_set):
-    """The genes section; for the screen's set, with the genes the screen asks for (they must map)."""
+    """The genes section and the set; for the screen's, the genes the screen asks for (they must map)."""
     screen = SCREEN_GENES if gene_set == SCREEN_GENE_SET else []
-    return {**config["genes"], "screen": screen}
+    return {**config["genes"], "gene_set": gene_set, "screen": screen}
+
+
+def model_set_text(wildcards):
+    """The screen's enrich stage describes neighbours from the model's gene text too (a neighbour of a
+    screen gene is often a model gene), as it would if the two sets were one."""
+    if wildcards.gene_set != SCREEN_GENE_SET:
+        return {}
+    return {"model_gene_text": in_model_set(rules.knowledge.output.gene_text)}
 
 
 # --- knowledge, fetch_string, enrich: text and neighbour sources -----------------------------------------
@@ -347,10 +393,16 @@ def facets_llm_inputs(wildcards):
     }
 
 
-def chat_template_input(wildcards):
-    """The chat-template file config names for the LLM, if any (editing it reruns facets_llm)."""
-    path = config["facets"]["llm"]["chat_template"]
-    return {"chat_template": path} if path else {}
+def llm_prompt_inputs(wildcards):
+    """What the LLM stage prompts its model with: the facets, the prompt files and the chat-template
+    file config names, if any (editing any of them reruns facets_llm)."""
+    settings = config["facets"]
+    path = settings["llm"]["chat_template"]
+    return {
+        "facets_yaml": settings["spec"],
+        **{f"prompt_{name}": file for name, file in settings["llm"]["prompts"].items()},
+        **({"chat_template": path} if path else {}),
+    }
 
 
 # --- cells ----------------------------------------------------------------------------------------------

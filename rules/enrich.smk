@@ -32,6 +32,7 @@ rule enrich:
     input:
         unpack(string_edge_input),
         unpack(knowledge_tables),
+        unpack(model_set_text),
         gene_text=rules.knowledge.output.gene_text,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),

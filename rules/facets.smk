@@ -1,18 +1,16 @@
 # Each gene's text → K facet paragraphs or NONE. Editing resources/facets.yaml or the backend reruns this.
 # With an LLM backend (vllm, openai, transformers) the model runs in rule facets_llm, whose prompt
 # files are its inputs: editing the prompt reruns facets_llm, facets and what follows, nothing before.
+# With config 'shards' > 1, the model (and an embedding backend's encoder) runs in rule <stage>_shard,
+# once per shard of genes, and rule <stage> gathers the shards (see SHARDS in rules/common.smk).
 
 
 rule facets_llm:
     input:
-        unpack(chat_template_input),
-        unpack(model_chain_first),
+        unpack(llm_prompt_inputs),
+        unpack(shard_parts("facets_llm")),
         **fetched_model("llm"),
         gene_text=rules.enrich.output.gene_text,
-        facets_yaml=config["facets"]["spec"],
-        prompt_system=config["facets"]["llm"]["prompts"]["system"],
-        prompt_user=config["facets"]["llm"]["prompts"]["user"],
-        prompt_examples=config["facets"]["llm"]["prompts"]["examples"],
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("facets_llm"),
@@ -36,10 +34,38 @@ rule facets_llm:
         "{params.cli} facets_llm {params.io} --params {params.config:q} 2> {log}"
 
 
+if sharded("facets_llm"):
+
+    rule facets_llm_shard:
+        input:
+            unpack(llm_prompt_inputs),
+            **fetched_model("llm"),
+            gene_text=rules.enrich.output.gene_text,
+            code=stage_code("facets_llm_shard"),
+        output:
+            part=shard_output("facets", "llm_", ".json"),
+        log:
+            log_path("{gene_set}/facets_llm_shard{shard}"),
+        benchmark:
+            benchmark_path("{gene_set}/facets_llm_shard{shard}")
+        wildcard_constraints:
+            shard=r"\d+",
+        conda:
+            "../envs/facets_llm.yaml"
+        resources:
+            gpu=stage_gpus("facets_llm_shard"),
+        params:
+            cli=CLI,
+            io=stage_io,
+            config=shard_params(facets_llm_params()),
+        shell:
+            "{params.cli} facets_llm_shard {params.io} --params {params.config:q} 2> {log}"
+
+
 rule facets:
     input:
         unpack(facets_llm_inputs),
-        unpack(model_chain_first),
+        unpack(shard_parts("facets")),
         **facet_backend_models(),
         gene_text=rules.enrich.output.gene_text,
         facets_yaml=config["facets"]["spec"],
@@ -63,3 +89,33 @@ rule facets:
         config=as_json(facets_params()),
     shell:
         "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"
+
+
+if sharded("facets"):
+
+    rule facets_shard:
+        input:
+            **facet_backend_models(),
+            gene_text=rules.enrich.output.gene_text,
+            facets_yaml=config["facets"]["spec"],
+            org_db=annotation_db("org_hs_eg"),
+            go_db=annotation_db("go"),
+            code=stage_code("facets_shard"),
+        output:
+            part=shard_output("facets", "facets_", ".parquet"),
+        log:
+            log_path("{gene_set}/facets_shard{shard}"),
+        benchmark:
+            benchmark_path("{gene_set}/facets_shard{shard}")
+        wildcard_constraints:
+            shard=r"\d+",
+        conda:
+            "../envs/facets.yaml"
+        resources:
+            gpu=stage_gpus("facets_shard"),
+        params:
+            cli=CLI,
+            io=stage_io,
+            config=shard_params(facets_params()),
+        shell:
+            "{params.cli} facets_shard {params.io} --params {params.config:q} 2> {log}"

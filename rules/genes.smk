@@ -1,6 +1,6 @@
 # The gene universe, mapped to Entrez ids via org.Hs.eg.db aliases: the perturbed genes and config
-# genes.extra for the model ({gene_set} "model"), and also the genes of predict's perturbations for the
-# screen ({gene_set} "screen"; see MODEL_GENE_SET in rules/common.smk).
+# genes.extra for the model ({gene_set} "model"); the genes of predict's perturbations that the model's
+# set lacks for the screen ({gene_set} "screen"; see MODEL_GENE_SET in rules/common.smk).
 
 
 rule genes:

@@ -1,7 +1,7 @@
 # An in-silico screen: the trained model's predictions for the perturbations config 'predict' lists,
-# each explained by the facets the cells attended to. Their genes get facets in the screen's gene set
-# (results/<outdir>/screen/); genes the model's set has keep its facets, so the screen predicts them as
-# evaluate does.
+# each explained by the facets the cells attended to. Genes the model's set lacks get facets in the
+# screen's gene set (results/<outdir>/screen/); genes the model's set has keep its facets, so the screen
+# predicts them as evaluate does.
 # Its outputs are update(): Snakemake does not delete them before the job and restores them when it fails,
 # and the stage writes each one beside the old and renames it over (io/artifacts.py), so a failing screen
 # never loses the last good one (nor leaves its provenance record orphaned).
@@ -13,7 +13,8 @@ rule predict:
         unpack(screen_checkpoints),
         h5ad=rules.dataset.output.h5ad,
         split=rules.dataset.output.split,
-        genes=in_screen_set(rules.genes.output.genes),
+        genes=in_model_set(rules.genes.output.genes),
+        screen_genes=in_screen_set(rules.genes.output.genes),
         facet_tensor=in_model_set(rules.facet_embed.output.tensor),
         screen_facet_tensor=in_screen_set(rules.facet_embed.output.tensor),
         cell_embedding=rules.cells.output.embeddings,

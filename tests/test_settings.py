@@ -40,6 +40,8 @@ EXEMPT = {
     "settings.py:read_fields": "reads a frozen dataclass's fields by name: what each from_params calls",
     "io/artifacts.py:build_provenance": "writes the params, as given, into the provenance record",
     "io/keyed_store.py:context_digest": "hashes a cache context (params among it) into a key",
+    "text_encoders/vector_cache.py:vector_context": "hashes the stage's params with the encoder's identity",
+    "facet_backends/cached.py:cache_context": "hashes the stage's params and inputs into the cache context",
     "io/keyed_store.py:without_locations": "drops each cache_dir from params before they are hashed",
     "text/sources/gene_cache.py:settings_key": "hashes what shapes a source's answer into a key",
     # The registry's helpers that rules/common.smk calls on config as the Snakefile parses.

@@ -76,7 +76,6 @@ def stage_gpus(stage: str, config: Mapping[str, Any]) -> int:
     return 0
 
 
-
 def without_others(
     section: Mapping[str, Any], owned: Mapping[str, Iterable[str]], chosen: Iterable[str]
 ) -> dict[str, Any]:

@@ -113,7 +113,7 @@ class PerturbationData:
 
 def load_perturbation_data(
     h5ad: str | Path,
-    genes: str | Path,
+    genes: str | Path | pd.DataFrame,
     facet_tensor: str | Path | FacetTensor,
     cell_embedding: str | Path,
 ) -> PerturbationData:
@@ -122,7 +122,7 @@ def load_perturbation_data(
     facets = (
         facet_tensor if isinstance(facet_tensor, FacetTensor) else load_facet_tensor(facet_tensor)
     )
-    gene_table = read_genes(genes)
+    gene_table = genes if isinstance(genes, pd.DataFrame) else read_genes(genes)
     entrez_of_query = dict(zip(gene_table["query"], gene_table["entrez_id"]))
     row_of_entrez = facets.row_of()
     controls = adata[adata.obs[CONTROL_KEY].values]

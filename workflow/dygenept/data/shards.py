@@ -2,16 +2,21 @@
 
 A gene's shard is a hash of its Entrez id: it never depends on the other genes, so a grown gene list
 moves no gene to another shard, and the shards are about equal in size. A gathered artifact keeps the
-order of its input, not of the shards.
+order of its input, not of the shards. A gathering stage gets the shards' outputs as inputs
+``part_0`` … ``part_<n-1>``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+PART = re.compile(r"^part_(\d+)$")
 
 
 def shard_of(entrez_id: str, shards: int) -> int:
@@ -23,3 +28,13 @@ def in_shard(items: Sequence[T], entrez_of: Callable[[T], str], shard: int, shar
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard} of {shards}")
     return [item for item in items if shard_of(entrez_of(item), shards) == shard]
+
+
+def part_inputs(inputs: Mapping[str, Path]) -> list[Path]:
+    """The shards' outputs among a gathering stage's inputs, in shard order (none: it runs unsharded)."""
+    found = {
+        int(match.group(1)): path for name, path in inputs.items() if (match := PART.match(name))
+    }
+    if sorted(found) != list(range(len(found))):
+        raise ValueError(f"shard outputs {sorted(found)}: some shard is missing")
+    return [found[number] for number in sorted(found)]

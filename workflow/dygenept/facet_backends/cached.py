@@ -8,14 +8,37 @@ into ``context``. So growing a gene list by one gene computes that gene alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..formats.facet_spec import FacetSpec
-from ..io.keyed_store import KeyedStore, item_key
+from ..io.artifacts import sha256_file
+from ..io.keyed_store import KeyedStore, context_digest, item_key, without_locations
 from .base import FacetBackend, FacetSet, GeneText
 
 GENES_PER_BATCH = 2000  # each batch is committed to the cache as it finishes
+STORE = "facets.sqlite"  # in config 'facets.cache_dir'
+COMPUTED_IDS_LISTED = 100  # a provenance record names the genes computed anew, up to this many
+# Params of a shard's job that shape no gene's facets: shards share the cache.
+SHARD_KEYS = ("shard", "shards")
+
+
+def cache_context(inputs: Mapping[str, Path], params: Mapping[str, Any]) -> str:
+    """What every gene's facets depend on besides its own text: settings, code, the other inputs."""
+    return context_digest(
+        {
+            "params": without_locations(
+                {key: value for key, value in params.items() if key not in SHARD_KEYS}
+            ),
+            "inputs": {
+                name: sha256_file(path)
+                for name, path in sorted(inputs.items())
+                if name != "gene_text"
+            },
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict
         save_file(arrays, str(tmp), metadata={METADATA_KEY: canonical_json(metadata)})
 
 
-def read_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The file's metadata alone (its arrays are not read)."""
     with safe_open(str(path), framework="numpy") as handle:
         stored = handle.metadata() or {}
     if METADATA_KEY not in stored:
@@ -33,4 +34,9 @@ def read_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
             f"{path}: no '{METADATA_KEY}' metadata; it was written by an older DyGenePT or another "
             "tool. Delete it and rerun the stage that writes it."
         )
-    return load_file(str(path)), json.loads(stored[METADATA_KEY])
+    return json.loads(stored[METADATA_KEY])
+
+
+def read_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    metadata = read_metadata(path)
+    return load_file(str(path)), metadata

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .array_file import read_arrays, write_arrays
+from .array_file import read_arrays, read_metadata, write_arrays
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class FacetTensor:
 
 def with_genes_of(base: FacetTensor, other: FacetTensor) -> FacetTensor:
     """``base`` and, after its rows, the genes only ``other`` has: a gene in both keeps ``base``'s row."""
+    if not other.entrez_ids:  # an empty gene set (a screen of the model's genes alone)
+        return base
     if base.facet_ids != other.facet_ids:
         raise ValueError(f"facet ids differ: {base.facet_ids} and {other.facet_ids}")
     known = set(base.entrez_ids)
@@ -55,6 +57,16 @@ def save_facet_tensor(tensor: FacetTensor, path: str | Path, metadata: dict[str,
             "facet_ids": tensor.facet_ids,
         },
     )
+
+
+def facet_tensor_metadata(path: str | Path) -> dict[str, str]:
+    """What a facet tensor's metadata says besides its index (its encoder's identity)."""
+    metadata = read_metadata(path)
+    return {
+        key: value
+        for key, value in metadata.items()
+        if key not in ("entrez_ids", "symbols", "facet_ids")
+    }
 
 
 def load_facet_tensor(path: str | Path) -> FacetTensor:

@@ -208,7 +208,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """Give genes with thin text a marked paragraph about their nearest neighbours.
 
     Reads ``gene_text``, ``org_db``, ``go_db`` and, with a STRING source, ``string_table``; with a RefSeq
-    knowledge source, ``refseq_tsv``. Writes ``gene_text`` and ``report``. Params: the ``enrich`` config
+    knowledge source, ``refseq_tsv``; for the screen's gene set, ``model_gene_text`` (the model's set's
+    knowledge text, which describes neighbours among its genes). Writes ``gene_text`` and ``report``. Params: the ``enrich`` config
     section (``neighbours``, ``min_chars``, ``top_k``, score thresholds) and ``excluded_evidence``.
     """
     table = pd.read_parquet(inputs["gene_text"])
@@ -229,6 +230,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             annotation_db.go_terms(inputs["go_db"]),
         )
         prose = first_prose_sentences(table)
+        if "model_gene_text" in inputs:  # the screen's set: neighbours among the model's genes too
+            prose = {**first_prose_sentences(pd.read_parquet(inputs["model_gene_text"])), **prose}
         if "refseq_tsv" in inputs:
             prose = {**refseq_first_sentences(inputs["refseq_tsv"], set(records)), **prose}
         # A gene without neighbours in the chosen source falls back to GO similarity.
@@ -267,7 +270,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         neighbours=neighbour_lists,
         neighbour_source=[described_by.get(gene, "") for gene in table["entrez_id"]],
     )
-    table["n_chars"] = table["text"].str.len()
+    table["n_chars"] = table["text"].map(len).astype("int64")  # no .str on an empty gene set
     with atomic_path(outputs["gene_text"]) as tmp:
         table.to_parquet(tmp, index=False)
     report = enrich_report(table, thin, tried, params)

@@ -5,7 +5,8 @@ Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`
 batch by batch into one preallocated float16 tensor: 20,000 genes × 10 facets × 768 dimensions is
 307 MB, and no float32 copy of it ever exists. Each text's vector is cached (``keyed_store``) under the
 encoder, its settings, the device and the stage's code (``text_encoders.vector_cache``): a gene list
-grown by one gene encodes that gene's texts.
+grown by one gene encodes that gene's texts. With config ``shards`` > 1, rule facet_embed_shard embeds
+each shard of genes and this stage gathers their tensors (``text_encoders.facet_embedding``).
 """
 
 from __future__ import annotations
@@ -13,72 +14,57 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..formats.facet_tensor import FacetTensor, save_facet_tensor
-from ..io.keyed_store import KeyedStore, context_digest, without_locations
+from ..data.shards import part_inputs
+from ..errors import InputError
+from ..formats.facet_tensor import facet_tensor_metadata, load_facet_tensor, save_facet_tensor
 from ..text_encoders import TextEncoder, TextEncoderSettings
-from ..text_encoders.vector_cache import VectorSource, cached_vectors
+from ..text_encoders.facet_embedding import (
+    embed_cached,
+    encoder_identity,
+    encoding_details,
+    gather_tensors,
+)
+from ..text_encoders.vector_cache import vector_context
 
 log = logging.getLogger(__name__)
 
 
-def facet_positions(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[str, list]]:
-    """Genes (entrez_id, symbol) in table order, facet ids by index, and each text's (gene, facet) cells."""
-    genes = table.drop_duplicates("entrez_id")[["entrez_id", "symbol"]]
-    facet_ids = table.sort_values("facet_index").drop_duplicates("facet")["facet"].tolist()
-    row = {entrez: i for i, entrez in enumerate(genes["entrez_id"])}
-    present = table.loc[~table["is_none"]]
-    cells: dict[str, list[tuple[int, int]]] = {}
-    for entrez, facet, text in zip(present["entrez_id"], present["facet_index"], present["text"]):
-        cells.setdefault(text, []).append((row[entrez], int(facet)))
-    return genes, facet_ids, cells
-
-
-def embed_table(table: pd.DataFrame, vectors_of: VectorSource, dim: int) -> FacetTensor:
-    """Take each distinct facet text's vector once and place it at every (gene, facet) that has it."""
-    genes, facet_ids, cells = facet_positions(table)
-    embeddings = np.zeros((len(genes), len(facet_ids), dim), dtype=np.float16)
-    mask = np.zeros((len(genes), len(facet_ids)), dtype=bool)
-    for texts, vectors in vectors_of(list(cells)):
-        for text, vector in zip(texts, vectors):
-            rows, columns = zip(*cells[text])
-            embeddings[rows, columns] = vector
-            mask[rows, columns] = True
-    return FacetTensor(
-        embeddings, mask, genes["entrez_id"].tolist(), genes["symbol"].tolist(), facet_ids
-    )
+def gather(parts: list[Path], table: pd.DataFrame, output: Path) -> dict:
+    """The shards' tensors as one (every shard embedded with one encoder), in the table's gene order."""
+    identities = [facet_tensor_metadata(path) for path in parts]
+    if any(identity != identities[0] for identity in identities):
+        raise InputError(
+            f"the shards were embedded by different encoders ({identities}). Fix: rerun them "
+            "(snakemake --forcerun facet_embed_shard)."
+        )
+    tensor = gather_tensors([load_facet_tensor(path) for path in parts], table)
+    save_facet_tensor(tensor, output, identities[0])
+    return {**identities[0], "shards": len(parts), "shape": list(tensor.embeddings.shape)}
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    """Embed every non-NONE facet text with the frozen text encoder.
+    """Embed every non-NONE facet text with the frozen text encoder, or gather the shards that did.
 
     Reads ``facets`` (the facet table) and, for a Hub encoder, ``encoder_model`` (the manifest rule
-    fetch_models wrote). Writes ``tensor`` (``formats.facet_tensor``). Params: the ``facet_embed`` config
-    section: ``encoder`` (path, package or hub id + revision, sha256, pooling,
-    normalize, max_length), ``device``, ``precision``, ``tokens_per_batch``, ``cache_dir`` (the
-    per-text vector cache); ``code_sha256`` (the stage's code, set by the CLI).
+    fetch_models wrote); with config ``shards`` > 1, the shards' tensors ``part_<i>`` instead of an
+    encoder. Writes ``tensor`` (``formats.facet_tensor``). Params: the ``facet_embed`` config section:
+    ``encoder`` (path, package or hub id + revision, sha256, pooling, normalize, max_length),
+    ``device``, ``precision``, ``tokens_per_batch``, ``cache_dir`` (the per-text vector cache);
+    ``code_sha256`` (the stage's code, set by the CLI).
     """
     table = pd.read_parquet(inputs["facets"])
-    settings = TextEncoderSettings.from_params(params)
-    encoder = TextEncoder.from_settings(settings, inputs.get("encoder_model"))
+    parts = part_inputs(inputs)
+    if parts:
+        return gather(parts, table, outputs["tensor"])
+    encoder = TextEncoder.from_settings(
+        TextEncoderSettings.from_params(params), inputs.get("encoder_model")
+    )
     log.info("encoder %s (D=%d)", encoder.files.source, encoder.dim)
-    context = context_digest(
-        {
-            "params": without_locations(params),
-            "weights_sha256": encoder.files.sha256,
-            "device": encoder.device,
-            "precision": encoder.precision,
-        }
-    )
-    with KeyedStore(Path(params["cache_dir"]) / "facet_embed.sqlite") as store:
-        tensor = embed_table(table, cached_vectors(encoder, store, context), encoder.dim)
-    save_facet_tensor(
-        tensor,
-        outputs["tensor"],
-        {"model_id": encoder.files.model_id, "weights_sha256": encoder.files.sha256},
-    )
+    context = vector_context(params, encoder)
+    tensor = embed_cached(table, encoder, Path(params["cache_dir"]), context)
+    save_facet_tensor(tensor, outputs["tensor"], encoder_identity(encoder))
     report = encoder.report
     if report.truncated:
         log.warning(
@@ -87,15 +73,4 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             report.texts,
             encoder.max_length,
         )
-    return {
-        **encoder.describe(),
-        "model_dir": str(encoder.files.directory),
-        "shape": list(tensor.embeddings.shape),
-        "facets_present": int(tensor.mask.sum()),
-        "distinct_texts": int(table.loc[~table["is_none"], "text"].nunique()),
-        "texts_encoded": report.texts,
-        "tokens": report.tokens,
-        "padded_tokens": report.padded_tokens,
-        "truncated_texts": report.truncated,
-        "encode_seconds": round(report.seconds, 3),
-    }
+    return encoding_details(encoder, tensor, table)

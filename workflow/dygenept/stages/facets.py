@@ -13,44 +13,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.shards import part_inputs
 from ..facet_backends import backend_entry, guard
-from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
-from ..facet_backends.cached import generate_cached
+from ..facet_backends.base import FacetSet, read_gene_texts
+from ..facet_backends.cached import (
+    COMPUTED_IDS_LISTED,
+    STORE,
+    cache_context,
+    generate_cached,
+)
 from ..facet_backends.coverage import coverage_report
+from ..facet_backends.table import facet_sets_of, facet_table
 from ..formats.facet_spec import FacetSpec, load_facet_specs
-from ..io.artifacts import atomic_path, read_json, sha256_file, write_json_atomic
-from ..io.keyed_store import KeyedStore, context_digest, without_locations
+from ..io.artifacts import atomic_path, read_json, write_json_atomic
+from ..io.keyed_store import KeyedStore
 
 log = logging.getLogger(__name__)
-
-COMPUTED_IDS_LISTED = 100  # the provenance names the genes computed anew, up to this many
-
-
-def facet_table(
-    genes: Sequence[GeneText], facet_sets: Sequence[FacetSet], facets: Sequence[FacetSpec]
-) -> pd.DataFrame:
-    by_gene = {facet_set.entrez_id: facet_set for facet_set in facet_sets}
-    rows = []
-    for gene in genes:
-        facet_set = by_gene[gene.entrez_id]
-        if len(facet_set.texts) != len(facets):
-            raise ValueError(
-                f"backend gave {len(facet_set.texts)} facets for {gene.symbol}; expected {len(facets)}"
-            )
-        for position, (spec, text) in enumerate(zip(facets, facet_set.texts)):
-            evidence = facet_set.evidence[position] if facet_set.evidence else ()
-            rows.append(
-                {
-                    "entrez_id": gene.entrez_id,
-                    "symbol": gene.symbol,
-                    "facet": spec.id,
-                    "facet_index": position,
-                    "is_none": text is None,
-                    "text": NONE_MARKER if text is None else text,
-                    "evidence": list(evidence),
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 def go_agreement_of(
@@ -74,20 +52,6 @@ def grounding_summary(llm_guard: dict) -> dict:
     return {key: value for key, value in grounding.items() if key != "flagged_facets"}
 
 
-def cache_context(inputs: dict[str, Path], params: dict) -> str:
-    """What every gene's facets depend on besides its own text: settings, code, the other inputs."""
-    return context_digest(
-        {
-            "params": without_locations(params),
-            "inputs": {
-                name: sha256_file(path)
-                for name, path in sorted(inputs.items())
-                if name != "gene_text"
-            },
-        }
-    )
-
-
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Write each gene's K facet paragraphs, or NONE, with the configured backend, and its coverage.
 
@@ -101,23 +65,28 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """
     facets = load_facet_specs(inputs["facets_yaml"])
     genes = read_gene_texts(inputs["gene_text"])
-    entry = backend_entry(params["backend"])
-    backend = entry.make(inputs, entry.settings(params))
-    with KeyedStore(Path(params["cache_dir"]) / "facets.sqlite") as store:
-        cached = generate_cached(backend, genes, facets, store, cache_context(inputs, params))
-    facet_sets = cached.facet_sets
-    log.info(
-        "%d of %d genes computed now, %d from the cache in %s",
-        len(cached.computed),
-        len(genes),
-        len(genes) - len(cached.computed),
-        params["cache_dir"],
-    )
+    parts = part_inputs(inputs)
+    if parts:  # the shards computed them (rule facets_shard)
+        gathered = {s.entrez_id: s for path in parts for s in facet_sets_of(pd.read_parquet(path))}
+        facet_sets, computed = [gathered[gene.entrez_id] for gene in genes], None
+    else:
+        entry = backend_entry(params["backend"])
+        backend = entry.make(inputs, entry.settings(params))
+        with KeyedStore(Path(params["cache_dir"]) / STORE) as store:
+            cached = generate_cached(backend, genes, facets, store, cache_context(inputs, params))
+        facet_sets, computed = cached.facet_sets, cached.computed
+        log.info(
+            "%d of %d genes computed now, %d from the cache in %s",
+            len(computed),
+            len(genes),
+            len(genes) - len(computed),
+            params["cache_dir"],
+        )
     table = facet_table(genes, facet_sets, facets)
     with atomic_path(outputs["facets"]) as tmp:
         table.to_parquet(tmp, index=False)
     report = {
-        "backend": backend.name,
+        "backend": params["backend"],
         **coverage_report(
             facet_sets, [f.id for f in facets], {g.entrez_id: g.symbol for g in genes}
         ),
@@ -133,10 +102,13 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         report["genes"],
         report["all_none"],
     )
+    summary = {
+        key: report[key] for key in ("backend", "genes", "facets", "coverage", "share_all_none")
+    }
+    if computed is None:
+        return {**summary, "shards": len(parts)}
     return {
-        **{
-            key: report[key] for key in ("backend", "genes", "facets", "coverage", "share_all_none")
-        },
-        "genes_computed": len(cached.computed),
-        "genes_computed_ids": cached.computed[:COMPUTED_IDS_LISTED],
+        **summary,
+        "genes_computed": len(computed),
+        "genes_computed_ids": computed[:COMPUTED_IDS_LISTED],
     }

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
+from ..data.shards import part_inputs
 from ..errors import InputError
 from ..facet_backends import guard
 from ..facet_backends.base import read_gene_texts
-from ..facet_backends.llm.cache import AnswerCache
-from ..facet_backends.llm.engines import make_engine
-from ..facet_backends.llm.prompts import answer_schema, load_templates
-from ..facet_backends.llm.runner import NO_ANSWER, LlmSettings, run_genes
-from ..formats.facet_spec import load_facet_specs
+from ..facet_backends.llm.generation import Generated, ModelInputs, generate, merge
+from ..facet_backends.llm.runner import NO_ANSWER, LlmSettings
 from ..io.artifacts import atomic_path, write_json_atomic
-from ..pretrained.local import FetchedModel
 
 log = logging.getLogger(__name__)
 
@@ -69,32 +65,22 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     Reads ``gene_text``, ``facets_yaml``, ``prompt_system``, ``prompt_user``, ``prompt_examples``,
     ``org_db`` and ``go_db`` (for the guard's GO agreement), ``chat_template`` where config names
     one (a Jinja file replacing the model's own), and ``llm_model`` where rule fetch_models downloaded
-    the model (its manifest). Writes ``records`` (JSON: facet ids, each
+    the model (its manifest); with config ``shards`` > 1, the shards' runs ``part_<i>`` (rule
+    facets_llm_shard) instead of a model. Writes ``records`` (JSON: facet ids, each
     gene's validated answer, the failed genes), ``failures`` (JSON lines: gene, reason, raw outputs)
     and ``guard`` (JSON: grounding, GO agreement, and what the vote with GO dropped where asked). Params: the ``facets`` config section
     (``backend``, ``llm``) and ``excluded_evidence``.
     """
     settings = LlmSettings.from_params(params["llm"])
-    facets = load_facet_specs(inputs["facets_yaml"])
-    templates = load_templates(
-        inputs["prompt_system"], inputs["prompt_user"], inputs["prompt_examples"]
-    )
+    model = ModelInputs.read(inputs)
+    facets = model.facets
     genes = read_gene_texts(inputs["gene_text"])
-    schema = answer_schema(facets, settings.max_chars, settings.min_chars)
-    chat_template = (
-        Path(inputs["chat_template"]).read_text(encoding="utf-8")
-        if "chat_template" in inputs
-        else None
-    )
-    fetched = FetchedModel.read(inputs["llm_model"]) if "llm_model" in inputs else None
-    engine = make_engine(params["backend"], settings.engine, schema, chat_template, fetched)
-    cache = AnswerCache(settings.cache_dir)
-    started = time.perf_counter()
-    try:
-        result = run_genes(engine, genes, facets, templates, settings, schema, cache)
-    finally:
-        cache.close()
-    seconds = time.perf_counter() - started
+    parts = part_inputs(inputs)
+    if parts:  # the shards ran the engine (rule facets_llm_shard)
+        generated = merge([Generated.read(path) for path in parts], genes)
+    else:
+        generated = generate(params["backend"], genes, model, settings)
+    result, seconds = generated.result, generated.seconds
     write_failures(outputs["failures"], result.failures)
     # a copy that survives the failed job (Snakemake removes a failed job's outputs)
     write_failures(Path(settings.cache_dir) / "failures-latest.jsonl", result.failures)
@@ -134,7 +120,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         outputs["records"],
         {
             "backend": params["backend"],
-            "engine": engine.identity(),
+            "engine": generated.engine,
             "facets": [f.id for f in facets],
             "answers": answers,
             "failed": [f["entrez_id"] for f in result.failures],
@@ -147,15 +133,15 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         result.generated,
         len(result.failures),
         seconds,
-        engine.generated_tokens,
+        generated.generated_tokens,
     )
     return {
-        "engine": engine.identity(),
+        "engine": generated.engine,
         "genes": len(genes),
         "from_cache": result.from_cache,
         "generated": result.generated,
         "failed": len(result.failures),
         "model_calls": result.attempts,
-        "generated_tokens": engine.generated_tokens,
+        "generated_tokens": generated.generated_tokens,
         "flagged_facets": report["grounding"]["flagged"],
     }

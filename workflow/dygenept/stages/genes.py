@@ -83,26 +83,39 @@ def check_screen_genes(genes: list[str], index: SymbolIndex, overrides: dict[str
         )
 
 
+def model_entrez_ids(queries: list[str], index: SymbolIndex, overrides: dict[str, str]) -> set[str]:
+    """The Entrez ids the model's gene set maps ``queries`` to (names that map to nothing are the model
+    set's genes job's to report)."""
+    mapped = (map_symbol(query, index, overrides) for query in queries)
+    return {mapping.entrez_id for mapping in mapped if mapping.entrez_id is not None}
+
+
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    """Map the perturbed genes, the ``extra`` ones and those an in-silico screen asks for to Entrez ids.
+    """Map a gene set to Entrez ids: the model's (the perturbed genes and the ``extra`` ones), or the
+    screen's (the genes of ``predict``'s perturbations that the model's set lacks).
 
     Reads ``h5ad``, ``org_db`` and ``previous_symbols``. Writes ``genes`` (``formats.gene_table``). Params:
-    the ``genes`` config section (``extra``, ``symbol_overrides``, ``on_unmapped``) and ``screen`` (the
-    genes of ``predict``'s perturbations, which must all map).
+    the ``genes`` config section (``extra``, ``symbol_overrides``, ``on_unmapped``), ``gene_set``
+    (``model`` or ``screen``) and ``screen`` (the genes of ``predict``'s perturbations, which must all
+    map). The screen's set holds only genes the model's set does not: those get text, facets and an
+    embedding in the screen's chain, and the model's genes keep theirs, so the two chains never do the
+    same work and never wait on each other.
     """
     conditions = ad.read_h5ad(inputs["h5ad"], backed="r").obs[CONDITION_KEY].astype(str).unique()
-    queries = sorted(
-        set(perturbed_genes(conditions)) | set(params["extra"]) | set(params["screen"])
-    )
+    model_queries = sorted(set(perturbed_genes(conditions)) | set(params["extra"]))
     index = SymbolIndex.from_db(inputs["org_db"], inputs.get("previous_symbols"))
     check_screen_genes(params["screen"], index, params["symbol_overrides"])
-    table = map_universe(
-        queries,
-        index,
-        params["symbol_overrides"],
-        params["on_unmapped"],
-        str(inputs["h5ad"]),
-    )
+    overrides = params["symbol_overrides"]
+    if params["gene_set"] == "screen":
+        queries = sorted(set(params["screen"]))
+        mapped = map_universe(queries, index, overrides, "error", "config 'predict'")
+        in_model = model_entrez_ids(model_queries, index, overrides)
+        table = mapped[~mapped["entrez_id"].isin(in_model)].reset_index(drop=True)
+    else:
+        queries = model_queries
+        mapped = table = map_universe(
+            queries, index, overrides, params["on_unmapped"], str(inputs["h5ad"])
+        )
     with atomic_path(outputs["genes"]) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     by_match = table["match"].value_counts().to_dict()
@@ -111,5 +124,6 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         "queried": len(queries),
         "mapped": len(table),
         "by_match": by_match,
-        "unmapped": sorted(set(queries) - set(table["query"])),
+        "unmapped": sorted(set(queries) - set(mapped["query"])),
+        "in_the_model_set": sorted(set(mapped["query"]) - set(table["query"])),
     }

@@ -78,6 +78,19 @@ def go_sentences(
     ]
 
 
+# The gene-text table's columns (named, so that an empty gene set still writes them).
+GENE_TEXT_COLUMNS = [
+    "entrez_id",
+    "symbol",
+    "query",
+    "name",
+    "text",
+    "sentences",
+    "sources",
+    "n_chars",
+]
+
+
 def gene_text_table(
     genes: pd.DataFrame, sentences_by_gene: dict[str, list[Sentence]]
 ) -> pd.DataFrame:
@@ -97,7 +110,7 @@ def gene_text_table(
                 "n_chars": len(text),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=GENE_TEXT_COLUMNS)
 
 
 SentenceSource = Callable[[pd.DataFrame, dict[str, Path], dict], dict[str, list[Sentence]]]
@@ -310,15 +323,16 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             len(failures),
             outputs.get("failures", "the report"),
         )
+    median_chars = float(table["n_chars"].median()) if len(table) else 0.0  # a screen of none
     log.info(
         "gene text for %d genes; median %d chars; genes with text per source: %s",
         len(table),
-        int(table["n_chars"].median()),
+        median_chars,
         coverage,
     )
     return {
         "genes": len(table),
-        "median_chars": float(table["n_chars"].median()),
+        "median_chars": median_chars,
         "coverage": coverage,
         "genes_without_text": report["genes_without_source_text"],
         "failures": len(failures),

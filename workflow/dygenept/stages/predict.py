@@ -248,9 +248,9 @@ def screen_markdown(
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Predict each requested perturbation with the trained model and explain it.
 
-    Reads ``h5ad``, ``split``, ``genes`` (the screen's gene set), ``facet_tensor`` and ``facets`` (the
-    model's gene set: its genes keep the facets they were trained and evaluated with),
-    ``screen_facet_tensor`` and ``screen_facets`` (the screen's gene set, for the genes the model's set
+    Reads ``h5ad``, ``split``, ``genes``, ``facet_tensor`` and ``facets`` (the model's gene set: its
+    genes keep the facets they were trained and evaluated with), ``screen_genes``,
+    ``screen_facet_tensor`` and ``screen_facets`` (the screen's gene set: the genes the model's set
     lacks), ``cell_embedding``, the main variant's checkpoint for every seed
     (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
@@ -263,15 +263,14 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     facet_tensor = with_genes_of(
         load_facet_tensor(inputs["facet_tensor"]), load_facet_tensor(inputs["screen_facet_tensor"])
     )
-    data = load_perturbation_data(
-        inputs["h5ad"], inputs["genes"], facet_tensor, inputs["cell_embedding"]
-    )
+    genes = pd.concat([read_genes(inputs[name]) for name in ("genes", "screen_genes")])
+    data = load_perturbation_data(inputs["h5ad"], genes, facet_tensor, inputs["cell_embedding"])
     trained = {
         (variant, seed): load_checkpoint(weights, config)[0]
         for variant, seeds in checkpoint_inputs(inputs).items()
         for seed, (weights, config) in sorted(seeds.items())
     }
-    rows, skipped = facet_rows_of(requests, data, read_genes(inputs["genes"]))
+    rows, skipped = facet_rows_of(requests, data, genes)
     for entry, reason in skipped.items():
         log.warning("not predicted: %s: %s", entry, reason)
     if not rows:

@@ -8,12 +8,13 @@ NaN or an infinity into the facet tensor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from typing import Any
 
 import numpy as np
 
-from ..io.keyed_store import KeyedStore, item_key
+from ..io.keyed_store import KeyedStore, context_digest, item_key, without_locations
 from .encoder import TextEncoder
 from .model_dir import EncoderError
 
@@ -40,6 +41,19 @@ def finite_float16(texts: list[str], vectors: np.ndarray) -> np.ndarray:
             "facet_embed.precision to fp32."
         )
     return vectors
+
+
+def vector_context(params: Mapping[str, Any], encoder: TextEncoder) -> str:
+    """What every text's vector depends on besides the text: the stage's settings (less the cache's
+    place) and code (``code_sha256``), the weights, the device and the precision."""
+    return context_digest(
+        {
+            "params": without_locations(dict(params)),
+            "weights_sha256": encoder.files.sha256,
+            "device": encoder.device,
+            "precision": encoder.precision,
+        }
+    )
 
 
 def cached_vectors(encoder: TextEncoder, store: KeyedStore, context: str) -> VectorSource:
