@@ -539,6 +539,34 @@ def test_stage_writes_records_failures_and_guard_then_facets_reads_them(
     assert len(klf1) == 2  # the invented facets stay (replace_ungrounded is off) but are reported
 
 
+def test_three_shards_gather_into_the_files_one_job_writes(
+    defaults, genes, facets, tmp_path, org_db, go_db
+):
+    """config 'shards': 3 — rule facets_llm_shard runs each third of the genes (failures included) and
+    rule facets_llm gathers them into the records, failures and guard one job writes, byte for byte."""
+    from dygenept.stages import facets_llm_shard
+
+    written = {}
+    with faulty_server(genes, facets) as server:
+        for shards in (1, 3):
+            run_dir = tmp_path / f"shards{shards}"
+            run_dir.mkdir()
+            inputs, outputs = stage_io(run_dir, genes, org_db, go_db)
+            settings = openai_settings(defaults, server.base_url, run_dir)
+            settings["max_failure_fraction"] = 0.2
+            params = {"backend": "openai", "llm": settings, "excluded_evidence": ["ND"]}
+            for shard in range(shards if shards > 1 else 0):
+                part = run_dir / f"part{shard}.json"
+                facets_llm_shard.run(
+                    inputs, {"part": part}, {**params, "shard": shard, "shards": shards}
+                )
+                inputs[f"part_{shard}"] = part
+            facets_llm.run(inputs, outputs, params)
+            written[shards] = {name: path.read_bytes() for name, path in outputs.items()}
+    assert written[3] == written[1]
+    assert b"RPL11" in written[3]["failures"] and b"COL1A1" in written[3]["failures"]
+
+
 def test_stage_replaces_ungrounded_facets_when_config_asks(
     defaults, genes, facets, tmp_path, org_db, go_db
 ):

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def write_failures(path: str | Path, failures: list[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for failure in failures:
-            handle.write(json.dumps(failure, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(failure, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 # Failures named in the stage's error (all of them are in the failures file).
@@ -77,7 +77,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     genes = read_gene_texts(inputs["gene_text"])
     parts = part_inputs(inputs)
     if parts:  # the shards ran the engine (rule facets_llm_shard)
-        generated = merge([Generated.read(path) for path in parts], genes)
+        generated = merge([Generated.read(path) for path in parts], genes, facets)
     else:
         generated = generate(params["backend"], genes, model, settings)
     result, seconds = generated.result, generated.seconds

@@ -83,12 +83,27 @@ def generate(
         result = run_genes(engine, genes, model.facets, model.templates, settings, schema, cache)
     finally:
         cache.close()
+    result.answers = in_order(result.answers, genes, model.facets)
     return Generated(
         engine.identity(), result, engine.generated_tokens, time.perf_counter() - started
     )
 
 
-def merge(parts: Sequence[Generated], genes: Sequence[GeneText]) -> Generated:
+def in_order(
+    answers: dict[str, dict], genes: Sequence[GeneText], facets: Sequence[FacetSpec]
+) -> dict[str, dict]:
+    """The answers in the genes' order, each in the facets' order, whichever came from the cache or a
+    shard's file: the guard lists what it flags in this order, so its report depends on neither."""
+    return {
+        gene.entrez_id: {facet.id: answers[gene.entrez_id][facet.id] for facet in facets}
+        for gene in genes
+        if gene.entrez_id in answers
+    }
+
+
+def merge(
+    parts: Sequence[Generated], genes: Sequence[GeneText], facets: Sequence[FacetSpec]
+) -> Generated:
     """The shards' runs as one run over ``genes``: answers by gene, failures in the genes' order."""
     engines = [part.engine for part in parts if part.engine is not None]
     if any(engine != engines[0] for engine in engines):
@@ -96,7 +111,7 @@ def merge(parts: Sequence[Generated], genes: Sequence[GeneText]) -> Generated:
     position = {gene.entrez_id: i for i, gene in enumerate(genes)}
     failures = [failure for part in parts for failure in part.result.failures]
     result = RunResult(
-        {entrez: answer for part in parts for entrez, answer in part.result.answers.items()},
+        in_order({e: a for part in parts for e, a in part.result.answers.items()}, genes, facets),
         sorted(failures, key=lambda failure: position[failure["entrez_id"]]),
         sum(part.result.from_cache for part in parts),
         sum(part.result.generated for part in parts),
