@@ -114,6 +114,13 @@ def shard_parts(stage):
     return parts
 
 
+def llm_gather_group():
+    """Sharded, the LLM stage's gathering job and the facets job that reads its records are small CPU
+    jobs, one after the other: one Snakemake group, so a cluster runs them as one submission per gene
+    set. Unsharded, facets_llm runs the model on a GPU: no group."""
+    return "llm_gather" if sharded("facets_llm") else None
+
+
 def shard_params(settings):
     """A shard rule's params: its stage's settings and which shard."""
     return lambda wildcards: as_json(

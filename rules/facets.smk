@@ -22,6 +22,8 @@ rule facets_llm:
         log_path("{gene_set}/facets_llm"),
     benchmark:
         benchmark_path("{gene_set}/facets_llm")
+    group:
+        llm_gather_group()
     conda:
         "../envs/facets_llm.yaml"
     resources:
@@ -79,6 +81,8 @@ rule facets:
         log_path("{gene_set}/facets"),
     benchmark:
         benchmark_path("{gene_set}/facets")
+    group:
+        llm_gather_group()
     conda:
         "../envs/facets.yaml"
     resources:
