@@ -121,7 +121,13 @@ PREDICT_SETTINGS = (
     "top_genes",
     "nearest_training",
     "top_facets",
+    "top_interactions",
 )
+
+
+def with_interactions(settings):
+    """A stage's settings plus config 'interactions': evaluate and predict score pairs alike."""
+    return {**settings, "interactions": config["interactions"]}
 
 
 def screen_entries():
@@ -190,6 +196,11 @@ def genes_params(gene_set):
     """The genes section; for the screen's set, with the genes the screen asks for (they must map)."""
     screen = SCREEN_GENES if gene_set == SCREEN_GENE_SET else []
     return {**config["genes"], "screen": screen}
+
+
+def screen_table_input(wildcards):
+    """The screen's table, when config 'predict' asks for any perturbation: the report plots its pairs."""
+    return {"screen": rules.predict.output.screen} if screen_entries() else {}
 
 
 def final_targets():
