@@ -68,7 +68,11 @@ with tempfile.TemporaryDirectory() as tmp:
     outputs = {
         name: tmp / f"out.{name}" for name in ("predictions", "screen", "explanations", "page")
     }
-    params = {**section_defaults("predict"), "perturbations": names}
+    params = {
+        **section_defaults("predict"),
+        "perturbations": names,
+        "interactions": section_defaults("interactions"),
+    }
     del params["file"]
     details, seconds = timed(run, screen_inputs, outputs, params)
 report(
