@@ -4,10 +4,13 @@
 
 rule report:
     input:
+        unpack(screen_table_input),
         metrics=rules.evaluate.output.metrics,
         facet_weights=rules.evaluate.output.facet_weights,
         cell_facets=rules.evaluate.output.cell_facets,
         de_changes=rules.evaluate.output.de_changes,
+        interactions=rules.evaluate.output.interactions,
+        interactions_summary=rules.evaluate.output.interactions_summary,
         facets_yaml=config["facets"]["spec"],
         code=stage_code("report"),
     output:
@@ -46,6 +49,11 @@ rule report:
             f"{OUT}/report/training_curve.png",
             caption="../report/training_curve.rst",
             category="Training",
+        ),
+        interactions=report(
+            f"{OUT}/report/interactions.png",
+            caption="../report/interactions.rst",
+            category="Predictions",
         ),
     log:
         log_path("report"),

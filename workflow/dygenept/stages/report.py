@@ -34,6 +34,7 @@ FIGURES = {
     "heatmap": "facet_heatmap.png",
     "cell_facets": "cell_facets.png",
     "curve": "training_curve.png",
+    "interactions": "interactions.png",
 }
 
 
@@ -222,6 +223,93 @@ def plot_cell_facets(cell_facets: pd.DataFrame, facet_names: dict[str, str], pat
     _save(figure, path)
 
 
+def plot_interactions(table: pd.DataFrame, screen: pd.DataFrame, main: str, path: Path) -> None:
+    """Genetic interactions: each method's predicted vs the observed magnitude of the test doubles whose
+    singles are measured, and the screen's pairs on the c1–c2 plane (the panels there is data for)."""
+    plt = _pyplot()
+    observed = table[table["method"] == "observed"].set_index("condition") if len(table) else None
+    pairs = screen.dropna(subset=["c1", "c2"]) if "c1" in screen else pd.DataFrame()
+    panels = [observed is not None and len(observed) > 0, len(pairs) > 0]
+    figure, axes = plt.subplots(1, max(sum(panels), 1), figsize=(6 * max(sum(panels), 1), 5))
+    axes = list(np.atleast_1d(axes))
+    if not any(panels):
+        _empty(axes[0], "no test double with measured singles, and no pair in the screen")
+        return _save(figure, path)
+    if panels[0]:
+        axis = axes.pop(0)
+        shown = [
+            m
+            for m in (main, "additive", "linear", "knn", "train_mean")
+            if m in set(table["method"])
+        ]
+        for method, marker in zip(shown, "osD^v"):
+            part = table[table["method"] == method].set_index("condition")
+            x = observed.loc[part.index, "magnitude"]
+            axis.scatter(x, part["magnitude"], marker=marker, s=30, label=method, zorder=3)
+            if method == main:
+                for condition, (xi, yi) in zip(part.index, zip(x, part["magnitude"])):
+                    axis.annotate(
+                        condition, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                    )
+        limits = np.nanpercentile(table["magnitude"].astype(float), [0, 100]) + [-0.1, 0.1]
+        axis.plot(
+            limits,
+            limits,
+            color="grey",
+            linewidth=0.8,
+            linestyle="--",
+            label="predicted = observed",
+        )
+        axis.axvline(1, color="lightgrey", linewidth=0.6)
+        axis.axhline(1, color="lightgrey", linewidth=0.6)
+        axis.set_xlabel("observed magnitude √((c1² + c2²)/2)  (1 = additive)")
+        axis.set_ylabel("predicted magnitude (the method's double, observed singles)")
+        axis.set_title(f"Test doubles with measured singles (n = {len(observed)})")
+        axis.legend(fontsize=7)
+    if panels[1]:
+        axis = axes.pop(0)
+        axis.scatter(pairs["c1"], pairs["c2"], s=30, zorder=3)
+        for row in pairs.itertuples(index=False):
+            axis.annotate(
+                row.condition,
+                (row.c1, row.c2),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        angle = np.linspace(0, 2 * np.pi, 200)
+        axis.plot(
+            np.sqrt(2) * np.cos(angle),
+            np.sqrt(2) * np.sin(angle),
+            color="grey",
+            linestyle="--",
+            linewidth=0.8,
+            label="magnitude 1",
+        )
+        axis.scatter([1], [1], marker="+", s=80, color="black", label="additive (1, 1)")
+        axis.axhline(0, color="lightgrey", linewidth=0.6)
+        axis.axvline(0, color="lightgrey", linewidth=0.6)
+        axis.set_aspect("equal", adjustable="datalim")
+        axis.set_xlabel("c1 (weight of the first gene's single)")
+        axis.set_ylabel("c2 (weight of the second gene's single)")
+        axis.set_title(f"Screen's pairs: predicted double on its singles (n = {len(pairs)})")
+        axis.legend(fontsize=7)
+    _save(figure, path)
+
+
+def interaction_note(summary: dict) -> str:
+    """What the GI figure rests on: how many doubles, and how reliable their observed interaction is."""
+    if not summary.get("n_doubles"):
+        return "Genetic interactions: no test double has both singles measured."
+    reliability = summary.get("nonadditive_reliability_mean")
+    text = (
+        f"Genetic interactions: {summary['n_doubles']} test double(s) with measured singles; the half-split "
+        f"reliability of their observed non-additive part (ab − a − b) is {_fmt(reliability)} on average "
+        "(near 0: the data cannot tell the interaction from noise)."
+    )
+    return text + (f" {summary['note']}." if "note" in summary else "")
+
+
 def plot_training_curves(training: dict, path: Path) -> None:
     """Training and validation loss of every variant and seed (step 0: the train_mean baseline)."""
     plt = _pyplot()
@@ -297,23 +385,26 @@ FIGURE_TITLES = {
     "heatmap": "Facet attention (perturbations × facets)",
     "cell_facets": "Context dependence: one gene's facet weights across cells",
     "curve": "Training curves",
+    "interactions": "Genetic interactions of pairs",
 }
 
 
-def markdown_report(metrics: dict, names: dict[str, str]) -> str:
+def markdown_report(metrics: dict, names: dict[str, str], notes: dict[str, str]) -> str:
+    """The report in Markdown; ``notes``: a paragraph under a figure, by figure key."""
     sections = ["# DyGenePT report", "", verdict(metrics), ""]
     for title, table in report_tables(metrics):
         sections += [f"## {title}", "", format_table(table), ""]
     sections += [METRIC_NOTE, ""]
     for key, title in FIGURE_TITLES.items():
         sections += [f"## {title}", "", f"![{title}]({names[key]})", ""]
+        sections += [notes[key], ""] if key in notes else []
     if metrics["skipped"]:
         sections += ["## Perturbations left out", ""]
         sections += [f"- {c}: {why}" for c, why in sorted(metrics["skipped"].items())] + [""]
     return "\n".join(sections)
 
 
-def html_report(metrics: dict, names: dict[str, str]) -> str:
+def html_report(metrics: dict, names: dict[str, str], notes: dict[str, str]) -> str:
     parts = ["<h1>DyGenePT report</h1>", f"<p><b>{html.escape(verdict(metrics))}</b></p>"]
     for title, table in report_tables(metrics):
         parts += [f"<h2>{html.escape(title)}</h2>", table.to_html()]
@@ -323,6 +414,7 @@ def html_report(metrics: dict, names: dict[str, str]) -> str:
             f"<h2>{html.escape(title)}</h2>",
             f'<img src="{html.escape(names[key])}" alt="{html.escape(title)}" style="max-width:100%">',
         ]
+        parts += [f"<p>{html.escape(notes[key])}</p>"] if key in notes else []
     if metrics["skipped"]:
         items = "".join(
             f"<li>{html.escape(c)}: {html.escape(why)}</li>"
@@ -347,9 +439,10 @@ def read_table(path: Path) -> pd.DataFrame:
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Write the metrics table, the Markdown/HTML report and its figures.
 
-    Reads ``metrics``, ``facet_weights``, ``cell_facets``, ``de_changes`` and ``facets_yaml``. Writes
-    ``markdown``, ``html``, ``table`` and the figures ``bars``, ``de_changes``, ``heatmap``,
-    ``cell_facets``, ``curve`` (PNG). No params.
+    Reads ``metrics``, ``facet_weights``, ``cell_facets``, ``de_changes``, ``interactions`` and
+    ``interactions_summary`` (the evaluate stage's GI table), ``facets_yaml`` and, when the run has a
+    screen, ``screen`` (its table). Writes ``markdown``, ``html``, ``table`` and the figures ``bars``,
+    ``de_changes``, ``heatmap``, ``cell_facets``, ``curve``, ``interactions`` (PNG). No params.
     """
     metrics = read_json(inputs["metrics"])
     facet_names = {spec.id: spec.name for spec in load_facet_specs(inputs["facets_yaml"])}
@@ -362,8 +455,13 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     )
     plot_cell_facets(read_table(inputs["cell_facets"]), facet_names, Path(outputs["cell_facets"]))
     plot_training_curves(metrics["training"], Path(outputs["curve"]))
+    screen = pd.read_csv(inputs["screen"], sep="\t") if "screen" in inputs else pd.DataFrame()
+    plot_interactions(
+        read_table(inputs["interactions"]), screen, metrics["main_variant"], outputs["interactions"]
+    )
     names = {key: Path(outputs[key]).name for key in FIGURES}
-    write_text_atomic(outputs["markdown"], markdown_report(metrics, names))
-    write_text_atomic(outputs["html"], html_report(metrics, names))
+    notes = {"interactions": interaction_note(read_json(inputs["interactions_summary"]))}
+    write_text_atomic(outputs["markdown"], markdown_report(metrics, names, notes))
+    write_text_atomic(outputs["html"], html_report(metrics, names, notes))
     write_text_atomic(outputs["table"], format_table(metrics_table(metrics)) + "\n")
     return {"methods": list(metrics["summary"])}
