@@ -297,17 +297,28 @@ def plot_interactions(table: pd.DataFrame, screen: pd.DataFrame, main: str, path
     _save(figure, path)
 
 
-def interaction_note(summary: dict) -> str:
-    """What the GI figure rests on: how many doubles, and how reliable their observed interaction is."""
+def interaction_note(summary: dict, main: str) -> str:
+    """What the GI figure rests on: how many doubles, how reliable their observed interaction is, and
+    (with enough doubles) how well the main variant ranks them."""
     if not summary.get("n_doubles"):
         return "Genetic interactions: no test double has both singles measured."
-    reliability = summary.get("nonadditive_reliability_mean")
     text = (
         f"Genetic interactions: {summary['n_doubles']} test double(s) with measured singles; the half-split "
-        f"reliability of their observed non-additive part (ab − a − b) is {_fmt(reliability)} on average "
-        "(near 0: the data cannot tell the interaction from noise)."
+        f"reliability of their observed non-additive part (ab − a − b) is "
+        f"{_fmt(summary['nonadditive_reliability_mean'])} on average (near 0: the data cannot tell the "
+        "interaction from noise)."
     )
-    return text + (f" {summary['note']}." if "note" in summary else "")
+    if not summary["enough_doubles"]:
+        return text + (
+            f" Fewer than {summary['min_doubles']} doubles: no correlation or top-k accuracy is "
+            "reported, and each double's scores are anecdotes."
+        )
+    scores = summary["methods"].get(main, {})
+    accuracy = ", ".join(f"{t} {_fmt(v)}" for t, v in scores.get("top_k_accuracy", {}).items())
+    return text + (
+        f" {main}: Pearson of predicted vs observed magnitude {_fmt(scores.get('pearson_magnitude'))}; "
+        f"top-{scores.get('top_k')} accuracy per GI type: {accuracy or 'n/a'}."
+    )
 
 
 def plot_training_curves(training: dict, path: Path) -> None:
@@ -460,7 +471,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         read_table(inputs["interactions"]), screen, metrics["main_variant"], outputs["interactions"]
     )
     names = {key: Path(outputs[key]).name for key in FIGURES}
-    notes = {"interactions": interaction_note(read_json(inputs["interactions_summary"]))}
+    gi_summary = read_json(inputs["interactions_summary"])
+    notes = {"interactions": interaction_note(gi_summary, metrics["main_variant"])}
     write_text_atomic(outputs["markdown"], markdown_report(metrics, names, notes))
     write_text_atomic(outputs["html"], html_report(metrics, names, notes))
     write_text_atomic(outputs["table"], format_table(metrics_table(metrics)) + "\n")
