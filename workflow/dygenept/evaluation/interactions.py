@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..data.conditions import CONTROL, condition_genes, context_label, parse_context_label
 from ..data.perturbations import PerturbationData, half_split_means
+from .metrics import pearson
 
 ADDITIVE = "additive"
 OBSERVED = "observed"
@@ -121,10 +122,9 @@ def gene_pairs(n: int, most: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     total = n * (n - 1) // 2
     if total <= most:
         return np.triu_indices(n, k=1)
+    # distinct pair indices, drawn in rounds (cheaper than one draw without replacement)
     rng, k = np.random.default_rng(seed), np.empty(0, dtype=np.int64)
-    while (
-        len(k) < most
-    ):  # distinct pair indices, drawn in rounds (cheaper than a draw without replacement)
+    while len(k) < most:
         k = np.unique(np.concatenate([k, rng.integers(0, total, size=most + most // 4)]))
     k = np.sort(rng.permutation(k)[:most])
     # k indexes the pairs row by row (0,1), (0,2), ..., (1,2), ...: row i starts at i·n − i(i+1)/2
@@ -136,7 +136,7 @@ def gene_pairs(n: int, most: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def spatial_median(
     points: np.ndarray, iterations: int = 500, tolerance: float = 1e-9
 ) -> np.ndarray:
-    """The point minimising the sum of Euclidean distances to ``points`` (n, d): Weiszfeld's iteration
+    """The point minimising the sum of Euclidean distances to ``points`` (n, 2): Weiszfeld's iteration
     from the coordinate-wise median (a distance under 1e-12 counts as 1e-12, so a data point is no pole)."""
     centre = np.median(points, axis=0)
     for _ in range(iterations):
@@ -189,12 +189,6 @@ def distance_correlations(vectors: Sequence[np.ndarray], block: int = 512) -> np
 def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Székely's distance correlation of two samples (1-D), in [0, 1]; 0 when either is constant."""
     return float(distance_correlations([x, y])[0, 1])
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    denominator = np.sqrt((x @ x) * (y @ y))
-    return float(x @ y / denominator) if denominator > 0 else float("nan")
 
 
 def interaction_scores(
