@@ -24,7 +24,6 @@ import yaml
 from .data.screen_requests import Request, parse_requests
 from .errors import InputError
 from .evaluation.in_silico import InSilicoScreen, ScreenSettings
-from .evaluation.interactions import InteractionSettings
 from .io.artifacts import provenance_path, read_json, sha256_file
 
 # The predict stage's artifact whose provenance record names the run's files.
@@ -146,10 +145,5 @@ def load_run(path: str | Path) -> TrainedRun:
         )
     record = read_json(record_path)
     inputs = located_inputs(record, run_dir, record_path)
-    params = record["params"]
-    screen = InSilicoScreen.load(
-        inputs,
-        ScreenSettings.from_params(params),
-        InteractionSettings.from_params(params["interactions"]),
-    )
+    screen = InSilicoScreen.load(inputs, ScreenSettings.from_params(record["params"]))
     return TrainedRun(screen, str(path))

@@ -47,17 +47,22 @@ MEASURED, PREDICTED = "measured", "predicted"
 
 @dataclass(frozen=True)
 class ScreenSettings:
-    """What the screen reports per perturbation (config 'predict'; defaults in config/schema.yaml)."""
+    """What the screen reports per perturbation (config 'predict', with config 'interactions' for the
+    pairs; defaults in config/schema.yaml)."""
 
     fold_change_threshold: float
     top_genes: int
     nearest_training: int
     top_facets: int
     top_interactions: int
+    interactions: InteractionSettings
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ScreenSettings:
-        return cls(**{f.name: params[f.name] for f in fields(cls)})
+        nested = {"interactions": InteractionSettings.from_params(params["interactions"])}
+        return cls(
+            **{f.name: params[f.name] for f in fields(cls) if f.name not in nested}, **nested
+        )
 
 
 @dataclass
@@ -94,24 +99,18 @@ class InSilicoScreen:
         facets: pd.DataFrame,
         genes: pd.DataFrame,
         settings: ScreenSettings,
-        interactions: InteractionSettings,
     ):
         self.data, self.models, self.train = data, dict(models), train
-        self.settings, self.interactions = settings, interactions
+        self.settings, self.interactions = settings, settings.interactions
         self.seen = {gene for condition in train for gene in condition_genes(condition)}
         self.train_features = np.stack([mean_facet_features(data, c) for c in train])
         self.facet_text = dict(zip(zip(facets["entrez_id"], facets["facet"]), facets["text"]))
         self.entrez_of = dict(zip(genes["query"], genes["entrez_id"]))
-        self.expressed = well_expressed(data.control_mean, interactions.expressed_fraction)
+        self.expressed = well_expressed(data.control_mean, self.interactions.expressed_fraction)
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def load(
-        cls,
-        inputs: Mapping[str, str | Path],
-        settings: ScreenSettings,
-        interactions: InteractionSettings,
-    ) -> InSilicoScreen:
+    def load(cls, inputs: Mapping[str, str | Path], settings: ScreenSettings) -> InSilicoScreen:
         """From the predict stage's named inputs: ``h5ad``, ``split``, ``genes`` (the screen's gene set),
         ``facet_tensor`` and ``facets`` (the model's gene set: its genes keep the facets they were trained
         with), ``screen_facet_tensor`` and ``screen_facets``, ``cell_embedding``, and the main variant's
@@ -133,7 +132,7 @@ class InSilicoScreen:
         )
         train = data.modelled(read_json(inputs["split"])["train"])
         genes = read_genes(inputs["genes"])
-        return cls(data, models, train, facets, genes, settings, interactions)
+        return cls(data, models, train, facets, genes, settings)
 
     # -- which requests can be predicted ------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from ..evaluation.in_silico import (
     ScreenSettings,
     interaction_markdown,
 )
-from ..evaluation.interactions import InteractionSettings
 from ..io.artifacts import (
     atomic_path,
     canonical_json,
@@ -98,9 +97,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """
     requests = requested(inputs, params)
     settings = ScreenSettings.from_params(params)
-    screen = InSilicoScreen.load(
-        inputs, settings, InteractionSettings.from_params(params["interactions"])
-    )
+    screen = InSilicoScreen.load(inputs, settings)
     result = screen.screen(requests)
     skipped = result.skipped
     for entry, reason in skipped.items():
