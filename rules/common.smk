@@ -15,7 +15,11 @@ sys.path.insert(0, str(PACKAGE_DIR.parent))
 # Both modules use the standard library only, so reading them here keeps DAG building fast.
 from dygenept.errors import InputError
 from dygenept.import_graph import code_files, stage_module
-from dygenept.data.screen_requests import parse_requests, read_request_file, requested_genes
+from dygenept.data.screen_requests import (
+    parse_requests,
+    read_request_file,
+    requested_genes,
+)
 from dygenept.sources import (
     FILE_SOURCES,
     SOURCE_SECTIONS,

@@ -151,7 +151,10 @@ def planned_after_editing(project: Path, edited: str) -> set[str]:
         ("resources/facets.yaml", DOWNSTREAM_OF_FACETS),
         ("workflow/dygenept/facet_backends/go_rules.py", DOWNSTREAM_OF_FACETS),
         # the module that builds the training targets: imported by training, evaluation and the screen only
-        ("workflow/dygenept/data/perturbations.py", {"train", "evaluate", "predict", "report", "all"}),
+        (
+            "workflow/dygenept/data/perturbations.py",
+            {"train", "evaluate", "predict", "report", "all"},
+        ),
         # the HTTP layer: the network stage and what depends on it, never the data or cell stages
         ("workflow/dygenept/io/http.py", {"knowledge", "enrich"} | DOWNSTREAM_OF_FACETS),
         (
