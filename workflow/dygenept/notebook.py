@@ -99,9 +99,9 @@ def config_outdir(config_path: Path) -> Path:
     project's config/config.yaml's (which the Snakefile loads first)."""
     root = project_root(config_path)
     for path in (config_path, root / DEFAULT_CONFIG):
-        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if settings.get("outdir"):
-            return root / settings["outdir"]
+        written = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if written.get("outdir"):
+            return root / written["outdir"]
     raise InputError(f"{config_path}: no 'outdir'. Fix: give the run's folder instead.")
 
 

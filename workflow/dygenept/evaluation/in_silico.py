@@ -10,7 +10,7 @@ seeds the main variant was trained with.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..formats.gene_table import read_genes
 from ..io.artifacts import read_json
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
+from ..settings import read_fields
 from .baselines import mean_facet_features
 from .interactions import (
     InteractionSettings,
@@ -59,9 +60,8 @@ class ScreenSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ScreenSettings:
-        nested = {"interactions": InteractionSettings.from_params(params["interactions"])}
-        return cls(
-            **{f.name: params[f.name] for f in fields(cls) if f.name not in nested}, **nested
+        return read_fields(
+            cls, params, interactions=InteractionSettings.from_params(params["interactions"])
         )
 
 

@@ -27,7 +27,7 @@ observed ones), and how reliable the observed non-additive part is (its half-spl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..data.conditions import CONTROL, condition_genes, context_label, parse_context_label
 from ..data.perturbations import PerturbationData, half_split_means
+from ..settings import read_fields
 from .metrics import pearson
 
 ADDITIVE = "additive"
@@ -60,7 +61,7 @@ class InteractionSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> InteractionSettings:
-        return cls(**{field.name: params[field.name] for field in fields(cls)})
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)
