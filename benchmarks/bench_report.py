@@ -22,6 +22,11 @@ with tempfile.TemporaryDirectory() as tmp:
         "interactions_summary": evaluated / "interactions.json",
         "screen": DEMO_OUT / "predict/screen.tsv",
         "facets_yaml": ROOT / "resources/facets.yaml",
+        # each figure's caption: report/<figure>.rst, as the rule gives them
+        **{
+            f"caption_{key}": ROOT / "report" / Path(name).with_suffix(".rst")
+            for key, name in FIGURES.items()
+        },
     }
     _, seconds = timed(run, inputs, outputs, {}, repeat=1 if args.quick else 3)
 report(

@@ -29,7 +29,7 @@ rule evaluate:
     threads: 2
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(with_interactions(config["evaluate"])),
     shell:
         "{params.cli} evaluate {params.io} --params {params.config:q} 2> {log}"

@@ -12,6 +12,10 @@ import pytest
 import yaml
 from demo_project import DOWNSTREAM_OF_FACETS, append_line, copy_project, planned_jobs, snakemake
 
+# End-to-end: about ten real Snakemake invocations (parse, dry run, touch) of a project copy, a minute
+# or more on two cores; `make test-fast` leaves them out, `make test` runs them.
+pytestmark = pytest.mark.slow
+
 PROMPT_FILES = ["system.md", "user.md", "examples.yaml"]
 
 

@@ -249,7 +249,10 @@ def test_screen_lists_strongest_synergies_and_suppressions_and_the_report_plots_
         ]
     )
     path = tmp_path / "gi.png"
-    plot_interactions(table, pd.DataFrame(records), "dygenept", path)
+    note = plot_interactions(table, pd.DataFrame(records), "dygenept", path)
     assert path.read_bytes().startswith(b"\x89PNG")
-    plot_interactions(pd.DataFrame(), pd.DataFrame(), "dygenept", tmp_path / "none.png")
-    assert (tmp_path / "none.png").stat().st_size > 0
+    assert note == (
+        "Drawn: 1 held-out double(s) with measured singles; the screen's 3 pair(s) on the c1–c2 plane."
+    )
+    note = plot_interactions(pd.DataFrame(), pd.DataFrame(), "dygenept", tmp_path / "none.png")
+    assert (tmp_path / "none.png").stat().st_size > 0 and note.endswith("nothing to draw.")

@@ -59,8 +59,10 @@ class TrainedRun:
     def predict(self, perturbations: Sequence[str] | str) -> ad.AnnData:
         """One row per perturbation (``A`` or ``A+B``): X the predicted mean expression over the control
         cells, ``layers['delta']`` its change from control, ``obs`` the screen's columns (perturbation,
-        genes, unseen genes, effect size, top facets and genes, nearest training perturbations, and a
-        pair's c1, c2, magnitude and GI types), ``var`` the data's genes."""
+        genes, unseen genes, effect size, top facets and genes, nearest training perturbations, the
+        distance from the training mean's prediction against the noise floor with its rank and ties, and a
+        pair's c1, c2, magnitude and GI types), ``var`` the data's genes, ``uns['noise_floor']``. Ranks
+        and ties compare the perturbations asked for together, as the screen compares its list."""
         entries = [perturbations] if isinstance(perturbations, str) else list(perturbations)
         requests = self._admitted(entries, "predict")
         return self.screen.anndata(self.screen.screen(requests))

@@ -1,10 +1,13 @@
 """The in-silico screen as a library: a finished run's main model, data and facets, loaded once, predicting
-any gene or pair that has facets in the run, explained by facets and scored for genetic interaction.
+any gene or pair that has facets in the run, explained by facets, placed against the data's noise floor
+and scored for genetic interaction.
 
 The predict stage and the notebook API (``dygenept.notebook``) both go through ``InSilicoScreen``: one code
 path, so a notebook gets the numbers the stage wrote. A perturbation is predicted as evaluation predicts a
 held-out one: the mean over every control cell of the model's predicted expression, averaged over the
-seeds the main variant was trained with.
+seeds the main variant was trained with. The noise floor is the median sampling error of a training
+perturbation's mean profile; each entry's distance from the training mean's prediction (the train_mean
+baseline) is measured against it, and entries within it of each other share a rank.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ..data.conditions import condition_genes
+from ..data.arrays import dense
+from ..data.conditions import CONDITION_KEY, condition_genes
 from ..data.perturbations import PerturbationData, load_perturbation_data
 from ..data.screen_requests import Request
 from ..formats.facet_tensor import load_facet_tensor, with_genes_of
@@ -26,6 +30,7 @@ from ..formats.gene_table import read_genes
 from ..io.artifacts import read_json
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
+from ..model.training import mean_shift
 from ..settings import read_fields
 from .baselines import mean_facet_features
 from .interactions import (
@@ -35,7 +40,17 @@ from .interactions import (
     single_of,
     well_expressed,
 )
-from .screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
+from .screen import (
+    NOISE_COLUMNS,
+    effect_size,
+    facet_weight_summary,
+    nearest,
+    noise_columns,
+    noise_floor,
+    sampling_error,
+    top_changes,
+    top_facets,
+)
 
 SCREEN_COLUMNS = [
     "condition", "entry", "genes", "unseen_genes", "effect_norm", "n_changed", "top_facets",
@@ -43,6 +58,8 @@ SCREEN_COLUMNS = [
 ]  # fmt: skip
 # A pair's genetic-interaction columns (empty for a single gene).
 INTERACTION_COLUMNS = ["c1", "c2", "magnitude", "gi_types"]
+# Every column of a screen row: what it predicts, where it stands against the noise floor, a pair's GI.
+ALL_COLUMNS = SCREEN_COLUMNS + NOISE_COLUMNS + INTERACTION_COLUMNS
 MEASURED, PREDICTED = "measured", "predicted"
 
 
@@ -82,6 +99,24 @@ class ScreenResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def screen_frame(records: Sequence[dict]) -> pd.DataFrame:
+    """Screen rows as a table, every column in order; ranks as nullable integers (unranked: <NA>)."""
+    return pd.DataFrame(list(records), columns=ALL_COLUMNS).astype({"rank": "Int64"})
+
+
+def training_noise_floor(h5ad: str | Path, conditions: list[str]) -> float:
+    """The data's noise floor: the median over training perturbations of the sampling error of their
+    mean profile (what two measurements of the same perturbation would differ by)."""
+    adata = ad.read_h5ad(h5ad, backed="r")
+    labels = adata.obs[CONDITION_KEY].astype(str).to_numpy()
+    errors = [
+        sampling_error(dense(adata.X[np.flatnonzero(labels == condition)]))
+        for condition in conditions
+    ]
+    adata.file.close()
+    return noise_floor(errors)
+
+
 def merged_facet_table(model_facets: pd.DataFrame, screen_facets: pd.DataFrame) -> pd.DataFrame:
     """The model's facets, then the screen's for the genes the model's set lacks."""
     extra = screen_facets[~screen_facets["entrez_id"].isin(model_facets["entrez_id"])]
@@ -89,21 +124,29 @@ def merged_facet_table(model_facets: pd.DataFrame, screen_facets: pd.DataFrame) 
 
 
 class InSilicoScreen:
-    """A run's main model (every seed), its data and its facets, ready to predict any request."""
+    """A run's main model (every seed), its data and its facets, ready to predict any request.
+
+    ``split_train``: the split's training perturbations; ``floor``: the data's noise floor over them
+    (``training_noise_floor``)."""
 
     def __init__(
         self,
         data: PerturbationData,
         models: Mapping[tuple[str, int], Any],
-        train: list[str],
+        split_train: list[str],
         facets: pd.DataFrame,
         genes: pd.DataFrame,
         settings: ScreenSettings,
+        floor: float,
     ):
-        self.data, self.models, self.train = data, dict(models), train
+        self.data, self.models = data, dict(models)
+        self.train = data.modelled(split_train)
         self.settings, self.interactions = settings, settings.interactions
-        self.seen = {gene for condition in train for gene in condition_genes(condition)}
-        self.train_features = np.stack([mean_facet_features(data, c) for c in train])
+        # what the model predicts for any perturbation before it learns one: the train_mean baseline
+        self.reference = data.control_mean + mean_shift(data, data.measured(split_train))
+        self.floor = floor
+        self.seen = {gene for condition in self.train for gene in condition_genes(condition)}
+        self.train_features = np.stack([mean_facet_features(data, c) for c in self.train])
         self.facet_text = dict(zip(zip(facets["entrez_id"], facets["facet"]), facets["text"]))
         self.entrez_of = dict(zip(genes["query"], genes["entrez_id"]))
         self.expressed = well_expressed(data.control_mean, self.interactions.expressed_fraction)
@@ -130,9 +173,10 @@ class InSilicoScreen:
         facets = merged_facet_table(
             pd.read_parquet(inputs["facets"]), pd.read_parquet(inputs["screen_facets"])
         )
-        train = data.modelled(read_json(inputs["split"])["train"])
+        split_train = read_json(inputs["split"])["train"]
+        floor = training_noise_floor(inputs["h5ad"], data.measured(split_train))
         genes = read_genes(inputs["genes"])
-        return cls(data, models, train, facets, genes, settings)
+        return cls(data, models, split_train, facets, genes, settings, floor)
 
     # -- which requests can be predicted ------------------------------------------------------------
 
@@ -273,7 +317,8 @@ class InSilicoScreen:
     # -- many requests --------------------------------------------------------------------------------
 
     def screen(self, requests: Sequence[Request]) -> ScreenResult:
-        """Predict, explain and (pairs) score every request that can be predicted."""
+        """Predict, explain and (pairs) score every request that can be predicted, and place each against
+        the noise floor: ranks and ties are among the requests screened together."""
         admitted, skipped = self.admit(requests)
         result = ScreenResult([], [], {}, skipped)
         for request in admitted:
@@ -287,18 +332,25 @@ class InSilicoScreen:
             result.predictions.append(prediction)
             result.records.append(record)
             result.explanations[request.condition] = explanation
+        if result.predictions:
+            conditions = [p.request.condition for p in result.predictions]
+            expressions = np.stack([p.expression for p in result.predictions])
+            noise = noise_columns(conditions, expressions, self.reference, self.floor)
+            for record in result.records:
+                record.update(noise.loc[record["condition"]].to_dict())
         return result
 
     def anndata(self, result: ScreenResult) -> ad.AnnData:
         """One row per predicted request (request order): X the predicted mean expression, ``obs`` the
-        screen's columns, ``var`` the data's genes, ``layers['delta']`` the change from control."""
-        obs = pd.DataFrame(result.records, columns=SCREEN_COLUMNS + INTERACTION_COLUMNS)
-        obs = obs.set_index("condition", drop=False)
+        screen's columns, ``var`` the data's genes, ``layers['delta']`` the change from control,
+        ``uns['noise_floor']``."""
+        obs = screen_frame(result.records).set_index("condition", drop=False)
         obs.index.name = None
         expression = np.stack([p.expression for p in result.predictions]).astype(np.float32)
         adata = ad.AnnData(X=expression, obs=obs, var=self.data.var.copy())
         adata.layers["delta"] = expression - self.data.control_mean.astype(np.float32)
         adata.uns["facet_ids"] = list(self.data.facets.facet_ids)
+        adata.uns["noise_floor"] = self.floor
         return adata
 
 

@@ -206,22 +206,43 @@ def cell_state_axis(cell_state: np.ndarray) -> np.ndarray:
     return centred @ vt[0]
 
 
+# The cells × facets view shows a gene with at least this many present facets where the data has one:
+# with a single present facet every cell gives it all the weight, and the view shows no context.
+MIN_SHOWN_FACETS = 3
+
+
+def cell_facet_choice(candidates: dict[tuple[str, int], tuple[int, float]], show: str | None):
+    """The (condition, gene slot) whose per-cell facet weights the report shows, from each candidate's
+    (present facets, spread of its weights across cells): the configured condition's gene with the most
+    present facets; else, among the genes with at least ``MIN_SHOWN_FACETS`` present facets (or the
+    most any gene has), the one whose weights vary most across cells."""
+    if show is not None and any(condition == show for condition, _ in candidates):
+        return max((key for key in candidates if key[0] == show), key=lambda k: candidates[k][0])
+    most = max(present for present, _ in candidates.values())
+    enough = min(most, MIN_SHOWN_FACETS)
+    eligible = [key for key, (present, _) in candidates.items() if present >= enough]
+    return max(eligible, key=lambda key: (candidates[key][1], key))
+
+
 def facet_outputs(model, data: PerturbationData, test: list[str], show: str | None):
-    """Mean facet weights of every modelled test perturbation, and the per-cell weights of one gene: the
-    configured condition, else the one whose weights vary most across cells."""
-    rows, per_cell = [], {}
+    """Mean facet weights of every modelled test perturbation, and the per-cell weights of one gene
+    (``cell_facet_choice``)."""
+    rows, per_cell, candidates = [], {}, {}
     for condition in data.modelled(test):
         _, weights = predict_condition(model, data, condition)
         rows += facet_weight_rows(condition, data, weights)
-        per_cell[condition] = weights[:, 0, :]
+        for slot, row in enumerate(data.facet_rows[condition]):
+            per_cell[(condition, slot)] = weights[:, slot, :]
+            spread = float(weights[:, slot, :].std(0).sum())
+            candidates[(condition, slot)] = (int(data.facets.mask[row].sum()), spread)
     if not per_cell:
         return pd.DataFrame(rows), pd.DataFrame()
-    chosen = show if show in per_cell else max(per_cell, key=lambda c: per_cell[c].std(0).sum())
-    cells = pd.DataFrame(per_cell[chosen], columns=data.facets.facet_ids)
+    chosen, slot = cell_facet_choice(candidates, show)
+    cells = pd.DataFrame(per_cell[(chosen, slot)], columns=data.facets.facet_ids)
     shown = data.control_rows(chosen)  # the cells the chosen perturbation was predicted on
     cells.insert(0, "cell_state_pc1", cell_state_axis(data.cell_state)[shown])
     cells.insert(0, "cell", np.asarray(data.cells.cell_ids)[shown])
-    cells.insert(0, "gene", data.facets.symbols[data.facet_rows[chosen][0]])
+    cells.insert(0, "gene", data.facets.symbols[data.facet_rows[chosen][slot]])
     cells.insert(0, "condition", chosen)
     return pd.DataFrame(rows), cells
 
@@ -323,7 +344,11 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     training = {
         variant: {
             str(seed): {
-                k: saved["training_result"][k] for k in ("history", "best_step", "stopped_early")
+                **{
+                    k: saved["training_result"][k]
+                    for k in ("history", "best_step", "stopped_early")
+                },
+                "loss": saved["training"]["loss"],  # what the training curve measures
             }
             for seed, (_, saved) in seeds.items()
         }

@@ -4,9 +4,10 @@ Each requested perturbation (``A`` or ``A+B``) is predicted as evaluation predic
 mean over every control cell of the model's predicted expression, averaged over the seeds the main
 variant was trained with. A gene that never was perturbed in
 training gets a prediction from its facets alone; a gene without any facet text is listed and skipped,
-never predicted from nothing. Beside each prediction: its effect size, the training perturbations it
-resembles (cosine of facet-averaged embeddings), the genes it moves most, the facets the cells attended
-to, with their text, and for a pair its genetic-interaction scores. The work is the library's
+never predicted from nothing. Beside each prediction: its effect size, its distance from the training
+mean's prediction against the data's noise floor (its rank, and the entries it cannot be told from), the
+training perturbations it resembles (cosine of facet-averaged embeddings), the genes it moves most, the
+facets the cells attended to, with their text, and for a pair its genetic-interaction scores. The work is the library's
 (``evaluation.in_silico``, which the notebook API uses too); this module reads and writes.
 """
 
@@ -21,11 +22,10 @@ import pandas as pd
 from ..data.screen_requests import Request, parse_requests, read_request_file
 from ..errors import InputError
 from ..evaluation.in_silico import (
-    INTERACTION_COLUMNS,
-    SCREEN_COLUMNS,
     InSilicoScreen,
     ScreenSettings,
     interaction_markdown,
+    screen_frame,
 )
 from ..io.artifacts import (
     atomic_path,
@@ -47,24 +47,67 @@ def requested(inputs: dict[str, Path], params: dict) -> list[Request]:
 
 
 def screen_table(records: list[dict]) -> pd.DataFrame:
-    table = pd.DataFrame(records, columns=SCREEN_COLUMNS + INTERACTION_COLUMNS)
-    return table.sort_values(["effect_norm", "condition"], ascending=[False, True], kind="stable")
+    """The screen, ranked entries first (by rank, then distance from the training mean), then the
+    entries the noise floor cannot tell from the training mean."""
+    table = screen_frame(records)
+    ordered = table.assign(unranked=table["rank"].isna())
+    ordered = ordered.sort_values(
+        ["unranked", "rank", "specific_effect", "condition"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    )
+    return ordered.drop(columns="unranked")
 
 
-def screen_markdown(table: pd.DataFrame, explanations: dict, skipped: dict[str, str]) -> str:
+def noise_summary(table: pd.DataFrame, floor: float) -> list[str]:
+    """What the noise floor says about the screen, in sentences."""
+    lines = [
+        f"Noise floor: {floor:.3f} — two measurements of one perturbation's mean expression (as many cells "
+        "as a training perturbation has) differ by about this much (L2 over the data's genes; median over "
+        "the training perturbations). `specific` is the L2 distance of an entry's prediction from the "
+        "training mean's (the train_mean baseline: control plus the mean change of the training "
+        "perturbations); `× noise` divides it by the floor."
+    ]
+    unranked = table.loc[table["rank"].isna(), "condition"].tolist()
+    if len(unranked) == len(table):
+        lines.append(
+            "**No entry can be told apart from the training mean**: every prediction lies within the "
+            "noise floor of it, so the screen ranks nothing."
+        )
+    elif unranked:
+        lines.append(
+            f"Not ranked — within the noise floor of the training mean: {', '.join(unranked)}."
+        )
+    ties = table[(table["same_as"] != "") & table["rank"].notna()]
+    for rank, group in ties.groupby("rank"):
+        lines.append(
+            f"Rank {rank} is shared: {', '.join(group['condition'])} lie within the noise floor of "
+            "each other, so the screen cannot order them."
+        )
+    return lines
+
+
+def screen_markdown(
+    table: pd.DataFrame, explanations: dict, skipped: dict[str, str], floor: float
+) -> str:
     lines = [
         "# In-silico screen",
         "",
-        "Predicted with the trained model over every control cell, ranked by effect size (L2 norm of the",
-        "predicted change). `unseen_genes`: genes never perturbed in training, predicted from their facets.",
+        "Predicted with the trained model over every control cell, ranked by how far each prediction",
+        "lies from the training mean's, where the data's noise floor can tell them apart. `effect`: L2",
+        "norm of the predicted change from control. `unseen genes`: never perturbed in training,",
+        "predicted from their facets.",
         "",
-        "| rank | perturbation | effect | genes changed | unseen genes | top facets | nearest training |",
-        "|---|---|---|---|---|---|---|",
+        *[part for line in noise_summary(table, floor) for part in (line, "")],
+        "| rank | perturbation | specific | × noise | effect | genes changed | unseen genes | top facets | nearest training |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for rank, row in enumerate(table.itertuples(index=False), start=1):
+    for row in table.itertuples(index=False):
+        rank = "-" if pd.isna(row.rank) else str(row.rank)
         lines.append(
-            f"| {rank} | {row.condition} | {row.effect_norm:.3f} | {row.n_changed} | "
-            f"{row.unseen_genes or '-'} | {row.top_facets} | {row.nearest_training} |"
+            f"| {rank} | {row.condition} | {row.specific_effect:.3f} | {row.effect_over_noise:.2f} | "
+            f"{row.effect_norm:.3f} | {row.n_changed} | {row.unseen_genes or '-'} | {row.top_facets} | "
+            f"{row.nearest_training} |"
         )
     for condition, explanation in explanations.items():
         lines += ["", f"## {condition}", ""]
@@ -91,7 +134,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
     expression, ``layers['delta']`` the change from control, ``obs`` the screen columns with each pair's
-    GI scores, ``uns`` the model, data and params hashes), ``screen`` (TSV ranked by effect size),
+    GI scores, ``uns`` the model, data and params hashes, the noise floor), ``screen`` (TSV ranked by the
+    distance from the training mean's prediction, where the data's noise floor tells entries apart),
     ``explanations`` (JSON) and ``page`` (Markdown). Params: the ``predict`` config section, with
     ``interactions`` (config 'interactions').
     """
@@ -127,7 +171,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     write_json_atomic(
         outputs["explanations"], {"predicted": result.explanations, "not_predicted": skipped}
     )
-    page = screen_markdown(table, result.explanations, skipped)
+    page = screen_markdown(table, result.explanations, skipped, screen.floor)
     gi_section = interaction_markdown(
         result.records, result.explanations, settings.top_interactions
     )
@@ -137,5 +181,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     return {
         "predicted": len(result.records),
         "not_predicted": skipped,
+        "noise_floor": round(screen.floor, 4),
+        "ranked": int(table["rank"].notna().sum()),
         "unseen": int((table["unseen_genes"] != "").sum()),
     }
