@@ -43,15 +43,10 @@ mask = np.zeros((n_new, n_facets), dtype=bool)
 for row in range(n_new):
     mask[row, rng.choice(n_facets, size=rng.integers(3, 7), replace=False)] = True
 vectors[~mask] = 0
-extended = FacetTensor(
-    np.concatenate([tensor.embeddings, vectors]), np.concatenate([tensor.mask, mask]),
-    tensor.entrez_ids + ids, tensor.symbols + names, tensor.facet_ids,
-)  # fmt: skip
-genes = pd.read_csv(inputs["genes"], sep="\t", dtype=str, keep_default_na=False)
+synthetic = FacetTensor(vectors, mask, ids, names, tensor.facet_ids)
 new_genes = pd.DataFrame(
     {"query": names, "symbol": names, "entrez_id": ids, "name": names, "match": "symbol"}
 )
-facets = pd.read_parquet(inputs["facets"])
 new_facets = pd.DataFrame([
     {"entrez_id": ids[g], "symbol": names[g], "facet": facet, "facet_index": k, "is_none": not mask[g, k],
      "text": f"{names[g]} text for {facet}." if mask[g, k] else "NONE", "evidence": []}
@@ -59,16 +54,20 @@ new_facets = pd.DataFrame([
 ])  # fmt: skip
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    save_facet_tensor(extended, tmp / "tensor.safetensors", {"model_id": "synthetic"})
-    pd.concat([genes, new_genes]).to_csv(tmp / "genes.tsv", sep="\t", index=False)
-    pd.concat([facets, new_facets]).to_parquet(tmp / "facets.parquet", index=False)
-    # the screen's gene set: the model's genes and the synthetic ones
+    save_facet_tensor(synthetic, tmp / "tensor.safetensors", {"model_id": "synthetic"})
+    new_genes.to_csv(tmp / "genes.tsv", sep="\t", index=False)
+    new_facets.to_parquet(tmp / "facets.parquet", index=False)
+    # the screen's gene set: the synthetic genes, which the model's set lacks
     screen_inputs = {**inputs, "screen_facet_tensor": tmp / "tensor.safetensors",
-                     "genes": tmp / "genes.tsv", "screen_facets": tmp / "facets.parquet"}  # fmt: skip
+                     "screen_genes": tmp / "genes.tsv", "screen_facets": tmp / "facets.parquet"}  # fmt: skip
     outputs = {
         name: tmp / f"out.{name}" for name in ("predictions", "screen", "explanations", "page")
     }
-    params = {**section_defaults("predict"), "perturbations": names}
+    params = {
+        **section_defaults("predict"),
+        "perturbations": names,
+        "interactions": section_defaults("interactions"),
+    }
     del params["file"]
     details, seconds = timed(run, screen_inputs, outputs, params)
 report(

@@ -1,4 +1,4 @@
-"""report: seconds to write the report (tables, HTML, five figures) from the demo's evaluation."""
+"""report: seconds to write the report (tables, HTML, six figures) from the demo's evaluation."""
 
 import tempfile
 from pathlib import Path
@@ -9,7 +9,7 @@ from _common import DEMO_OUT, ROOT, parse_args, report, require, timed
 
 args = parse_args(__doc__)
 evaluated = DEMO_OUT / "evaluate"
-require(evaluated / "metrics.json")
+require(evaluated / "metrics.json", evaluated / "interactions.csv", DEMO_OUT / "predict/screen.tsv")
 with tempfile.TemporaryDirectory() as tmp:
     outputs = {key: Path(tmp) / name for key, name in FIGURES.items()}
     outputs |= {name: Path(tmp) / f"{name}.out" for name in ("markdown", "html", "table")}
@@ -18,6 +18,9 @@ with tempfile.TemporaryDirectory() as tmp:
         "facet_weights": evaluated / "facet_weights.csv",
         "cell_facets": evaluated / "cell_facets.csv",
         "de_changes": evaluated / "de_changes.csv",
+        "interactions": evaluated / "interactions.csv",
+        "interactions_summary": evaluated / "interactions.json",
+        "screen": DEMO_OUT / "predict/screen.tsv",
         "facets_yaml": ROOT / "resources/facets.yaml",
         # each figure's caption: report/<figure>.rst, as the rule gives them
         **{
@@ -30,6 +33,6 @@ report(
     "report",
     1 / seconds,
     "reports/s",
-    "demo evaluation: 9 methods, tables, HTML, 5 PNG figures",
+    "demo evaluation: 9 methods, tables, HTML, 6 PNG figures",
     f"{seconds:.2f} s per report",
 )

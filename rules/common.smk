@@ -66,13 +66,14 @@ def with_evidence(settings):
     return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
 
 
-def stage_gpus(rule):
-    """The GPUs a job of ``rule`` asks the scheduler for, one helper for every rule: what its stage's
-    configured backend runs on (registry.stage_gpus: device auto or cuda asks, cpu asks none); a rule
-    that only gathers its stage's shards asks none, and a shard rule (<stage>_shard) asks its stage's.
+def stage_gpus(name):
+    """The GPUs a job of the rule named ``name`` asks the scheduler for (one helper for every rule), what
+    its stage's configured backend runs on (registry.stage_gpus: device auto or cuda asks, cpu asks
+    none); a rule that only gathers its stage's shards asks none, and a shard rule (<stage>_shard) asks
+    its stage's.
     """
-    stage = rule.removesuffix(SHARD_SUFFIX)
-    if stage == rule and sharded(stage):
+    stage = name.removesuffix(SHARD_SUFFIX)
+    if stage == name and sharded(stage):
         return 0
     return registry.stage_gpus(stage, config)
 
@@ -100,7 +101,7 @@ def shard_output(folder, stem, suffix):
 
 
 def shard_parts(stage):
-    """Input function of rule ``stage``: its shards' outputs (part_0 … part_<n-1>) when sharded."""
+    """Input function of ``stage``'s rule: its shards' outputs (part_0 … part_<n-1>) when sharded."""
 
     def parts(wildcards):
         if not sharded(stage):
@@ -126,6 +127,11 @@ def shard_params(settings):
     return lambda wildcards: as_json(
         {**settings, "shard": int(wildcards.shard), "shards": SHARDS}
     )
+
+
+def with_interactions(settings):
+    """A stage's settings plus config 'interactions': evaluate and predict score pairs alike."""
+    return {**settings, "interactions": config["interactions"]}
 
 
 def log_path(stage):
@@ -472,6 +478,7 @@ PREDICT_SETTINGS = (
     "top_genes",
     "nearest_training",
     "top_facets",
+    "top_interactions",
 )
 
 
@@ -492,6 +499,11 @@ def screen_request_file(wildcards):
         )
     path = config["predict"]["file"]
     return {"requests": path} if path else {}
+
+
+def screen_table_input(wildcards):
+    """The screen's table, when config 'predict' asks for any perturbation: the report plots its pairs."""
+    return {"screen": rules.predict.output.screen} if screen_entries() else {}
 
 
 def final_targets():

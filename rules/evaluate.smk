@@ -18,6 +18,8 @@ rule evaluate:
         cell_facets=f"{OUT}/evaluate/cell_facets.csv",
         de_changes=f"{OUT}/evaluate/de_changes.csv",
         predictions=f"{OUT}/evaluate/predictions.h5ad",
+        interactions=f"{OUT}/evaluate/interactions.csv",
+        interactions_summary=f"{OUT}/evaluate/interactions.json",
     log:
         log_path("evaluate"),
     benchmark:
@@ -30,6 +32,6 @@ rule evaluate:
     params:
         cli=CLI,
         io=stage_io,
-        config=as_json(config["evaluate"]),
+        config=as_json(with_interactions(config["evaluate"])),
     shell:
         "{params.cli} evaluate {params.io} --params {params.config:q} 2> {log}"

@@ -7,11 +7,13 @@ FIGURE_CAPTIONS = {
     "heatmap": "facet_heatmap",
     "cell_facets": "cell_facets",
     "curve": "training_curve",
+    "interactions": "interactions",
 }
 
 
 rule report:
     input:
+        unpack(screen_table_input),
         **{
             f"caption_{key}": f"report/{name}.rst"
             for key, name in FIGURE_CAPTIONS.items()
@@ -20,6 +22,8 @@ rule report:
         facet_weights=rules.evaluate.output.facet_weights,
         cell_facets=rules.evaluate.output.cell_facets,
         de_changes=rules.evaluate.output.de_changes,
+        interactions=rules.evaluate.output.interactions,
+        interactions_summary=rules.evaluate.output.interactions_summary,
         facets_yaml=config["facets"]["spec"],
         code=stage_code("report"),
     output:
@@ -58,6 +62,11 @@ rule report:
             f"{OUT}/report/training_curve.png",
             caption=f"../report/{FIGURE_CAPTIONS['curve']}.rst",
             category="Training",
+        ),
+        interactions=report(
+            f"{OUT}/report/interactions.png",
+            caption=f"../report/{FIGURE_CAPTIONS['interactions']}.rst",
+            category="Predictions",
         ),
     log:
         log_path("report"),

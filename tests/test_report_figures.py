@@ -129,13 +129,14 @@ def test_the_training_curve_names_its_loss(tmp_path):
 def test_every_figure_has_its_caption_in_the_markdown_and_the_html(tmp_path):
     metrics = metrics_json(seeds=1)
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    for name in ("facet_weights", "cell_facets", "de_changes"):
+    tables = ("facet_weights", "cell_facets", "de_changes", "interactions")
+    for name in tables:
         (tmp_path / f"{name}.csv").write_text("")  # nothing to show: each figure says so
-    inputs = {
-        name: tmp_path / f"{name}.csv" for name in ("facet_weights", "cell_facets", "de_changes")
-    }
+    (tmp_path / "interactions.json").write_text(json.dumps({"n_doubles": 0}))
+    inputs = {name: tmp_path / f"{name}.csv" for name in tables}
     inputs |= {
         "metrics": tmp_path / "metrics.json",
+        "interactions_summary": tmp_path / "interactions.json",
         "facets_yaml": ROOT / "resources" / "facets.yaml",
     }
     captions = {key: Path(name).stem for key, name in report.FIGURES.items()}  # report/<figure>.rst

@@ -1,11 +1,13 @@
 """What an in-silico screen reports for each predicted perturbation: effect size, the training
-perturbations it resembles, the genes it moves most, and the facets that carried the prediction."""
+perturbations it resembles, the genes it moves most, the facets that carried the prediction, and whether
+the data's noise floor can tell it from the training mean and from the other entries."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
@@ -93,3 +95,46 @@ def screen_ranks(
     order = sorted(best, key=lambda g: (-best[g], g))
     rank_of = {g: r for r, g in enumerate(order, start=1)}
     return [rank_of[groups[i]] if i in distinguishable else None for i in range(len(specific))]
+
+
+# Entries a screen entry cannot be told from, named in its row (the rest counted).
+SAME_AS_NAMED = 10
+
+
+def others_named(others: list[str]) -> str:
+    named = ";".join(others[:SAME_AS_NAMED])
+    return named + (
+        f";(+{len(others) - SAME_AS_NAMED} more)" if len(others) > SAME_AS_NAMED else ""
+    )
+
+
+# The columns noise_columns gives each entry.
+NOISE_COLUMNS = ["rank", "specific_effect", "effect_over_noise", "same_as"]
+
+
+def noise_columns(
+    conditions: list[str], predicted: np.ndarray, reference: np.ndarray, floor: float
+) -> pd.DataFrame:
+    """Per entry: its distance from the training mean's prediction (``specific_effect``), that distance
+    over the noise floor, a rank (none within the floor of the training mean; shared by entries within
+    the floor of each other) and the entries it cannot be told from (``same_as``). Ranks and ties are
+    among the entries given together."""
+    specific = np.linalg.norm(predicted - reference, axis=1)
+    groups = tie_groups(predicted, floor)
+    ranks = screen_ranks(list(specific), groups, floor)
+    members: dict[int, list[str]] = {}
+    for condition, group in zip(conditions, groups):
+        members.setdefault(group, []).append(condition)
+    same_as = [
+        others_named([c for c in members[group] if c != condition])
+        for condition, group in zip(conditions, groups)
+    ]
+    return pd.DataFrame(
+        {
+            "rank": pd.array(ranks, dtype="Int64"),
+            "specific_effect": np.round(specific, 4),
+            "effect_over_noise": np.round(specific / floor, 2),
+            "same_as": same_as,
+        },
+        index=conditions,
+    )

@@ -12,6 +12,7 @@ import pandas as pd
 from ..data.conditions import condition_genes, parse_context_label
 from ..data.perturbations import PerturbationData, half_split_means, load_perturbation_data
 from ..evaluation.baselines import make_baselines
+from ..evaluation.interactions import InteractionSettings, evaluate_interactions
 from ..evaluation.metrics import METRICS, discrimination_scores, perturbation_metrics
 from ..io.artifacts import atomic_path, read_json, write_json_atomic
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
@@ -294,8 +295,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     checkpoint as ``weights__<variant>__<seed>`` / ``config__<variant>__<seed>``. Writes ``metrics`` (JSON
     summary: mean ± sd over seeds, per subgroup, ceiling, fraction of ceiling, training histories),
     ``per_condition`` (CSV), ``facet_weights`` (CSV), ``cell_facets`` (CSV: one gene's weights per cell),
-    ``de_changes`` (CSV) and ``predictions`` (h5ad of the main variant). Params: the ``evaluate`` config
-    section (``main_variant``, ``linear_alpha``, ``knn_k``, ``ceiling_draws``, ``seed``, ``show_condition``).
+    ``de_changes`` (CSV), ``predictions`` (h5ad of the main variant), ``interactions`` (CSV: observed and
+    predicted GI scores of the test doubles whose singles are measured) and ``interactions_summary``
+    (JSON). Params: the ``evaluate`` config section (``main_variant``, ``linear_alpha``, ``knn_k``,
+    ``ceiling_draws``, ``seed``, ``show_condition``), with ``interactions`` (config 'interactions').
     """
     data = load_perturbation_data(
         inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]
@@ -331,6 +334,13 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         with atomic_path(outputs[key]) as tmp:
             frame.to_csv(tmp, index=False)
     write_predictions(outputs["predictions"], data, predictions.get(main, {}), groups, main)
+    gi_settings = InteractionSettings.from_params(params["interactions"])
+    gi_table, gi_summary = evaluate_interactions(
+        data, test, predictions, inputs["h5ad"], gi_settings
+    )
+    with atomic_path(outputs["interactions"]) as tmp:
+        gi_table.to_csv(tmp, index=False)
+    write_json_atomic(outputs["interactions_summary"], gi_summary)
     training = {
         variant: {
             str(seed): {

@@ -1,6 +1,7 @@
 """The report stage: the metrics table (model, ablations, baselines, noise ceiling; mean ± sd over seeds)
 and the figures people read: metric bars per subgroup, predicted vs observed change on DE genes, the
-facet-attention heatmap, one gene's facet weights across cells, and the training curves."""
+facet-attention heatmap, one gene's facet weights across cells, the training curves, and the genetic
+interactions of pairs (test doubles predicted vs observed; the screen's pairs)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ FIGURES = {
     "heatmap": "facet_heatmap.png",
     "cell_facets": "cell_facets.png",
     "curve": "training_curve.png",
+    "interactions": "interactions.png",
 }
 
 
@@ -347,6 +349,110 @@ def plot_cell_facets(
     )
 
 
+def plot_interactions(table: pd.DataFrame, screen: pd.DataFrame, main: str, path: Path) -> str:
+    """Genetic interactions: each method's predicted vs the observed magnitude of the test doubles whose
+    singles are measured, and the screen's pairs on the c1–c2 plane (the panels there is data for).
+    Returns the caption's note: which panels, over how many."""
+    plt = _pyplot()
+    observed = table[table["method"] == "observed"].set_index("condition") if len(table) else None
+    pairs = screen.dropna(subset=["c1", "c2"]) if "c1" in screen else pd.DataFrame()
+    panels = [observed is not None and len(observed) > 0, len(pairs) > 0]
+    figure, axes = plt.subplots(1, max(sum(panels), 1), figsize=(6 * max(sum(panels), 1), 5))
+    axes = list(np.atleast_1d(axes))
+    if not any(panels):
+        _empty(axes[0], "no test double with measured singles, and no pair in the screen")
+        _save(figure, path)
+        return "No test double has measured singles and the screen has no pair: nothing to draw."
+    if panels[0]:
+        axis = axes.pop(0)
+        shown = [
+            m
+            for m in (main, "additive", "linear", "knn", "train_mean")
+            if m in set(table["method"])
+        ]
+        for method, marker in zip(shown, "osD^v"):
+            part = table[table["method"] == method].set_index("condition")
+            x = observed.loc[part.index, "magnitude"]
+            axis.scatter(x, part["magnitude"], marker=marker, s=30, label=method, zorder=3)
+            if method == main:
+                for condition, (xi, yi) in zip(part.index, zip(x, part["magnitude"])):
+                    axis.annotate(
+                        condition, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                    )
+        limits = np.nanpercentile(table["magnitude"].astype(float), [0, 100]) + [-0.1, 0.1]
+        axis.plot(
+            limits,
+            limits,
+            color="grey",
+            linewidth=0.8,
+            linestyle="--",
+            label="predicted = observed",
+        )
+        axis.axvline(1, color="lightgrey", linewidth=0.6)
+        axis.axhline(1, color="lightgrey", linewidth=0.6)
+        axis.set_xlabel("observed magnitude √((c1² + c2²)/2)  (1 = additive)")
+        axis.set_ylabel("predicted magnitude (the method's double, observed singles)")
+        axis.set_title(f"Test doubles with measured singles (n = {len(observed)})")
+        axis.legend(fontsize=7)
+    if panels[1]:
+        axis = axes.pop(0)
+        axis.scatter(pairs["c1"], pairs["c2"], s=30, zorder=3)
+        for row in pairs.itertuples(index=False):
+            axis.annotate(
+                row.condition,
+                (row.c1, row.c2),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        angle = np.linspace(0, 2 * np.pi, 200)
+        axis.plot(
+            np.sqrt(2) * np.cos(angle),
+            np.sqrt(2) * np.sin(angle),
+            color="grey",
+            linestyle="--",
+            linewidth=0.8,
+            label="magnitude 1",
+        )
+        axis.scatter([1], [1], marker="+", s=80, color="black", label="additive (1, 1)")
+        axis.axhline(0, color="lightgrey", linewidth=0.6)
+        axis.axvline(0, color="lightgrey", linewidth=0.6)
+        axis.set_aspect("equal", adjustable="datalim")
+        axis.set_xlabel("c1 (weight of the first gene's single)")
+        axis.set_ylabel("c2 (weight of the second gene's single)")
+        axis.set_title(f"Screen's pairs: predicted double on its singles (n = {len(pairs)})")
+        axis.legend(fontsize=7)
+    _save(figure, path)
+    drawn = [
+        f"{len(observed)} held-out double(s) with measured singles" if panels[0] else "",
+        f"the screen's {len(pairs)} pair(s) on the c1–c2 plane" if panels[1] else "",
+    ]
+    return f"Drawn: {'; '.join(part for part in drawn if part)}."
+
+
+def interaction_note(summary: dict, main: str) -> str:
+    """What the GI figure's doubles rest on: how reliable their observed interaction is and (with enough
+    doubles) how well the main variant ranks them; nothing when no test double has measured singles."""
+    if not summary.get("n_doubles"):
+        return ""
+    text = (
+        "The half-split reliability of the doubles' observed non-additive part (ab − a − b) is "
+        f"{_fmt(summary['nonadditive_reliability_mean'])} on average (near 0: the data cannot tell the "
+        "interaction from noise)."
+    )
+    if not summary["enough_doubles"]:
+        return text + (
+            f" Fewer than {summary['min_doubles']} doubles: no correlation or top-k accuracy is "
+            "reported, and each double's scores are anecdotes."
+        )
+    scores = summary["methods"].get(main, {})
+    accuracy = ", ".join(f"{t} {_fmt(v)}" for t, v in scores.get("top_k_accuracy", {}).items())
+    return text + (
+        f" {main}: Pearson of predicted vs observed magnitude {_fmt(scores.get('pearson_magnitude'))}; "
+        f"top-{scores.get('top_k')} accuracy per GI type: {accuracy or 'n/a'}."
+    )
+
+
 LOSS_AXES = {
     "relative": "relative squared error (squared error ÷ squared\nobserved change; 1 = no better than no change)",
     "mse": "squared error of mean expression\n(log-normalised units²)",
@@ -468,6 +574,7 @@ FIGURE_TITLES = {
     "heatmap": "Facet attention (perturbations × facets)",
     "cell_facets": "Context dependence: one gene's facet weights across cells",
     "curve": "Training curves",
+    "interactions": "Genetic interactions of pairs",
 }
 
 
@@ -548,11 +655,12 @@ def read_table(path: Path) -> pd.DataFrame:
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
     """Write the metrics table, the Markdown/HTML report and its figures, each with its caption.
 
-    Reads ``metrics``, ``facet_weights``, ``cell_facets``, ``de_changes``, ``facets_yaml`` and each
-    figure's caption (``caption_<figure>``: report/*.rst, which ``snakemake --report`` shows too). Writes
-    ``markdown``, ``html``, ``table`` and the figures ``bars``, ``de_changes``, ``heatmap``,
-    ``cell_facets``, ``curve`` (PNG); the captions in the report add what each figure shows in this
-    run. No params.
+    Reads ``metrics``, ``facet_weights``, ``cell_facets``, ``de_changes``, ``interactions`` and
+    ``interactions_summary`` (the evaluate stage's GI table), ``facets_yaml``, each figure's caption
+    (``caption_<figure>``: report/*.rst, which ``snakemake --report`` shows too) and, when the run has a
+    screen, ``screen`` (its table). Writes ``markdown``, ``html``, ``table`` and the figures ``bars``,
+    ``de_changes``, ``heatmap``, ``cell_facets``, ``curve``, ``interactions`` (PNG); the captions in the
+    report add what each figure shows in this run. No params.
     """
     metrics = read_json(inputs["metrics"])
     facet_names = {spec.id: spec.name for spec in load_facet_specs(inputs["facets_yaml"])}
@@ -578,6 +686,17 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             metrics["training"], metrics["main_variant"], Path(outputs["curve"])
         ),
     }
+    screen = pd.read_csv(inputs["screen"], sep="\t") if "screen" in inputs else pd.DataFrame()
+    drawn = plot_interactions(
+        read_table(inputs["interactions"]),
+        screen,
+        metrics["main_variant"],
+        Path(outputs["interactions"]),
+    )
+    reliability = interaction_note(
+        read_json(inputs["interactions_summary"]), metrics["main_variant"]
+    )
+    notes["interactions"] = " ".join(part for part in (drawn, reliability) if part)
     captions = {
         key: " ".join(
             [rst_caption(Path(inputs[f"caption_{key}"]).read_text(encoding="utf-8")), notes[key]]
