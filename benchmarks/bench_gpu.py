@@ -476,7 +476,7 @@ def bench_evaluate(size: Size, device: str, work: Path, data, split) -> Figure:
     from dygenept.stages.evaluate import predict_all
 
     train, test = split
-    params = section_defaults("evaluate")
+    params = {**section_defaults("evaluate"), "device": device}  # as the rule gives train.device
     checkpoint = (work / "model.safetensors", work / "model.json")
     nine = {
         variant: {seed: checkpoint for seed in range(3)}
@@ -488,7 +488,7 @@ def bench_evaluate(size: Size, device: str, work: Path, data, split) -> Figure:
     cells = 9 * len(test) * size.cells
     cpu_test = test[: size.cpu_test]
     started = time.perf_counter()
-    predict_all(data, cpu_test, train, {"dygenept": {0: checkpoint}}, params)
+    predict_all(data, cpu_test, train, {"dygenept": {0: checkpoint}}, {**params, "device": "cpu"})
     cpu_seconds = time.perf_counter() - started
     return Figure(
         "evaluate",

@@ -130,8 +130,13 @@ def shard_params(settings):
 
 
 def with_interactions(settings):
-    """A stage's settings plus config 'interactions': evaluate and predict score pairs alike."""
-    return {**settings, "interactions": config["interactions"]}
+    """A stage's settings plus config 'interactions' (evaluate and predict score pairs alike) and the
+    device the network runs on (config 'train.device': they run it where training did)."""
+    return {
+        **settings,
+        "interactions": config["interactions"],
+        "device": config["train"]["device"],
+    }
 
 
 def log_path(stage):

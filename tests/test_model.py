@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dygenept.data.perturbations import PerturbationData
+from dygenept.errors import InputError
 from dygenept.evaluation.baselines import train_mean
 from dygenept.formats.cell_embedding import CellEmbedding
 from dygenept.formats.facet_tensor import FacetTensor
@@ -333,6 +334,58 @@ def test_the_residual_moves_the_prediction_away_from_the_baseline_after_training
     fit(model, data, TRAIN, fit_params(steps=10))
     predicted, _ = predict_condition(model, data, "A+ctrl")
     assert np.abs(predicted - train_mean(data, TRAIN)("A+ctrl")).max() > 1e-3
+
+
+def test_batched_inference_equals_one_batch_of_every_control_cell():
+    data = tiny_data()
+    model = build_model(data, params(), TRAIN)
+    fit(model, data, TRAIN, fit_params(steps=10))
+    cells = len(data.control_rows("A+B"))
+    for condition in ["A+ctrl", "C+ctrl", "A+B"]:
+        whole, whole_weights = predict_condition(model, data, condition, batch_size=cells)
+        batched, batched_weights = predict_condition(model, data, condition, batch_size=5)
+        np.testing.assert_allclose(batched, whole, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(batched_weights.shape, (cells, 2, K))
+        np.testing.assert_allclose(batched_weights, whole_weights, rtol=1e-6, atol=1e-7)
+
+
+def test_deterministic_algorithms_are_on_during_a_cpu_fit_and_restored_after(tmp_path):
+    """The switch is process-wide: left on, a later CUDA matrix product in the process could fail."""
+    data = tiny_data()
+    model = build_model(data, params(), TRAIN)
+    during = []
+
+    def record(step):
+        during.append(torch.are_deterministic_algorithms_enabled())
+        if step == 10:
+            raise RuntimeError("a fit that fails")
+
+    torch.use_deterministic_algorithms(False)
+    fit(model, data, TRAIN, fit_params(steps=5, checkpoint_every=5), [], tmp_path / "a", record)
+    assert during == [True]
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="a fit that fails"):
+        fit(
+            model,
+            data,
+            TRAIN,
+            fit_params(steps=10, checkpoint_every=10),
+            [],
+            tmp_path / "b",
+            record,
+        )
+    assert during == [True, True]
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is visible")
+def test_training_on_cuda_without_a_gpu_stops_with_the_config_key_and_the_fix():
+    data = tiny_data()
+    model = build_model(data, params(), TRAIN)
+    with pytest.raises(
+        InputError, match=r"config 'train.device' = cuda .* Fix: set it to auto or cpu"
+    ):
+        fit(model, data, TRAIN, fit_params(device="cuda"))
 
 
 # ---- the static ablation and the parameter budget ------------------------------------------------

@@ -153,12 +153,14 @@ class InSilicoScreen:
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def load(cls, inputs: Mapping[str, str | Path], settings: ScreenSettings) -> InSilicoScreen:
+    def load(
+        cls, inputs: Mapping[str, str | Path], settings: ScreenSettings, device: str = "cpu"
+    ) -> InSilicoScreen:
         """From the predict stage's named inputs: ``h5ad``, ``split``, ``genes``, ``facet_tensor`` and
         ``facets`` (the model's gene set: its genes keep the facets they were trained with),
         ``screen_genes``, ``screen_facet_tensor`` and ``screen_facets`` (the genes the model's set lacks),
         ``cell_embedding``, and the main variant's checkpoint for every seed
-        (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``)."""
+        (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``); the networks run on ``device``."""
         tensor = with_genes_of(
             load_facet_tensor(inputs["facet_tensor"]),
             load_facet_tensor(inputs["screen_facet_tensor"]),
@@ -166,7 +168,7 @@ class InSilicoScreen:
         genes = pd.concat([read_genes(inputs[name]) for name in ("genes", "screen_genes")])
         data = load_perturbation_data(inputs["h5ad"], genes, tensor, inputs["cell_embedding"])
         models = {
-            (variant, seed): load_checkpoint(weights, config)[0]
+            (variant, seed): load_checkpoint(weights, config)[0].to(device)
             for variant, seeds in checkpoint_inputs(dict(inputs)).items()
             for seed, (weights, config) in sorted(seeds.items())
         }

@@ -1,4 +1,8 @@
-"""Predictions of a trained network: mean expression over the control cells, and the facet weights."""
+"""Predictions of a trained network: mean expression over the control cells, and the facet weights.
+
+The network runs where its weights are (the caller moves it to config 'train.device'): each batch of
+control cells goes to that device, and only the batch's sum and facet weights come back.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,20 @@ def predict_condition(
     model: DyGenePTModule, data: PerturbationData, condition: str, batch_size: int = 512
 ):
     """Mean predicted expression over the condition's control cells (all, or its context's), and the
-    per-cell facet weights (cells, P, K)."""
-    facets, mask, present = data.facet_inputs([condition])
+    per-cell facet weights (cells, P, K), computed ``batch_size`` cells at a time on the model's device.
+    """
+    device = next(model.parameters()).device
+    facets, mask, present = (t.to(device) for t in data.facet_inputs([condition]))
     rows = data.control_rows(condition)
-    means, weights = [], []
+    sums, weights = [], []
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            state = torch.from_numpy(data.cell_state[batch])
-            control = torch.from_numpy(data.control_expression[batch])
+            state = torch.from_numpy(data.cell_state[batch]).to(device)
+            control = torch.from_numpy(data.control_expression[batch]).to(device)
             genes = [t.expand(state.shape[0], *t.shape[1:]) for t in (facets, mask, present)]
             predicted, facet_weights = model(state, control, *genes)
-            means.append(predicted.sum(dim=0))
+            sums.append(predicted.sum(dim=0))
             weights.append(facet_weights)
-    return (torch.stack(means).sum(dim=0) / len(rows)).numpy(), torch.cat(weights).numpy()
+    mean = torch.stack(sums).sum(dim=0) / len(rows)
+    return mean.cpu().numpy(), torch.cat(weights).cpu().numpy()

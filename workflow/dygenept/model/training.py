@@ -20,7 +20,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data.perturbations import PerturbationData
+from ..devices import resolve_device
 from .checkpoint import load_training_state, save_training_state
 from .network import DyGenePTModule, ModelConfig
 
@@ -36,11 +38,20 @@ log = logging.getLogger(__name__)
 VALIDATION_CELLS = 256
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA when a device is visible, else CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """torch's deterministic-algorithms switch set to ``enabled`` inside the block and put back after:
+    it is process-wide, and a later CUDA matrix product in the same process (evaluation after a fit)
+    would otherwise fail for want of a deterministic kernel."""
+    before, warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(enabled)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def mean_shift(data: PerturbationData, train_conditions: list[str]) -> np.ndarray:
@@ -234,12 +245,35 @@ def fit(
     """Train; return {"history", "best_step", "best_val_loss", "stopped_early", "device", "steps_run"}.
 
     With ``resume_path`` (a path prefix) the state is saved every ``checkpoint_every`` steps, and a run
-    whose saved state matches this one's network, conditions and settings continues from it.
+    whose saved state matches this one's network, conditions and settings continues from it. On the CPU
+    the fit runs with torch's deterministic algorithms (restored after); the model comes back on the CPU.
     """
-    device = resolve_device(params["device"])
+    device = torch.device(resolve_device(params["device"], "train.device"))
+    with deterministic_algorithms(device.type == "cpu"):
+        return fit_on(
+            model,
+            data,
+            train_conditions,
+            params,
+            val_conditions,
+            resume_path,
+            on_checkpoint,
+            device,
+        )
+
+
+def fit_on(
+    model: DyGenePTModule,
+    data: PerturbationData,
+    train_conditions: list[str],
+    params: dict,
+    val_conditions: list[str],
+    resume_path: Path | None,
+    on_checkpoint: Callable[[int], None] | None,
+    device: torch.device,
+) -> dict:
+    """``fit`` on a resolved device."""
     amp = params["amp"] and device.type == "cuda"
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
     model.to(device)
     train_batch = DeviceData.build(data, list(train_conditions), device)
     val_batch = DeviceData.build(data, list(val_conditions), device) if val_conditions else None

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..data.conditions import condition_genes, parse_context_label
 from ..data.perturbations import PerturbationData, half_split_means, load_perturbation_data
+from ..devices import resolve_device
 from ..evaluation.baselines import make_baselines
 from ..evaluation.interactions import InteractionSettings, evaluate_interactions
 from ..evaluation.metrics import METRICS, discrimination_scores, perturbation_metrics
@@ -122,7 +123,9 @@ def noise_ceiling(
 def predict_all(
     data: PerturbationData, test: list[str], train: list[str], found: dict, params: dict
 ) -> tuple[Predictions, dict]:
-    """Predictions of every baseline (seed 0: they are deterministic) and every variant and seed."""
+    """Predictions of every baseline (seed 0: they are deterministic) and every variant and seed (each
+    network on config 'train.device')."""
+    device = resolve_device(params["device"], "train.device")
     predictions: Predictions = {}
     for name, predictor in make_baselines(data, train, params).items():
         made = {c: predictor(c) for c in test}
@@ -132,6 +135,7 @@ def predict_all(
         predictions[variant] = {}
         for seed, (weights, config) in sorted(seeds.items()):
             model, saved = load_checkpoint(weights, config)
+            model.to(device)
             trained.setdefault(variant, {})[seed] = (model, saved)
             predictions[variant][seed] = {
                 c: predict_condition(model, data, c)[0] for c in data.modelled(test)
@@ -298,7 +302,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     ``de_changes`` (CSV), ``predictions`` (h5ad of the main variant), ``interactions`` (CSV: observed and
     predicted GI scores of the test doubles whose singles are measured) and ``interactions_summary``
     (JSON). Params: the ``evaluate`` config section (``main_variant``, ``linear_alpha``, ``knn_k``,
-    ``ceiling_draws``, ``seed``, ``show_condition``), with ``interactions`` (config 'interactions').
+    ``ceiling_draws``, ``seed``, ``show_condition``), with ``interactions`` (config 'interactions') and
+    ``device`` (config 'train.device').
     """
     data = load_perturbation_data(
         inputs["h5ad"], inputs["genes"], inputs["facet_tensor"], inputs["cell_embedding"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.screen_requests import Request, parse_requests, read_request_file
+from ..devices import resolve_device
 from ..errors import InputError
 from ..evaluation.in_silico import (
     InSilicoScreen,
@@ -137,11 +138,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     GI scores, ``uns`` the model, data and params hashes, the noise floor), ``screen`` (TSV ranked by the
     distance from the training mean's prediction, where the data's noise floor tells entries apart),
     ``explanations`` (JSON) and ``page`` (Markdown). Params: the ``predict`` config section, with
-    ``interactions`` (config 'interactions').
+    ``interactions`` (config 'interactions') and ``device`` (config 'train.device': where the network
+    runs).
     """
     requests = requested(inputs, params)
     settings = ScreenSettings.from_params(params)
-    screen = InSilicoScreen.load(inputs, settings)
+    screen = InSilicoScreen.load(inputs, settings, resolve_device(params["device"], "train.device"))
     result = screen.screen(requests)
     skipped = result.skipped
     for entry, reason in skipped.items():
