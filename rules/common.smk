@@ -87,12 +87,13 @@ SHARD_SUFFIX = "_shard"
 
 def sharded(stage):
     """Whether ``stage`` runs as SHARDS jobs: the LLM stage with an LLM backend, the facets stage with a
-    backend that embeds sentences, the facet encoder always (with more than one shard).
+    backend that embeds sentences, the facet encoder always (with more than one shard); no other stage.
     """
     if SHARDS == 1:
         return False
     backend = registry.FACET_BACKENDS[config["facets"]["backend"]]
-    return {"facets_llm": backend.llm, "facets": backend.text_encoder}.get(stage, True)
+    shardable = {"facets_llm": backend.llm, "facets": backend.text_encoder, "facet_embed": True}
+    return shardable.get(stage, False)
 
 
 def shard_output(folder, stem, suffix):

@@ -4,14 +4,18 @@ on real dry runs of config/config.yaml, job by job."""
 
 from __future__ import annotations
 
+import logging
 import re
+from types import SimpleNamespace
 
 import pytest
 import yaml
-from demo_project import copy_project, snakemake
+from demo_project import copy_project, planned_jobs, snakemake
 
 from dygenept import registry
 from dygenept.config_defaults import merged, section_defaults
+
+from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +111,62 @@ def test_the_registry_answers_the_same_without_snakemake():
             for stage in ("facet_embed", "cells", "train", "evaluate", "predict")
         ] == [expected] * 5
         assert registry.stage_gpus("dataset", devices) == 0
+
+
+# ---- the SLURM profile, statically (tests/test_slurm.py runs the demo on a real cluster) -------------
+
+
+def local_rules() -> set[str]:
+    """Rules that run where Snakemake runs: the Snakefile's `localrules:` and `localrule: True`."""
+    names = set()
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
+        text = path.read_text()
+        block = re.search(r"^localrules:\n((?:\s+\w+,?\n)+)", text, re.M)
+        names |= set(re.findall(r"\w+", block.group(1))) if block else set()
+        for name, body in re.findall(r"^\s*rule (\w+):(.*?)(?=^\s*rule |\Z)", text, re.S | re.M):
+            names |= {name} if re.search(r"localrule:\s*True", body) else set()
+    return names
+
+
+def test_the_slurm_profile_places_every_job_of_the_real_run_at_genome_scale(project, tmp_path):
+    """config.yaml with 8 shards, planned through profiles/slurm (its default- and set-resources), each
+    submitted job through the executor's own partition choice: GPU jobs on the GPU partition, the rest on
+    the CPU one, none left without a partition; every rule the profile sizes exists."""
+    partitions = pytest.importorskip("snakemake_executor_plugin_slurm.partitions")
+    profile = ROOT / "profiles" / "slurm"
+    site = partitions.read_partition_file(profile / "partitions.yaml")
+    (project / "config" / "scale.yaml").write_text(
+        yaml.safe_dump({"outdir": str(tmp_path / "results"), "shards": 8, **SCREEN})
+    )
+    result = snakemake(
+        project,
+        "--dry-run",
+        "--workflow-profile",
+        str(profile),
+        "--software-deployment-method",
+        "env-modules",  # the profile's conda is not installed here; a dry run creates no env anyway
+        config_files=("config/config.yaml", "config/test.yaml", "config/scale.yaml"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    local, placed = local_rules(), {}
+    # a group's jobs (the LLM stage's gathering and the facets job) print indented under their group
+    jobs = re.findall(
+        r"^\s*(?:local)?rule (\w+):\n(.*?)(?=^\s*(?:local)?rule |\Z)", result.stdout, re.M | re.S
+    )
+    for rule, body in jobs:
+        if rule in local | {"all"}:
+            continue
+        resources = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"resources: (.*)", body)[1]))
+        job = SimpleNamespace(
+            name=rule,
+            threads=int(re.search(r"threads: (\d+)", body)[1]) if "threads:" in body else 1,
+            resources={key: int(v) if v.isdigit() else v for key, v in resources.items()},
+        )
+        chosen = partitions.get_best_partition(site, job, logging.getLogger(__name__))
+        wanted = "gpu" if int(resources.get("gpu", 0)) else "cpu"
+        placed.setdefault(rule, set()).add(chosen)
+        assert chosen == wanted, (rule, resources, chosen)
+    assert {"facets_llm_shard", "facet_embed_shard", "train", "evaluate", "cells"} <= set(placed)
+    assert placed["facets_llm_shard"] == placed["train"] == {"gpu"}
+    sized = yaml.safe_load((profile / "config.yaml").read_text())["set-resources"]
+    assert set(sized) <= planned_jobs(result), set(sized) - planned_jobs(result)
