@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tiny_bert import save_tiny_bert
 
 from dygenept.errors import InputError
 from dygenept.stages import facet_embed
@@ -198,23 +199,7 @@ VOCAB += ["transport", "the", "."]
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     """A BERT built from a config, saved as the Hub's BERT models are (config, vocab, weights)."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("tiny_bert")
-    (path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(path)  # model.safetensors
-    return path
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), VOCAB, hidden_size=32)
 
 
 def tiny_params(path, **encoder):

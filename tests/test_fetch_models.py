@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_bert import save_tiny_bert
 
 from dygenept.config_defaults import merged, section_defaults
 from dygenept.errors import InputError
@@ -51,24 +52,8 @@ def files_of(directory: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
     """A BERT encoder built from a config, saved as the Hub's BERT repositories hold it."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("tiny_bert")
-    (path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
-    torch.manual_seed(0)
     # large enough (280 kB) that half of it spans several of the downloader's 64 kB chunks
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(path)
-    return path
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), VOCAB, hidden_size=64)
 
 
 @pytest.fixture(scope="module")

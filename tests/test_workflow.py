@@ -532,7 +532,8 @@ UNTIL_DEMO = {
     "train": NETWORK_INPUTS | {"train"},
     "evaluate": NETWORK_INPUTS | {"train", "evaluate"},
     "predict": NETWORK_INPUTS | {"train", "predict"},
-    "report": NETWORK_INPUTS | {"train", "evaluate", "report"},
+    # the report draws the screen's pairs too when the run has a screen (the demo's has)
+    "report": NETWORK_INPUTS | {"train", "evaluate", "predict", "report"},
 }
 # The stages the demo does not run, on config.yaml (an LLM backend, downloads).
 UNTIL_REAL = {
