@@ -92,7 +92,11 @@ def sharded(stage):
     if SHARDS == 1:
         return False
     backend = registry.FACET_BACKENDS[config["facets"]["backend"]]
-    shardable = {"facets_llm": backend.llm, "facets": backend.text_encoder, "facet_embed": True}
+    shardable = {
+        "facets_llm": backend.llm,
+        "facets": backend.text_encoder,
+        "facet_embed": True,
+    }
     return shardable.get(stage, False)
 
 
@@ -131,13 +135,14 @@ def shard_params(settings):
 
 
 def with_interactions(settings):
-    """A stage's settings plus config 'interactions' (evaluate and predict score pairs alike) and the
-    device the network runs on (config 'train.device': they run it where training did)."""
-    return {
-        **settings,
-        "interactions": config["interactions"],
-        "device": config["train"]["device"],
-    }
+    """A stage's settings plus config 'interactions': evaluate and predict score pairs alike."""
+    return {**settings, "interactions": config["interactions"]}
+
+
+def on_train_device(settings):
+    """A stage's settings plus the device the trained network runs on (config 'train.device'):
+    evaluate and predict run it where training did."""
+    return {**settings, "device": config["train"]["device"]}
 
 
 def log_path(stage):

@@ -32,6 +32,6 @@ rule evaluate:
     params:
         cli=CLI,
         io=stage_io,
-        config=as_json(with_interactions(config["evaluate"])),
+        config=as_json(on_train_device(with_interactions(config["evaluate"]))),
     shell:
         "{params.cli} evaluate {params.io} --params {params.config:q} 2> {log}"

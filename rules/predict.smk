@@ -46,6 +46,8 @@ rule predict:
     params:
         cli=CLI,
         io=stage_io,
-        config=as_json(with_interactions(section("predict", *PREDICT_SETTINGS))),
+        config=as_json(
+            on_train_device(with_interactions(section("predict", *PREDICT_SETTINGS)))
+        ),
     shell:
         "{params.cli} predict {params.io} --params {params.config:q} 2> {log}"
