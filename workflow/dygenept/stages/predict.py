@@ -23,7 +23,6 @@ from ..data.conditions import condition_genes
 from ..data.perturbations import PerturbationData, load_perturbation_data
 from ..data.screen_requests import Request, parse_requests, read_request_file
 from ..errors import InputError
-from ..evaluation.baselines import mean_facet_features
 from ..evaluation.screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
 from ..formats.facet_tensor import load_facet_tensor, with_genes_of
 from ..formats.gene_table import read_genes
@@ -38,6 +37,7 @@ from ..io.artifacts import (
 )
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
+from ..model.prior import perturbation_feature
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,12 @@ def explain(
                 "sd_weight": round(float(spread[slot, k]), 4), "text": facet_text[(entrez, facet)],
             })  # fmt: skip
     return explained
+
+
+def static_feature(data: PerturbationData, condition: str) -> np.ndarray:
+    """The perturbation's static (facet-mean) embedding, by which the nearest training ones are found
+    (every screened gene has facets; training perturbations without any are left out)."""
+    return perturbation_feature(data.perturbation_genes(condition))
 
 
 def screen_table(records: list[dict]) -> pd.DataFrame:
@@ -171,9 +177,13 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             "config 'predict': none of the requested perturbations can be predicted:\n"
             + "\n".join(f"  {entry}: {reason}" for entry, reason in skipped.items())
         )
-    train = data.modelled(read_json(inputs["split"])["train"])
+    train = [
+        c
+        for c in data.measured(read_json(inputs["split"])["train"])
+        if perturbation_feature(data.perturbation_genes(c)) is not None
+    ]
     seen = {gene for condition in train for gene in condition_genes(condition)}
-    train_features = np.stack([mean_facet_features(data, c) for c in train])
+    train_features = np.stack([static_feature(data, c) for c in train])
     facets, screen_facets = (pd.read_parquet(inputs[name]) for name in ("facets", "screen_facets"))
     facets = pd.concat(
         [facets, screen_facets[~screen_facets["entrez_id"].isin(facets["entrez_id"])]]
@@ -190,7 +200,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         norm, changed = effect_size(delta, params["fold_change_threshold"])
         up, down = top_changes(delta, data.gene_names, params["top_genes"])
         close = nearest(
-            mean_facet_features(data, request.condition), train_features, train,
+            static_feature(data, request.condition), train_features, train,
             params["nearest_training"],
         )  # fmt: skip
         explained = explain(request, gene_rows, weights, facet_text, data, params)
