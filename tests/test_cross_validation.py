@@ -9,6 +9,7 @@ from dygenept.data.conditions import condition_genes, is_single
 from dygenept.data.splits import CrossValidationSettings, Fold, cross_validation_folds
 from dygenept.errors import InputError
 from dygenept.evaluation.bootstrap import (
+    MIN_PAIRS,
     BootstrapSettings,
     Interval,
     best_baseline,
@@ -85,15 +86,16 @@ BOOT = BootstrapSettings(resamples=2000, confidence=0.95, seed=0)
 
 
 def test_a_constant_difference_has_a_zero_width_interval_and_is_better():
-    interval = paired_interval(np.array([0.5, 0.6, 0.7]), np.array([0.4, 0.5, 0.6]), BOOT)
-    assert interval == Interval(pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1), 3)
+    values = np.array([0.5, 0.6, 0.7, 0.8, 0.9])
+    interval = paired_interval(values, values - 0.1, BOOT)
+    assert interval == Interval(pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1), 5)
     assert verdict(interval, "pearson_delta") == "better"
     assert verdict(interval, "mse_de") == "worse"  # a larger error is worse
 
 
 def test_differences_of_both_signs_give_an_interval_around_zero():
-    # differences +1, −1, +1, −1: mean 0; resampled means lie in [−1, 1] and straddle 0
-    interval = paired_interval(np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 1.0]), BOOT)
+    # differences +1, −1, +1, −1, +1, −1: mean 0; resampled means lie in [−1, 1] and straddle 0
+    interval = paired_interval(np.array([1.0, 0.0] * 3), np.array([0.0, 1.0] * 3), BOOT)
     assert interval.difference == 0 and -1 <= interval.low < 0 < interval.high <= 1
     assert verdict(interval, "pearson_delta") == "no difference shown"
 
@@ -108,22 +110,26 @@ def test_the_interval_is_the_percentile_interval_of_resampled_means():
 
 
 def test_pairs_with_a_missing_score_are_dropped_and_too_few_give_no_interval():
-    interval = paired_interval(np.array([0.5, np.nan, 0.7]), np.array([0.4, 0.5, np.nan]), BOOT)
-    assert interval is None and verdict(interval, "pearson_delta") == "no difference shown"
+    values, reference = np.full(6, 0.5), np.full(6, 0.4)
+    values[0], reference[1] = np.nan, np.nan  # four pairs left: below MIN_PAIRS
+    interval = paired_interval(values, reference, BOOT)
+    assert MIN_PAIRS == 5 and interval is None
+    assert verdict(interval, "pearson_delta") == "no difference shown"
     interval = paired_interval(
-        np.array([0.5, np.nan, 0.7, 0.2]), np.array([0.4, 0.5, 0.5, 0.1]), BOOT
+        np.append(values, [0.7, 0.2]), np.append(reference, [0.5, 0.1]), BOOT
     )
-    assert interval.n == 3 and interval.difference == pytest.approx((0.1 + 0.2 + 0.1) / 3)
+    assert interval.n == 6 and interval.difference == pytest.approx((0.4 + 0.2 + 0.1) / 6)
 
 
 def scores_table() -> pd.DataFrame:
-    """Three methods on four perturbations; the model twice (two seeds), averaged per perturbation."""
+    """Three methods on five perturbations; the model twice (two seeds), averaged per perturbation."""
     rows = []
     for condition, base, model_seeds in (
         ("A", 0.2, (0.5, 0.7)),
         ("B", 0.3, (0.6, 0.6)),
         ("C", 0.1, (0.3, 0.5)),
         ("D", 0.4, (0.6, 0.8)),
+        ("E", 0.2, (0.5, 0.5)),
     ):
         rows.append(
             {"method": "train_mean", "seed": 0, "condition": condition, "pearson_delta": base}
@@ -140,7 +146,7 @@ def scores_table() -> pd.DataFrame:
 
 def test_per_perturbation_values_average_seeds_and_the_best_baseline_is_found():
     values = per_perturbation(scores_table(), ["pearson_delta"])
-    assert values[("pearson_delta", "model")].tolist() == pytest.approx([0.6, 0.6, 0.4, 0.7])
+    assert values[("pearson_delta", "model")].tolist() == pytest.approx([0.6, 0.6, 0.4, 0.7, 0.5])
     assert best_baseline(values, ["train_mean", "knn"], "pearson_delta") == "knn"
 
 
@@ -149,9 +155,9 @@ def test_comparisons_give_each_method_its_differences_to_each_reference():
         scores_table(), ["model", "knn"], {"train_mean": "train_mean", "best": "knn"},
         ["pearson_delta"], BOOT,
     )  # fmt: skip
-    # model − train_mean per perturbation: 0.4, 0.3, 0.3, 0.3 → mean 0.325, every resample ≥ 0.3
+    # model − train_mean per perturbation: 0.4, 0.3, 0.3, 0.3, 0.3 → mean 0.32, every resample ≥ 0.3
     model = result["model"]["train_mean"]["pearson_delta"]
-    assert model["difference"] == pytest.approx(0.325) and model["low"] >= 0.3 - 1e-9
+    assert model["difference"] == pytest.approx(0.32) and model["low"] >= 0.3 - 1e-9
     assert model["verdict"] == "better"
     assert result["knn"]["train_mean"]["pearson_delta"]["difference"] == pytest.approx(0.05)
     assert "best" not in result["knn"]  # a method is not compared with itself

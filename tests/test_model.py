@@ -22,7 +22,7 @@ from dygenept.model.checkpoint import (
 )
 from dygenept.model.inference import predict_condition
 from dygenept.model.network import DyGenePTModule, ModelConfig, TrainedModel, trainable_parameters
-from dygenept.model.prior import PriorSettings, fit_prior
+from dygenept.model.prior import Prior, PriorSettings, fit_prior
 from dygenept.model.training import (
     DeviceData,
     ModelSettings,
@@ -325,7 +325,9 @@ def test_the_target_is_the_observed_change_against_the_full_control_mean():
 @pytest.mark.parametrize("attention", ["sparsemax", "entmax15", "softmax"])
 def test_checkpoint_round_trip_keeps_outputs_prior_and_config(tmp_path, attention):
     data = tiny_data()
-    prior = fit_prior("kernel", 2.0, data.training_set(["A+ctrl", "B+ctrl", "C+ctrl", "A+B"]))
+    prior = Prior.same_for_all(
+        fit_prior("kernel", 2.0, data.training_set(["A+ctrl", "B+ctrl", "C+ctrl", "A+B"]))
+    )
     model = TrainedModel(model_with(seed=3, attention=attention), prior)
     save_checkpoint(
         model, tmp_path / "w.safetensors", tmp_path / "c.json", {"gene_names": ["a", "b"]}
@@ -351,7 +353,7 @@ def test_fold_checkpoints_keep_each_folds_model_apart(tmp_path):
     data = tiny_data()
     models = {}
     for seed, name in enumerate(("s1f0", "s1f1")):
-        prior = fit_prior("ridge", 1.0 + seed, data.training_set(TRAIN))
+        prior = Prior.same_for_all(fit_prior("ridge", 1.0 + seed, data.training_set(TRAIN)))
         models[name] = (TrainedModel(model_with(seed=seed), prior), {"fold": name})
     save_fold_checkpoints(models, tmp_path / "w.safetensors", tmp_path / "c.json")
     loaded = load_fold_checkpoints(tmp_path / "w.safetensors", tmp_path / "c.json")
@@ -360,7 +362,7 @@ def test_fold_checkpoints_keep_each_folds_model_apart(tmp_path):
     present = torch.ones(4, 2, dtype=torch.bool)
     for name, (model, _) in models.items():
         again, record = loaded[name]
-        assert record["fold"] == name and again.prior.hyper == model.prior.hyper
+        assert record["fold"] == name and again.prior.describe() == model.prior.describe()
         assert torch.equal(
             model.module(state, control, facets, mask, present, prior)[0],
             again.module(state, control, facets, mask, present, prior)[0],
@@ -368,7 +370,7 @@ def test_fold_checkpoints_keep_each_folds_model_apart(tmp_path):
 
 
 def test_checkpoint_with_a_config_that_does_not_match_the_weights_is_refused(tmp_path):
-    prior = fit_prior("mean", None, tiny_data().training_set(TRAIN))
+    prior = Prior.same_for_all(fit_prior("mean", None, tiny_data().training_set(TRAIN)))
     save_checkpoint(
         TrainedModel(model_with(), prior), tmp_path / "w.safetensors", tmp_path / "c.json", {}
     )
@@ -429,7 +431,8 @@ def test_training_a_model_records_the_priors_leave_one_out_choice():
     )
     scores = record["prior_selection"]["scores"]
     assert {s["kind"] for s in scores} == {"mean", "ridge", "kernel"}
-    assert model.prior.kind == record["prior_selection"]["kind"]
+    chosen = record["prior_selection"]["chosen"]
+    assert [model.prior.by_size[size].kind for size in (1, 2)] == [chosen[1][0], chosen[2][0]]
 
 
 # ---- the static ablation and the parameter budget ------------------------------------------------

@@ -6,9 +6,11 @@ import pytest
 
 from dygenept.model.prior import (
     GeneFeature,
+    Prior,
     PriorSettings,
     TrainingSet,
     candidates,
+    chosen_prior,
     fit_prior,
     loo_changes,
     row_pearson,
@@ -91,14 +93,36 @@ def test_the_kernel_sums_the_trained_singles_of_a_double_and_retrieves_otherwise
 def test_leave_one_out_chooses_the_prior_that_generalises():
     settings = PriorSettings(("mean", "ridge", "kernel"), (0.01, 1.0, 100.0), (1.0, 10.0))
     linear = select_prior(random_training(n=40, noise=0.05), settings)
-    assert linear.kind == "ridge"
+    assert linear.chosen[1][0] == "ridge"
+    assert linear.chosen[2] == linear.chosen[1]  # no training double: the singles' choice
     assert len(linear.scores) == len(candidates(settings)) == 6
     rng = np.random.default_rng(1)  # changes unrelated to the features, around a shared change
     shared = rng.normal(size=30) * 2
     noise = TrainingSet(perturbations(rng.normal(size=(40, 5))), shared + rng.normal(size=(40, 30)))
-    assert select_prior(noise, settings).kind == "mean"
+    assert select_prior(noise, settings).chosen[1][0] == "mean"
     chosen = select_prior(noise, PriorSettings(("mean",), (1.0,), (1.0,)))
-    assert (chosen.kind, chosen.hyper) == ("mean", None)
+    assert chosen.chosen == {1: ("mean", None), 2: ("mean", None)}
+
+
+def test_singles_and_doubles_each_get_the_prior_that_generalises_for_them():
+    # singles: changes unrelated to their features (the mean wins); doubles: the sum of their singles'
+    # changes (the kernel's additive rule wins)
+    rng = np.random.default_rng(2)
+    shared = rng.normal(size=30) * 2
+    singles = random_training(n=30, seed=3)
+    changes = shared + rng.normal(size=(30, 30))
+    pairs = [(i, i + 1) for i in range(0, 28, 2)]
+    doubles = [(singles.perturbations[i][0], singles.perturbations[j][0]) for i, j in pairs]
+    training = TrainingSet(
+        singles.perturbations + doubles,
+        np.vstack([changes, [changes[i] + changes[j] for i, j in pairs]]),
+    )
+    settings = PriorSettings(("mean", "ridge", "kernel"), (1.0,), (1.0,))
+    prior, selection = chosen_prior(training, settings)
+    assert selection.chosen == {1: ("mean", None), 2: ("kernel", 1.0)}
+    np.testing.assert_allclose(prior.change(doubles[0]), changes[0] + changes[1])
+    np.testing.assert_allclose(prior.change(singles.perturbations[0]), training.changes.mean(0))
+    assert prior.describe() == "singles: mean; doubles: kernel 1"
 
 
 def test_row_pearson_matches_numpy_and_is_zero_for_a_constant_row():
@@ -110,11 +134,10 @@ def test_row_pearson_matches_numpy_and_is_zero_for_a_constant_row():
 
 
 def test_a_prior_survives_its_saved_form():
-    from dygenept.model.prior import Prior
-
     training = random_training()
-    for kind, hyper in (("ridge", 1.0), ("kernel", 3.0), ("mean", None)):
-        prior = fit_prior(kind, hyper, training)
-        again = Prior.from_saved(prior.meta(), prior.saved_arrays())
-        for genes in training.perturbations[:3]:
-            np.testing.assert_array_equal(again.change(genes), prior.change(genes))
+    prior = Prior({1: fit_prior("ridge", 1.0, training), 2: fit_prior("kernel", 3.0, training)})
+    again = Prior.from_saved(prior.meta(), prior.saved_arrays())
+    double = (training.perturbations[0][0], training.perturbations[1][0])
+    for genes in [*training.perturbations[:3], double]:
+        np.testing.assert_array_equal(again.change(genes), prior.change(genes))
+    assert again.describe() == "singles: ridge 1; doubles: kernel 3"

@@ -17,7 +17,14 @@ import numpy as np
 
 from ..data.conditions import condition_genes, parse_context_label
 from ..data.perturbations import PerturbationData
-from ..model.prior import Prior, PriorSettings, chosen_prior, fit_prior, perturbation_feature, unit
+from ..model.prior import (
+    Prior,
+    PriorSettings,
+    chosen_prior,
+    fit_prior,
+    perturbation_feature,
+    unit,
+)
 
 Predictor = Callable[[str], np.ndarray | None]
 
@@ -46,7 +53,7 @@ def no_change(data: PerturbationData, train: list[str]) -> Predictor:
 
 def train_mean(data: PerturbationData, train: list[str]) -> Predictor:
     """The mean change over all training perturbations, added to control."""
-    return from_prior(data, fit_prior("mean", None, data.training_set(train)))
+    return from_prior(data, Prior.same_for_all(fit_prior("mean", None, data.training_set(train))))
 
 
 def additive(data: PerturbationData, train: list[str]) -> Predictor:

@@ -15,6 +15,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+# Fewer paired perturbations than this give no interval: a resampled mean of two or three values says
+# nothing (the demo's additive baseline applies to two test doubles).
+MIN_PAIRS = 5
 # Metrics where a smaller value is better; every other metric is better larger.
 LOWER_IS_BETTER = ("mse", "mse_de", "mae")
 
@@ -54,11 +57,11 @@ def paired_interval(
     values: np.ndarray, reference: np.ndarray, settings: BootstrapSettings
 ) -> Interval | None:
     """The mean of ``values − reference`` over the perturbations where both are defined, with its
-    percentile bootstrap interval; None with fewer than two such perturbations."""
+    percentile bootstrap interval; None with fewer than ``MIN_PAIRS`` such perturbations."""
     differences = np.asarray(values, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
     differences = differences[~np.isnan(differences)]
     n = len(differences)
-    if n < 2:
+    if n < MIN_PAIRS:
         return None
     rng = np.random.default_rng(settings.seed)
     means = differences[rng.integers(0, n, size=(settings.resamples, n))].mean(axis=1)

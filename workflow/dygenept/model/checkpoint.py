@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -26,7 +25,7 @@ PRIOR_PREFIX = "prior."
 def model_tensors(model: TrainedModel, prefix: str = "") -> dict[str, torch.Tensor]:
     tensors = {f"{prefix}{k}": v.contiguous() for k, v in model.module.state_dict().items()}
     for name, array in model.prior.saved_arrays().items():
-        tensors[f"{prefix}{PRIOR_PREFIX}{name}"] = torch.from_numpy(np.ascontiguousarray(array))
+        tensors[f"{prefix}{PRIOR_PREFIX}{name}"] = torch.tensor(array)
     return tensors
 
 

@@ -13,9 +13,12 @@ Each predictor is fitted on the training perturbations' mean changes (from their
 =========  =======================================================================================
 
 A perturbation without a feature gets the mean change from every predictor: unknown genes share no learned
-identity. ``select_prior`` chooses the kind and its hyper-parameter by leave-one-out over the training
-perturbations, scored by the mean Pearson correlation of predicted and observed change (the reported
-``pearson_delta``); the test perturbations are never seen.
+identity. A ``Prior`` holds one fitted predictor per perturbation size (singles, doubles): ``select_prior``
+chooses each one's kind and hyper-parameter by leave-one-out over the training perturbations of that size,
+scored by the mean Pearson correlation of predicted and observed change (the reported ``pearson_delta``);
+a single is left out with every perturbation of its gene (``held_out_with``), as an unseen gene is at test
+time. On the demo, leave-one-out prefers the training mean for singles and a retrieval for doubles; one
+choice for both would let the doubles decide for the singles. The test perturbations are never seen.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ class PriorSettings:
 
 
 @dataclass(frozen=True)
-class Prior:
-    """A fitted predictor; ``arrays`` and ``meta`` are what a checkpoint stores of it."""
+class FittedPrior:
+    """One fitted predictor; ``arrays`` and ``meta`` are what a checkpoint stores of it."""
 
     kind: str
     hyper: float | None  # ridge's alpha or the kernel's beta
@@ -98,7 +101,7 @@ class Prior:
         return {"kind": self.kind, "hyper": self.hyper, "single_rows": self.single_rows}
 
     @classmethod
-    def from_saved(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Prior:
+    def from_saved(cls, meta: dict, arrays: dict[str, np.ndarray]) -> FittedPrior:
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
         mean_change = arrays.pop("mean_change")
         return cls(meta["kind"], meta["hyper"], mean_change, arrays, meta["single_rows"])
@@ -151,66 +154,76 @@ def ridge_solution(features: np.ndarray, changes: np.ndarray, alpha: float):
     return feature_mean, intercept, centred.T @ dual
 
 
-def fit_prior(kind: str, hyper: float | None, training: TrainingSet) -> Prior:
+def fit_prior(kind: str, hyper: float | None, training: TrainingSet) -> FittedPrior:
     """A prior of ``kind`` fitted on every training perturbation."""
     changes = np.asarray(training.changes, dtype=np.float64)
     mean_change = changes.mean(axis=0)
     known = training.known
     if kind == "mean" or known.sum() < 2:
-        return Prior("mean", None, mean_change, {}, {})
+        return FittedPrior("mean", None, mean_change, {}, {})
     features = training.features()
     if kind == "ridge":
         feature_mean, intercept, weights = ridge_solution(features, changes[known], float(hyper))
         arrays = {"feature_mean": feature_mean, "intercept": intercept, "weights": weights}
-        return Prior("ridge", float(hyper), mean_change, arrays, {})
+        return FittedPrior("ridge", float(hyper), mean_change, arrays, {})
     singles = single_rows(training.perturbations)
     arrays = {
         "unit_features": unit(features),
         "known_changes": changes[known],
         "single_changes": changes[list(singles.values())].reshape(len(singles), -1),
     }
-    return Prior(
+    return FittedPrior(
         "kernel", float(hyper), mean_change, arrays, dict(zip(singles, range(len(singles))))
     )
 
 
+def held_out_with(perturbations: Sequence[Perturbation]) -> list[np.ndarray]:
+    """The rows left out when each training perturbation is predicted: itself and, for a single, every
+    perturbation with its gene, so that it is predicted as an unseen gene is at test time (GEARS'
+    unseen-single constraint, which the cross-validation folds keep too)."""
+    genes = [{gene.key for gene in p} for p in perturbations]
+    groups = []
+    for i, own in enumerate(genes):
+        if len(own) == 1:
+            groups.append(np.flatnonzero([bool(own & other) for other in genes]))
+        else:
+            groups.append(np.array([i]))
+    return groups
+
+
+def ridge_predict(features: np.ndarray, changes: np.ndarray, alpha: float, query: np.ndarray):
+    """Ridge's prediction (unpenalised intercept) for one query, in the dual form: without the D × G
+    weights, so that leave-one-out over hundreds of perturbations stays cheap."""
+    feature_mean, intercept = features.mean(axis=0), changes.mean(axis=0)
+    centred = features - feature_mean
+    similarity = centred @ (query - feature_mean)
+    dual = np.linalg.solve(centred @ centred.T + alpha * np.eye(len(centred)), similarity)
+    return intercept + dual @ (changes - intercept)
+
+
 def loo_changes(kind: str, hyper: float | None, training: TrainingSet) -> np.ndarray:
-    """Each training perturbation's change predicted by the prior fitted on all the others (n, G)."""
+    """Each training perturbation's change predicted by the prior fitted without it (and, for a single,
+    without every perturbation of its gene: ``held_out_with``) (n, G)."""
     changes = np.asarray(training.changes, dtype=np.float64)
-    n = len(changes)
-    loo_mean = (changes.sum(axis=0) - changes) / max(n - 1, 1)
     known = training.known
-    predicted = loo_mean.copy()
-    if kind == "mean" or known.sum() < 3:
-        return predicted
-    rows = np.flatnonzero(known)
-    features = training.features()
-    if kind == "ridge":
-        predicted[rows] = ridge_loo(features, changes[rows], float(hyper))
-    else:
-        unit_features = unit(features)
-        similarity = float(hyper) * (unit_features @ unit_features.T)
-        np.fill_diagonal(similarity, -np.inf)
-        weights = np.exp(similarity - similarity.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)
-        predicted[rows] = weights @ changes[rows]
-        singles = single_rows(training.perturbations)
-        for i, genes in enumerate(training.perturbations):
-            if len(genes) == 2 and all(gene.key in singles for gene in genes):
-                predicted[i] = changes[[singles[gene.key] for gene in genes]].sum(axis=0)
+    features = {
+        i: perturbation_feature(p) for i, p in enumerate(training.perturbations) if known[i]
+    }
+    predicted = np.empty_like(changes)
+    for i, group in enumerate(held_out_with(training.perturbations)):
+        keep = np.setdiff1d(np.arange(len(changes)), group)
+        rest = TrainingSet([training.perturbations[j] for j in keep], changes[keep])
+        fitted_rows = [j for j in keep if known[j]]
+        if kind == "ridge" and known[i] and len(fitted_rows) >= 2:
+            rows = np.array(fitted_rows)
+            query = features[i]
+            stacked = np.stack([features[j] for j in rows])
+            predicted[i] = ridge_predict(stacked, changes[rows], float(hyper), query)
+        elif kind == "ridge" or len(keep) == 0:
+            predicted[i] = changes[keep].mean(axis=0) if len(keep) else changes.mean(axis=0)
+        else:
+            predicted[i] = fit_prior(kind, hyper, rest).change(training.perturbations[i])
     return predicted
-
-
-def ridge_loo(features: np.ndarray, changes: np.ndarray, alpha: float) -> np.ndarray:
-    """Exact leave-one-out predictions of ridge with an unpenalised intercept: for this penalised least
-    squares the left-out residual is the fitted residual over 1 − h_ii (h: the smoother's diagonal)."""
-    n = len(features)
-    centred = features - features.mean(axis=0)
-    gram = centred @ centred.T
-    smoother = gram @ np.linalg.inv(gram + alpha * np.eye(n)) + 1.0 / n
-    fitted = smoother @ (changes - changes.mean(axis=0)) + changes.mean(axis=0)
-    leverage = np.diag(smoother)[:, None]
-    return changes - (changes - fitted) / (1 - leverage)
 
 
 def row_pearson(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -227,12 +240,74 @@ def candidates(settings: PriorSettings) -> list[tuple[str, float | None]]:
     return [(kind, hyper) for kind in PRIOR_KINDS if kind in settings.kinds for hyper in grid[kind]]
 
 
+# Perturbation sizes a prior is chosen for separately; a larger one takes the doubles' choice.
+SIZES = (1, 2)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One fitted predictor per perturbation size (1: singles, 2: doubles), each fitted on every
+    training perturbation."""
+
+    by_size: dict[int, FittedPrior]
+
+    def fitted(self, genes: Perturbation) -> FittedPrior:
+        return self.by_size[min(len(genes), SIZES[-1])]
+
+    def change(self, genes: Perturbation) -> np.ndarray:
+        return self.fitted(genes).change(genes)
+
+    def changes(self, perturbations: Sequence[Perturbation]) -> np.ndarray:
+        return np.stack([self.change(genes) for genes in perturbations])
+
+    def describe(self) -> str:
+        """e.g. ``singles: mean; doubles: kernel 3.0``."""
+        names = {1: "singles", 2: "doubles"}
+        return "; ".join(
+            f"{names[size]}: {p.kind}" + ("" if p.hyper is None else f" {p.hyper:g}")
+            for size, p in self.by_size.items()
+        )
+
+    def loo_changes(self, training: TrainingSet) -> np.ndarray:
+        """Each training perturbation's leave-one-out change under its size's predictor."""
+        predicted = np.empty_like(np.asarray(training.changes, dtype=np.float64))
+        sizes = np.array([min(len(p), SIZES[-1]) for p in training.perturbations])
+        for size, fitted in self.by_size.items():
+            if (sizes == size).any():
+                rows = sizes == size
+                predicted[rows] = loo_changes(fitted.kind, fitted.hyper, training)[rows]
+        return predicted
+
+    def meta(self) -> dict:
+        return {"by_size": {str(size): p.meta() for size, p in self.by_size.items()}}
+
+    def saved_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            f"{size}.{name}": array
+            for size, p in self.by_size.items()
+            for name, array in p.saved_arrays().items()
+        }
+
+    @classmethod
+    def from_saved(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Prior:
+        by_size = {}
+        for size, record in meta["by_size"].items():
+            prefix = f"{size}."
+            own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            by_size[int(size)] = FittedPrior.from_saved(record, own)
+        return cls(by_size)
+
+    @classmethod
+    def same_for_all(cls, fitted: FittedPrior) -> Prior:
+        return cls({size: fitted for size in SIZES})
+
+
 @dataclass(frozen=True)
 class Selection:
-    """The chosen (kind, hyper-parameter) and every candidate's leave-one-out score."""
+    """The chosen (kind, hyper-parameter) per perturbation size and every candidate's leave-one-out
+    score on each size's training perturbations (None where there are none)."""
 
-    kind: str
-    hyper: float | None
+    chosen: dict[int, tuple[str, float | None]]
     scores: list[dict]
 
     def as_dict(self) -> dict:
@@ -240,19 +315,36 @@ class Selection:
 
 
 def chosen_prior(training: TrainingSet, settings: PriorSettings) -> tuple[Prior, Selection]:
-    """The prior leave-one-out chooses among ``settings``' candidates, fitted on every training
-    perturbation."""
+    """The prior leave-one-out chooses among ``settings``' candidates for each perturbation size, each
+    fitted on every training perturbation."""
     selection = select_prior(training, settings)
-    return fit_prior(selection.kind, selection.hyper, training), selection
+    return Prior(
+        {size: fit_prior(kind, hyper, training) for size, (kind, hyper) in selection.chosen.items()}
+    ), selection
 
 
 def select_prior(training: TrainingSet, settings: PriorSettings) -> Selection:
-    """The candidate with the best mean leave-one-out Pearson correlation of change (the reported
-    pearson_delta), over the training perturbations only."""
+    """For each perturbation size, the candidate with the best mean leave-one-out Pearson correlation of
+    change (the reported pearson_delta) over the training perturbations of that size; a size with none
+    takes the smaller size's choice."""
+    sizes = np.array([min(len(p), SIZES[-1]) for p in training.perturbations])
+    observed = np.asarray(training.changes, np.float64)
     scores = []
     for kind, hyper in candidates(settings):
-        predicted = loo_changes(kind, hyper, training)
-        score = float(row_pearson(predicted, np.asarray(training.changes, np.float64)).mean())
-        scores.append({"kind": kind, "hyper": hyper, "loo_pearson_delta": round(score, 6)})
-    best = max(range(len(scores)), key=lambda i: (scores[i]["loo_pearson_delta"], -i))
-    return Selection(scores[best]["kind"], scores[best]["hyper"], scores)
+        correlation = row_pearson(loo_changes(kind, hyper, training), observed)
+        entry = {"kind": kind, "hyper": hyper}
+        for size in SIZES:
+            rows = sizes == size
+            entry[f"loo_pearson_delta_{size}"] = (
+                round(float(correlation[rows].mean()), 6) if rows.any() else None
+            )
+        scores.append(entry)
+    chosen: dict[int, tuple[str, float | None]] = {}
+    for size in SIZES:
+        key = f"loo_pearson_delta_{size}"
+        if scores[0][key] is None:
+            chosen[size] = chosen.get(size - 1, (scores[0]["kind"], scores[0]["hyper"]))
+            continue
+        best = max(range(len(scores)), key=lambda i: (scores[i][key], -i))
+        chosen[size] = (scores[best]["kind"], scores[best]["hyper"])
+    return Selection(chosen, scores)

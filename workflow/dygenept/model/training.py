@@ -42,7 +42,6 @@ from .prior import (
     PriorSettings,
     Selection,
     chosen_prior,
-    loo_changes,
     row_pearson,
 )
 
@@ -336,7 +335,7 @@ def fit(
         data.measured(train_conditions),
         data.measured(val_conditions),
     )
-    loo = loo_changes(prior.kind, prior.hyper, data.training_set(train_conditions))
+    loo = prior.loo_changes(data.training_set(train_conditions))
     train_batch = DeviceData.build(data, train_conditions, loo, device)
     val_batch = None
     if val_conditions:
@@ -356,7 +355,7 @@ def fit(
         state.best_val = validation_loss(network, val_batch, settings.seed)
         state.best_weights = snapshot(network)
         state.history.append({"step": 0, "val_loss": state.best_val})
-        log.info("step 0 (the %s prior): val_loss %.5f", prior.kind, state.best_val)
+        log.info("step 0 (the prior, %s): val_loss %.5f", prior.describe(), state.best_val)
     per_step = min(settings.conditions_per_step, len(train_conditions))
     started, first_step = time.perf_counter(), state.step + 1
     network.train()
@@ -453,7 +452,7 @@ def train_model(
     """Choose and fit the prior on the training perturbations, then fit the network's residual over it
     (early stopping on the validation perturbations). Returns the model and its training record."""
     prior, selection = build_prior(data, train_conditions, settings)
-    log.info("prior: %s (leave-one-out scores %s)", prior.meta()["kind"], selection.scores)
+    log.info("prior: %s (leave-one-out scores %s)", prior.describe(), selection.scores)
     torch.manual_seed(settings.seed)
     model = TrainedModel(build_model(data, settings.model), prior)
     result = fit(model, data, train_conditions, settings, val_conditions, resume_path=resume_path)

@@ -430,7 +430,10 @@ def training_records(folds: list[FoldModels]) -> dict:
                     {k: result[k] for k in ("history", "best_step", "stopped_early")}
                     | {"priors": {}},
                 )
-                entry["priors"][fold.name] = saved["prior"]["kind"]
+                entry["priors"][fold.name] = {
+                    size: [record["kind"], record["hyper"]]
+                    for size, record in saved["prior"]["by_size"].items()
+                }
     return records
 
 

@@ -105,7 +105,7 @@ def comparison_table(metrics: dict) -> pd.DataFrame:
             continue
         row = {}
         for metric, label in COMPARED:
-            name = best if label == "best_baseline" else label
+            name = f"best baseline ({best})" if label == "best_baseline" else label
             row[f"{metric} − {name}"] = _interval(references.get(label, {}).get(metric))
         rows[method] = row
     return pd.DataFrame.from_dict(rows, orient="index")

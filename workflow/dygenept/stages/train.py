@@ -63,7 +63,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         "train_conditions": len(train_conditions),
         "val_conditions": len(val_conditions),
         "trainable_parameters": trainable,
-        "prior": model.prior.meta()["kind"],
+        "prior": model.prior.describe(),
         "best_step": result["best_step"],
         "device": result["device"],
         "skipped": data.skipped,

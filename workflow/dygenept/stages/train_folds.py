@@ -43,5 +43,5 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         remove_training_state(resume)
     return {
         "folds": len(folds),
-        "priors": {name: model.prior.meta()["kind"] for name, (model, _) in models.items()},
+        "priors": {name: model.prior.describe() for name, (model, _) in models.items()},
     }
