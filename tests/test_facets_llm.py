@@ -20,13 +20,15 @@ import yaml
 from fake_llm_server import FakeChatServer
 
 from dygenept.errors import InputError
-from dygenept.facet_backends import guard, make_backend
+from dygenept.facet_backends import backend_entry, guard
 from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
 from dygenept.facet_backends.llm.cache import AnswerCache, cache_key
 from dygenept.facet_backends.llm.engines import (
+    EngineSettings,
+    SamplingSettings,
+    VllmSettings,
     chat_request,
     make_engine,
-    sampling_settings,
     vllm_llm_kwargs,
     vllm_sampling_kwargs,
 )
@@ -38,7 +40,7 @@ from dygenept.facet_backends.llm.prompts import (
     render_messages,
     render_system,
 )
-from dygenept.facet_backends.llm.runner import prompt_shingles, run_genes
+from dygenept.facet_backends.llm.runner import LlmSettings, prompt_shingles, run_genes
 from dygenept.facet_backends.llm.validation import InvalidAnswer, validate_answer
 from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.stages import facets as facets_stage
@@ -240,24 +242,26 @@ def test_cache_key_changes_with_every_part_and_only_with_them(templates, facets,
 
 
 def test_vllm_requests_pin_the_model_and_constrain_the_answer(defaults):
-    settings = {**defaults, "revision": "abc123"}
-    kwargs = vllm_llm_kwargs(settings["model"], "abc123", settings["vllm"], 7)
+    settings = EngineSettings.from_params({**defaults, "revision": "abc123"})
+    kwargs = vllm_llm_kwargs(settings.model, "abc123", settings.vllm, 7)
     assert kwargs["model"] == "BioMistral/BioMistral-7B"
     assert kwargs["revision"] == kwargs["tokenizer_revision"] == "abc123"
     assert kwargs["enable_prefix_caching"] is True and kwargs["seed"] == 7
     assert kwargs["tensor_parallel_size"] == 1 and kwargs["max_model_len"] == 8192
-    sampling = vllm_sampling_kwargs(sampling_settings(settings))
+    sampling = vllm_sampling_kwargs(settings.sampling)
     assert sampling == {"temperature": 0, "seed": 0, "max_tokens": 1536}
+    assert isinstance(settings.vllm, VllmSettings)
 
 
 def test_vllm_refuses_an_unpinned_model(defaults, facets):
     with pytest.raises(InputError, match="facets.llm.revision"):
-        make_engine("vllm", defaults, answer_schema(facets, 600, 20))
+        make_engine("vllm", EngineSettings.from_params(defaults), answer_schema(facets, 600, 20))
 
 
 def test_chat_request_asks_for_the_schema(facets):
     schema = answer_schema(facets, 600, 20)
-    body = chat_request("m", [{"role": "user", "content": "x"}], {"seed": 3}, schema)
+    sampling = SamplingSettings(temperature=0, seed=3, max_tokens=100)
+    body = chat_request("m", [{"role": "user", "content": "x"}], sampling, schema)
     assert body["response_format"]["json_schema"]["schema"] == schema
     assert body["response_format"]["type"] == "json_schema" and body["seed"] == 3
 
@@ -303,10 +307,10 @@ def faulty_server(genes, facets) -> FakeChatServer:
 
 
 def run_openai(defaults, server, genes, facets, templates, tmp_path):
-    settings = openai_settings(defaults, server.base_url, tmp_path)
-    schema = answer_schema(facets, settings["max_chars"], settings["min_chars"])
-    engine = make_engine("openai", settings, schema)
-    cache = AnswerCache(settings["cache_dir"])
+    settings = LlmSettings.from_params(openai_settings(defaults, server.base_url, tmp_path))
+    schema = answer_schema(facets, settings.max_chars, settings.min_chars)
+    engine = make_engine("openai", settings.engine, schema)
+    cache = AnswerCache(settings.cache_dir)
     try:
         return run_genes(engine, genes, facets, templates, settings, schema, cache), cache
     finally:
@@ -376,8 +380,8 @@ def test_openai_sends_the_key_from_the_named_variable(
 ):
     ids = [f.id for f in facets]
     with FakeChatServer({g.symbol: grounded_answer(g, ids) for g in genes[:1]}) as server:
-        settings = openai_settings(
-            defaults, server.base_url, tmp_path, api_key_env="DYGENEPT_TEST_KEY"
+        settings = EngineSettings.from_params(
+            openai_settings(defaults, server.base_url, tmp_path, api_key_env="DYGENEPT_TEST_KEY")
         )
         schema = answer_schema(facets, 600, 20)
         with pytest.raises(InputError, match="DYGENEPT_TEST_KEY"):
@@ -455,7 +459,7 @@ def test_stage_writes_records_failures_and_guard_then_facets_reads_them(
     tp53 = agreement["per_facet"]["transcription"]
     assert tp53["true_positive"] + tp53["false_positive"] == 10  # every answered gene wrote one
     # the facets stage reads the records through the registry
-    backend = make_backend("openai", {"llm_records": outputs["records"]}, {"backend": "openai"})
+    backend = records_backend("openai", {"llm_records": outputs["records"]})
     texts = read_gene_texts(inputs["gene_text"])
     table = facets_stage.facet_table(texts, backend.generate(texts, facets), facets)
     assert len(table) == 12 * len(facets)
@@ -615,16 +619,22 @@ def test_worked_examples_pass_validation_and_the_guard(templates, facets, defaul
                 assert score >= defaults["grounding"]["threshold"], (example.symbol, fid, sentence)
 
 
+def records_backend(name: str, inputs: dict):
+    """The facets stage's backend for an LLM backend ``name``, as the stage builds it."""
+    entry = backend_entry(name)
+    return entry.make(inputs, entry.settings({"backend": name}))
+
+
 def test_records_from_another_facet_list_or_gene_list_are_refused(facets, genes, tmp_path):
     ids = [f.id for f in facets]
     records = {"facets": ids[:-1], "answers": {}, "failed": []}
     (tmp_path / "r.json").write_text(json.dumps(records))
-    backend = make_backend("vllm", {"llm_records": tmp_path / "r.json"}, {"backend": "vllm"})
+    backend = records_backend("vllm", {"llm_records": tmp_path / "r.json"})
     with pytest.raises(InputError, match="rerun the facets_llm rule"):
         backend.generate(genes[:1], facets)
     (tmp_path / "r.json").write_text(json.dumps({**records, "facets": ids}))
-    backend = make_backend("vllm", {"llm_records": tmp_path / "r.json"}, {"backend": "vllm"})
+    backend = records_backend("vllm", {"llm_records": tmp_path / "r.json"})
     with pytest.raises(InputError, match="lack gene TP53"):
         backend.generate(genes[:1], facets)
     with pytest.raises(InputError, match="llm_records"):
-        make_backend("vllm", {}, {"backend": "vllm"})
+        records_backend("vllm", {})

@@ -13,9 +13,9 @@ from test_facets_llm import PROMPTS, schema_defaults
 
 from dygenept.facet_backends.base import GeneText
 from dygenept.facet_backends.llm.cache import AnswerCache
-from dygenept.facet_backends.llm.engines import make_engine
+from dygenept.facet_backends.llm.engines import EngineSettings, make_engine
 from dygenept.facet_backends.llm.prompts import answer_schema, load_templates
-from dygenept.facet_backends.llm.runner import run_genes
+from dygenept.facet_backends.llm.runner import LlmSettings, run_genes
 from dygenept.formats.facet_spec import load_facet_specs
 
 from conftest import ROOT
@@ -87,11 +87,12 @@ def run_tiny(settings, tiny_model, tmp_path, cache_dir):
     )
     settings = copy.deepcopy(settings)
     settings.update(model=str(tiny_model), max_tokens=12, max_attempts=2, cache_dir=str(cache_dir))
-    schema = answer_schema(facets, settings["max_chars"], settings["min_chars"])
-    engine = make_engine("transformers", settings, schema)
+    llm = LlmSettings.from_params(settings)
+    schema = answer_schema(facets, llm.max_chars, llm.min_chars)
+    engine = make_engine("transformers", llm.engine, schema)
     cache = AnswerCache(cache_dir)
     try:
-        return run_genes(engine, GENES, facets, templates, settings, schema, cache), engine, cache
+        return run_genes(engine, GENES, facets, templates, llm, schema, cache), engine, cache
     finally:
         cache.close()
 
@@ -117,7 +118,7 @@ def test_transformers_noise_is_retried_then_recorded_never_cached(settings, tiny
 def test_a_configured_chat_template_replaces_the_models_own(settings, tiny_model, tmp_path):
     facets = load_facet_specs(ROOT / "resources" / "facets.yaml")
     schema = answer_schema(facets, 600, 20)
-    settings = {**settings, "model": str(tiny_model)}
+    settings = EngineSettings.from_params({**settings, "model": str(tiny_model)})
     own = make_engine("transformers", settings, schema)
     assert own.identity()["chat_template"] == CHAT_TEMPLATE
     template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
@@ -143,10 +144,11 @@ def test_vllm_writes_valid_facets_with_a_real_model(settings, tmp_path):
     settings["revision"] = os.environ.get("DYGENEPT_VLLM_REVISION", settings["revision"])
     if not settings["revision"]:
         pytest.skip("set DYGENEPT_VLLM_REVISION to the model's pinned commit")
-    schema = answer_schema(facets, settings["max_chars"], settings["min_chars"])
-    engine = make_engine("vllm", settings, schema)
+    llm = LlmSettings.from_params(settings)
+    schema = answer_schema(facets, llm.max_chars, llm.min_chars)
+    engine = make_engine("vllm", llm.engine, schema)
     cache = AnswerCache(tmp_path / "cache")
-    result = run_genes(engine, GENES, facets, templates, settings, schema, cache)
+    result = run_genes(engine, GENES, facets, templates, llm, schema, cache)
     assert len(result.answers) + len(result.failures) == len(GENES)
     assert len(result.answers) >= 1
     assert len(cache) == len(result.answers)

@@ -7,11 +7,13 @@ with it its rerun tracking and conda env) includes every encoder; heavy librarie
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import pca, scgpt, scvi
 from .base import CellEncoder
 
-CELL_ENCODERS: dict[str, CellEncoder] = {
-    "pca": pca.encode,
-    "scvi": scvi.encode,
-    "scgpt": scgpt.encode,
+CELL_ENCODERS: dict[str, CellEncoder[Any]] = {
+    "pca": CellEncoder(pca.PcaSettings.from_params, pca.encode),
+    "scvi": CellEncoder(scvi.ScviSettings.from_params, scvi.encode),
+    "scgpt": CellEncoder(scgpt.ScgptSettings.from_params, scgpt.encode),
 }

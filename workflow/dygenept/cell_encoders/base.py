@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import anndata as ad
 import numpy as np
 
 from ..formats.cell_embedding import CellEmbedding
 
-# (control cells, the config section `cells`, the stage's input files) → (embedding, details)
-CellEncoder = Callable[[ad.AnnData, dict, dict[str, Path]], tuple[CellEmbedding, dict]]
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class CellEncoder(Generic[S]):
+    """A registered encoder: its settings from the validated ``cells`` section, and
+    ``encode(control cells, settings, the stage's input files) -> (embedding, details)``."""
+
+    settings: Callable[[Mapping[str, Any]], S]  # a ``<Encoder>Settings.from_params``
+    encode: Callable[[ad.AnnData, S, dict[str, Path]], tuple[CellEmbedding, dict]]
 
 
 def linear_readout(

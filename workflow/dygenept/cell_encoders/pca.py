@@ -6,13 +6,17 @@ Its components and mean are the model's decoder initialisation (the PCA inverse)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
 
 from ..data.arrays import dense
 from ..formats.cell_embedding import CellEmbedding
+from ..settings import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +38,20 @@ def pca_embed(
     return scores.astype(np.float32), components.astype(np.float32), mean.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class PcaSettings:
+    n_components: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> PcaSettings:
+        """From the validated ``cells`` section."""
+        return read_fields(cls, params["pca"])
+
+
 def encode(
-    controls: ad.AnnData, params: dict, inputs: dict[str, Path]
+    controls: ad.AnnData, settings: PcaSettings, inputs: dict[str, Path]
 ) -> tuple[CellEmbedding, dict]:
-    scores, components, mean = pca_embed(dense(controls.X), params["pca"]["n_components"])
+    scores, components, mean = pca_embed(dense(controls.X), settings.n_components)
     log.info(
         "PCA of %d control cells × %d genes → %d components",
         controls.n_obs,

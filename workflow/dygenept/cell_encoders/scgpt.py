@@ -25,8 +25,10 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -35,6 +37,7 @@ from ..data.arrays import dense
 from ..devices import autocast, resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding
+from ..settings import read_fields
 from .base import linear_readout
 
 log = logging.getLogger(__name__)
@@ -331,14 +334,29 @@ def embed_cells(
     return result / np.linalg.norm(result, axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class ScgptSettings:
+    model_dir: str | None
+    max_length: int
+    batch_size: int
+    min_vocabulary_coverage: float
+    seed: int
+    device: str
+    readout_ridge: float
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ScgptSettings:
+        """From the validated ``cells`` section (``scgpt``, ``readout_ridge``)."""
+        return read_fields(cls, params["scgpt"], readout_ridge=params["readout_ridge"])
+
+
 def encode(
-    controls: ad.AnnData, params: dict, inputs: dict[str, Path]
+    controls: ad.AnnData, settings: ScgptSettings, inputs: dict[str, Path]
 ) -> tuple[CellEmbedding, dict]:
-    settings = params["scgpt"]
     missing = [file for name, file in CHECKPOINT_FILES.items() if name not in inputs]
     if missing:
         raise InputError(
-            f"config 'cells.scgpt.model_dir' = {settings['model_dir']}: {', '.join(missing)} not found. "
+            f"config 'cells.scgpt.model_dir' = {settings.model_dir}: {', '.join(missing)} not found. "
             "Fix: download a pretrained checkpoint (the whole-human model: github.com/bowang-lab/scGPT, "
             "'Pretrained scGPT Model Zoo') and put its best_model.pt, vocab.json and args.json there."
         )
@@ -352,27 +370,27 @@ def encode(
         coverage["by_current_symbol"],
         coverage["by_data_name"],
     )
-    if coverage["fraction"] < settings["min_vocabulary_coverage"]:
+    if coverage["fraction"] < settings.min_vocabulary_coverage:
         raise InputError(
             f"{inputs['h5ad']}: the scGPT vocabulary ({inputs['scgpt_vocab']}) covers only "
             f"{coverage['in_vocabulary']} of {coverage['genes']} genes ({100 * coverage['fraction']:.1f}%), "
-            f"below config 'cells.scgpt.min_vocabulary_coverage' = {settings['min_vocabulary_coverage']}; "
+            f"below config 'cells.scgpt.min_vocabulary_coverage' = {settings.min_vocabulary_coverage}; "
             f"not covered e.g. {', '.join(coverage['missing_examples'][:10])}. Fix: check the gene names "
             "(dataset.gene_symbol_column, genes.symbol_overrides), or lower the threshold knowingly."
         )
-    device = resolve_device(settings["device"], "cells.scgpt.device")
+    device = resolve_device(settings.device, "cells.scgpt.device")
     known = gene_ids >= 0
     expression = dense(controls.X)
     embeddings = embed_cells(
         expression[:, known],
         gene_ids[known],
         model,
-        settings["max_length"],
-        settings["batch_size"],
-        settings["seed"],
+        settings.max_length,
+        settings.batch_size,
+        settings.seed,
         device,
     )
-    weight, bias = linear_readout(embeddings, expression, params["readout_ridge"])
+    weight, bias = linear_readout(embeddings, expression, settings.readout_ridge)
     embedding = CellEmbedding(
         embeddings, controls.obs_names.astype(str).tolist(), "scgpt", weight, bias
     )

@@ -1,4 +1,5 @@
-"""Facet backends: each module here exposes ``make(inputs, params) -> FacetBackend``; ``BACKENDS`` names them.
+"""Facet backends: each module here has a frozen ``<Backend>Settings`` (``from_params`` of the validated
+``facets`` section) and ``make(inputs, settings) -> FacetBackend``; ``BACKENDS`` names them.
 
 The registry imports every backend module, so that the facet stage's code (its import closure) covers all
 of them; a backend keeps heavy third-party imports inside its functions.
@@ -6,25 +7,25 @@ of them; a backend keeps heavy third-party imports inside its functions.
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 from ..errors import InputError
 from . import extractive, go_rules
-from .base import FacetBackend
+from .base import BackendEntry
 from .llm import records as llm_records
 
+_LLM_RECORDS = BackendEntry(llm_records.LlmRecordsSettings.from_params, llm_records.make)
 # The LLM backends run in the facets_llm rule; the facets stage reads their validated records.
-BACKENDS: dict[str, ModuleType] = {
-    "go-rules": go_rules,
-    "extractive": extractive,
-    "vllm": llm_records,
-    "openai": llm_records,
-    "transformers": llm_records,
+BACKENDS: dict[str, BackendEntry[Any]] = {
+    "go-rules": BackendEntry(go_rules.GoRulesSettings.from_params, go_rules.make),
+    "extractive": BackendEntry(extractive.ExtractiveSettings.from_params, extractive.make),
+    "vllm": _LLM_RECORDS,
+    "openai": _LLM_RECORDS,
+    "transformers": _LLM_RECORDS,
 }
 
 
-def make_backend(name: str, inputs: dict[str, Path], params: dict) -> FacetBackend:
+def backend_entry(name: str) -> BackendEntry[Any]:
     if name not in BACKENDS:
         raise InputError(f"config 'facets.backend' is '{name}'; known backends: {sorted(BACKENDS)}")
-    return BACKENDS[name].make(inputs, params)
+    return BACKENDS[name]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..formats.facet_spec import FacetSpec
 
@@ -36,6 +36,17 @@ class FacetBackend(Protocol):
     def generate(
         self, genes: Sequence[GeneText], facets: Sequence[FacetSpec]
     ) -> list[FacetSet]: ...
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class BackendEntry(Generic[S]):
+    """A registered backend: its settings from the validated ``facets`` section, and its maker."""
+
+    settings: Callable[[Mapping[str, Any]], S]  # a ``<Backend>Settings.from_params``
+    make: Callable[[dict[str, Path], S], FacetBackend]
 
 
 def read_gene_texts(path: str | Path) -> list[GeneText]:

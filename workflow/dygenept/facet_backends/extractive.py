@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
+from ..settings import read_fields
 from ..sources import SOURCE_LABELS
-from ..text_encoders import TextEncoder
+from ..text_encoders import TextEncoder, TextEncoderSettings
 from .base import FacetSet, GeneText
 from .go_rules import facet_subtrees
 
@@ -97,6 +99,28 @@ class Thresholds:
     margin: float
 
 
+@dataclass(frozen=True)
+class ExtractiveSettings:
+    excluded_evidence: tuple[str, ...]
+    max_sentences: int
+    thresholds: Thresholds
+    min_term_chars: int
+    encoder: TextEncoderSettings  # the facet_embed section: the same encoder embeds the facets
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ExtractiveSettings:
+        """From the validated ``facets`` section (with ``extractive``, ``facet_embed``, ``excluded_evidence``)."""
+        section = params["extractive"]
+        return read_fields(
+            cls,
+            params,
+            excluded_evidence=tuple(params["excluded_evidence"]),
+            thresholds=read_fields(Thresholds, section),
+            min_term_chars=section["min_term_chars"],
+            encoder=TextEncoderSettings.from_params(params["facet_embed"]),
+        )
+
+
 def prose_facets(
     similarity: np.ndarray,
     named: set[str],
@@ -143,7 +167,7 @@ def facet_text(
 class ExtractiveBackend:
     org_db: Path
     go_db: Path
-    encoder_params: dict  # the facet_embed config section: the same encoder embeds the facets
+    encoder: TextEncoderSettings  # facet_embed's: the same encoder embeds the facets
     excluded_evidence: tuple[str, ...]
     max_sentences: int
     thresholds: Thresholds
@@ -157,8 +181,8 @@ class ExtractiveBackend:
         distinct = sorted(set(texts))
         if not distinct:
             return {}
-        unit_vectors = {**self.encoder_params["encoder"], "normalize": True}
-        encoder = TextEncoder.from_params({**self.encoder_params, "encoder": unit_vectors})
+        unit_vectors = replace(self.encoder, encoder=replace(self.encoder.encoder, normalize=True))
+        encoder = TextEncoder.from_settings(unit_vectors)
         log.info("extractive: encoding %d distinct prose sentences", len(distinct))
         facet_vectors = encoder.encode([facet_prototype(facet) for facet in facets])
         sentence_vectors = encoder.encode(distinct)
@@ -232,16 +256,13 @@ class ExtractiveBackend:
         return FacetSet(gene.entrez_id, tuple(texts), tuple(evidence))
 
 
-def make(inputs: dict[str, Path], params: dict) -> ExtractiveBackend:
-    settings = params["extractive"]
+def make(inputs: dict[str, Path], settings: ExtractiveSettings) -> ExtractiveBackend:
     return ExtractiveBackend(
         org_db=Path(inputs["org_db"]),
         go_db=Path(inputs["go_db"]),
-        encoder_params=params["facet_embed"],
-        excluded_evidence=tuple(params["excluded_evidence"]),
-        max_sentences=params["max_sentences"],
-        thresholds=Thresholds(
-            settings["min_similarity"], settings["min_similarity_annotated"], settings["margin"]
-        ),
-        min_term_chars=settings["min_term_chars"],
+        encoder=settings.encoder,
+        excluded_evidence=settings.excluded_evidence,
+        max_sentences=settings.max_sentences,
+        thresholds=settings.thresholds,
+        min_term_chars=settings.min_term_chars,
     )

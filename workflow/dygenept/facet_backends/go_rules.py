@@ -7,13 +7,15 @@ A facet with no such annotation is NONE: nothing is written that the annotations
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..data import annotation_db
 from ..errors import InputError
 from ..formats.facet_spec import FacetSpec
+from ..settings import read_fields
 from .base import FacetSet, GeneText
 
 
@@ -81,6 +83,18 @@ def facet_paragraph(
     return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class GoRulesSettings:
+    excluded_evidence: tuple[str, ...]
+    max_sentences: int
+    max_definitions: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> GoRulesSettings:
+        """From the validated ``facets`` section (with ``excluded_evidence``)."""
+        return read_fields(cls, params, excluded_evidence=tuple(params["excluded_evidence"]))
+
+
 @dataclass
 class GoRulesBackend:
     org_db: Path
@@ -117,11 +131,11 @@ class GoRulesBackend:
         return result
 
 
-def make(inputs: dict[str, Path], params: dict) -> GoRulesBackend:
+def make(inputs: dict[str, Path], settings: GoRulesSettings) -> GoRulesBackend:
     return GoRulesBackend(
         org_db=Path(inputs["org_db"]),
         go_db=Path(inputs["go_db"]),
-        excluded_evidence=tuple(params["excluded_evidence"]),
-        max_sentences=params["max_sentences"],
-        max_definitions=params["max_definitions"],
+        excluded_evidence=settings.excluded_evidence,
+        max_sentences=settings.max_sentences,
+        max_definitions=settings.max_definitions,
     )

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
+from ..settings import read_fields
 from .base import NONE_MARKER, FacetSet, GeneText
 
 STOP_WORDS = frozenset(
@@ -111,6 +114,21 @@ STOP_WORDS = frozenset(
         "human",
     ]
 )
+
+
+@dataclass(frozen=True)
+class GroundingSettings:
+    """Config ``facets.llm.grounding``."""
+
+    threshold: float  # a facet whose weakest sentence scores below this is flagged
+    replace_ungrounded: bool  # flagged facets become NONE
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> GroundingSettings:
+        """From the validated ``facets.llm.grounding`` section."""
+        return read_fields(cls, params)
+
+
 SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9(])")
 TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+\-/]*")
 STEM = 6

@@ -361,18 +361,20 @@ class HttpClient:
         method: str,
         url: str,
         parse: Callable[[requests.Response], T],
-        params: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> T:
-        """One request, retried; ``parse(response)`` runs inside the attempt, so an invalid body is retried too."""
+        """One request, retried; ``parse(response)`` runs inside the attempt, so an invalid body is retried too.
+
+        ``query`` is the URL's query string (``requests``' ``params``), ``data`` a form body."""
 
         def attempt() -> T:
             response = self.session.request(
                 method,
                 url,
-                params=params,
+                params=query,
                 data=data,
                 json=json,
                 headers=headers,

@@ -31,9 +31,11 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     name = params["encoder"]
     if name not in CELL_ENCODERS:
         raise InputError(f"config 'cells.encoder' is '{name}'; known: {sorted(CELL_ENCODERS)}")
+    encoder = CELL_ENCODERS[name]
+    settings = encoder.settings(params)
     adata = ad.read_h5ad(inputs["h5ad"])
     controls = adata[adata.obs[CONTROL_KEY].values].copy()
-    embedding, details = CELL_ENCODERS[name](controls, params, inputs)
+    embedding, details = encoder.encode(controls, settings, inputs)
     save_cell_embedding(embedding, outputs["embeddings"])
     return {
         "encoder": name,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..formats.facet_tensor import FacetTensor, save_facet_tensor
 from ..io.keyed_store import KeyedStore, context_digest, item_key, without_locations
-from ..text_encoders import TextEncoder
+from ..text_encoders import TextEncoder, TextEncoderSettings
 
 VectorSource = Callable[[list[str]], Iterator[tuple[list[str], np.ndarray]]]
 
@@ -79,7 +79,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     per-text vector cache); ``code_sha256`` (the stage's code, set by the CLI).
     """
     table = pd.read_parquet(inputs["facets"])
-    encoder = TextEncoder.from_params(params)
+    settings = TextEncoderSettings.from_params(params)
+    encoder = TextEncoder.from_settings(settings)
     log.info("encoder %s (D=%d)", encoder.files.source, encoder.dim)
     context = context_digest(
         {
@@ -91,8 +92,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     )
     with KeyedStore(Path(params["cache_dir"]) / "facet_embed.sqlite") as store:
         tensor = embed_table(table, cached_vectors(encoder, store, context), encoder.dim)
-    spec = params["encoder"]
-    model_id = spec["hub_id"] or spec["package"] or spec["path"]
+    model = settings.encoder
+    model_id = model.hub_id or model.package or model.path
     save_facet_tensor(
         tensor, outputs["tensor"], {"model_id": model_id, "weights_sha256": encoder.files.sha256}
     )
@@ -106,7 +107,7 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         )
     return {
         "encoder_model_id": model_id,
-        "encoder_revision": spec["revision"],
+        "encoder_revision": model.revision,
         **encoder.describe(),
         "model_dir": str(encoder.files.directory),
         "shape": list(tensor.embeddings.shape),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..facet_backends import guard, make_backend
+from ..facet_backends import backend_entry, guard
 from ..facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
 from ..facet_backends.cached import generate_cached
 from ..facet_backends.coverage import coverage_report
@@ -101,7 +101,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     """
     facets = load_facet_specs(inputs["facets_yaml"])
     genes = read_gene_texts(inputs["gene_text"])
-    backend = make_backend(params["backend"], inputs, params)
+    entry = backend_entry(params["backend"])
+    backend = entry.make(inputs, entry.settings(params))
     with KeyedStore(Path(params["cache_dir"]) / "facets.sqlite") as store:
         cached = generate_cached(backend, genes, facets, store, cache_context(inputs, params))
     facet_sets = cached.facet_sets

@@ -20,7 +20,7 @@ from ..facet_backends.base import read_gene_texts
 from ..facet_backends.llm.cache import AnswerCache
 from ..facet_backends.llm.engines import make_engine
 from ..facet_backends.llm.prompts import answer_schema, load_templates
-from ..facet_backends.llm.runner import run_genes
+from ..facet_backends.llm.runner import LlmSettings, run_genes
 from ..formats.facet_spec import load_facet_specs
 from ..io.artifacts import atomic_path, write_json_atomic
 
@@ -54,20 +54,20 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     and ``guard`` (JSON: grounding, GO agreement, and what the vote with GO dropped where asked). Params: the ``facets`` config section
     (``backend``, ``llm``) and ``excluded_evidence``.
     """
-    settings = params["llm"]
+    settings = LlmSettings.from_params(params["llm"])
     facets = load_facet_specs(inputs["facets_yaml"])
     templates = load_templates(
         inputs["prompt_system"], inputs["prompt_user"], inputs["prompt_examples"]
     )
     genes = read_gene_texts(inputs["gene_text"])
-    schema = answer_schema(facets, settings["max_chars"], settings["min_chars"])
+    schema = answer_schema(facets, settings.max_chars, settings.min_chars)
     chat_template = (
         Path(inputs["chat_template"]).read_text(encoding="utf-8")
         if "chat_template" in inputs
         else None
     )
-    engine = make_engine(params["backend"], settings, schema, chat_template)
-    cache = AnswerCache(settings["cache_dir"])
+    engine = make_engine(params["backend"], settings.engine, schema, chat_template)
+    cache = AnswerCache(settings.cache_dir)
     started = time.perf_counter()
     try:
         result = run_genes(engine, genes, facets, templates, settings, schema, cache)
@@ -76,12 +76,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     seconds = time.perf_counter() - started
     write_failures(outputs["failures"], result.failures)
     # a copy that survives the failed job (Snakemake removes a failed job's outputs)
-    write_failures(Path(settings["cache_dir"]) / "failures-latest.jsonl", result.failures)
+    write_failures(Path(settings.cache_dir) / "failures-latest.jsonl", result.failures)
     check_failures(
         result.failures,
         len(genes),
-        settings["max_failure_fraction"],
-        Path(settings["cache_dir"]) / "failures-latest.jsonl",
+        settings.max_failure_fraction,
+        Path(settings.cache_dir) / "failures-latest.jsonl",
     )
     gene_terms, facet_descendants = guard.go_sets(
         inputs["org_db"],
@@ -90,13 +90,15 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         [g.entrez_id for g in genes],
         params["excluded_evidence"],
     )
-    threshold = settings["grounding"]["threshold"]
-    report = guard.guard_report(result.answers, genes, gene_terms, facet_descendants, threshold)
+    grounding = settings.grounding
+    report = guard.guard_report(
+        result.answers, genes, gene_terms, facet_descendants, grounding.threshold
+    )
     answers = result.answers
-    if settings["grounding"]["replace_ungrounded"]:
+    if grounding.replace_ungrounded:
         answers = guard.drop_flagged(answers, report["grounding"]["flagged_facets"])
-    report["grounding"]["replaced_by_none"] = settings["grounding"]["replace_ungrounded"]
-    if settings["vote_with_go"]:
+    report["grounding"]["replaced_by_none"] = grounding.replace_ungrounded
+    if settings.vote_with_go:
         voted = guard.vote(answers, guard.go_roles(answers, gene_terms, facet_descendants))
         report["vote_with_go"] = {
             "facets_dropped": sum(

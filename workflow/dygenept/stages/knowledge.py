@@ -16,7 +16,7 @@ fails for more than ``max_failure_fraction`` of the genes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..formats.gene_table import read_genes
 from ..formats.gene_text import Sentence, read_refseq_table
 from ..io.artifacts import atomic_path, write_json_atomic
-from ..io.http import FetchError, HttpClient, RetryPolicy
+from ..io.http import FetchError, HttpClient
 from ..sources import SOURCE_LABELS
 from ..text.cleaning import clean_sentences
 from ..text.sources import Failure, HttpSettings, RawText, SourceResult, TextSource, fetch_texts
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 _ONTOLOGY_PHRASE = {"BP": "is involved in", "MF": "has", "CC": "is located in"}
 _ONTOLOGY_ORDER = {"BP": 0, "MF": 1, "CC": 2}
 # Keyed by each client's config name; sources.NETWORK_TEXT_SOURCES lists the same names for the Snakefile.
-NETWORK_SOURCES: dict[str, Callable[[dict[str, Any]], TextSource]] = {
+NETWORK_SOURCES: dict[str, Callable[[Mapping[str, Any]], TextSource]] = {
     source.name: source.from_params for source in (MyGeneSource, EntrezSource, UniProtSource)
 }
 FAILURE_COLUMNS = ("source", "entrez_id", "symbol", "reason")
@@ -165,12 +165,7 @@ def fetch_network_sources(
 ) -> dict[str, SourceResult]:
     """Each named network source's answers for every gene, from the cache or the network."""
     http = HttpSettings.from_params(params)
-    policy = RetryPolicy(
-        attempts=http.attempts,
-        backoff_seconds=http.backoff_seconds,
-        timeout_seconds=http.timeout_seconds,
-    )
-    client = HttpClient(policy, pool_size=http.max_workers)
+    client = HttpClient(http.retry_policy(), pool_size=http.max_workers)
     sources = [NETWORK_SOURCES[name](params) for name in names]
     for source in sources:
         client.set_rate(source.url, source.requests_per_second)

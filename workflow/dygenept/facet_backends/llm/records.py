@@ -8,13 +8,15 @@ failures file with its reason).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...errors import InputError
 from ...formats.facet_spec import FacetSpec
 from ...io.artifacts import read_json
+from ...settings import read_fields
 from ..base import NONE_MARKER, FacetSet, GeneText
 
 FAILURE_EVIDENCE = "llm_failure"
@@ -55,9 +57,19 @@ class LlmRecordsBackend:
         return result
 
 
-def make(inputs: dict[str, Path], params: dict) -> LlmRecordsBackend:
+@dataclass(frozen=True)
+class LlmRecordsSettings:
+    backend: str  # the LLM backend whose records these are
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> LlmRecordsSettings:
+        """From the validated ``facets`` section."""
+        return read_fields(cls, params)
+
+
+def make(inputs: dict[str, Path], settings: LlmRecordsSettings) -> LlmRecordsBackend:
     if "llm_records" not in inputs:
         raise InputError(
-            f"backend {params['backend']} reads the LLM stage's records (--in llm_records=...)."
+            f"backend {settings.backend} reads the LLM stage's records (--in llm_records=...)."
         )
-    return LlmRecordsBackend(read_json(inputs["llm_records"]), params["backend"])
+    return LlmRecordsBackend(read_json(inputs["llm_records"]), settings.backend)

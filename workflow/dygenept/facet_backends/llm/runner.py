@@ -8,15 +8,44 @@ and never turned into NONE.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...formats.facet_spec import FacetSpec
+from ...settings import read_fields
 from ..base import GeneText
+from ..guard import GroundingSettings
 from .cache import AnswerCache, cache_key
-from .engines import Engine, EngineError, sampling_settings
+from .engines import Engine, EngineError, EngineSettings
 from .prompts import PromptTemplates, example_answer, render_messages, render_system, render_user
 from .validation import InvalidAnswer, retry_message, shingles, validate_answer
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """Config ``facets.llm`` as the LLM stage reads it (the prompt files and chat template arrive as inputs)."""
+
+    engine: EngineSettings
+    max_chars: int
+    min_chars: int
+    system_role: bool
+    max_attempts: int
+    batch_size: int
+    max_failure_fraction: float
+    cache_dir: str
+    grounding: GroundingSettings
+    vote_with_go: bool
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> LlmSettings:
+        """From the validated ``facets.llm`` section."""
+        return read_fields(
+            cls,
+            params,
+            engine=EngineSettings.from_params(params),
+            grounding=GroundingSettings.from_params(params["grounding"]),
+        )
 
 
 @dataclass
@@ -51,21 +80,17 @@ def run_genes(
     genes: Sequence[GeneText],
     facets: Sequence[FacetSpec],
     templates: PromptTemplates,
-    settings: dict,
+    settings: LlmSettings,
     schema: dict,
     cache: AnswerCache,
 ) -> RunResult:
-    """``settings``: the 'facets.llm' config section (max_chars, min_chars, system_role, batch_size,
-    max_attempts and the sampling parameters)."""
     facet_ids = [f.id for f in facets]
     genes = unique_genes(genes)
-    sampling = sampling_settings(settings)
+    sampling = settings.engine.sampling.to_dict()
     identity = engine.identity()
-    forbidden = prompt_shingles(templates, facets, settings["max_chars"])
+    forbidden = prompt_shingles(templates, facets, settings.max_chars)
     messages = {
-        g.entrez_id: render_messages(
-            templates, facets, g, settings["max_chars"], settings["system_role"]
-        )
+        g.entrez_id: render_messages(templates, facets, g, settings.max_chars, settings.system_role)
         for g in genes
     }
     keys = {
@@ -80,14 +105,14 @@ def run_genes(
             result.from_cache += 1
         else:
             pending.append(gene)
-    for start in range(0, len(pending), settings["batch_size"]):
-        batch = pending[start : start + settings["batch_size"]]
+    for start in range(0, len(pending), settings.batch_size):
+        batch = pending[start : start + settings.batch_size]
         conversations = {g.entrez_id: list(messages[g.entrez_id]) for g in batch}
         raws: dict[str, list[str]] = {g.entrez_id: [] for g in batch}
         reasons: dict[str, str] = {}
         done: list[tuple[str, str, dict[str, str], int]] = []
         live = list(batch)
-        for attempt in range(1, settings["max_attempts"] + 1):
+        for attempt in range(1, settings.max_attempts + 1):
             if not live:
                 break
             outputs = engine.complete([conversations[g.entrez_id] for g in live])
@@ -103,8 +128,8 @@ def run_genes(
                     answer = validate_answer(
                         output,
                         facet_ids,
-                        settings["max_chars"],
-                        settings["min_chars"],
+                        settings.max_chars,
+                        settings.min_chars,
                         forbidden,
                         gene.text,
                     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from ...io.http import FetchError, HttpClient
+from ...io.http import FetchError, HttpClient, RetryPolicy
+from ...settings import read_fields
 from .gene_cache import GeneCache, settings_key
 
 log = logging.getLogger(__name__)
@@ -31,21 +33,29 @@ class RawText:
 
 @dataclass(frozen=True)
 class HttpSettings:
+    """Config ``knowledge.http``: shared by every network source."""
+
     timeout_seconds: float
     attempts: int
     backoff_seconds: float
     max_workers: int
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> HttpSettings:
-        return cls(**params["http"])
+    def from_params(cls, params: Mapping[str, Any]) -> HttpSettings:
+        """From the validated ``knowledge`` section."""
+        return read_fields(cls, params["http"])
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.attempts,
+            backoff_seconds=self.backoff_seconds,
+            timeout_seconds=self.timeout_seconds,
+        )
 
 
-def source_settings(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """A source's config section (``knowledge.<name>``), its base URL without a trailing slash."""
-    settings = dict(params[name])
-    settings["url"] = settings["url"].rstrip("/")
-    return settings
+def base_url(url: str) -> str:
+    """A source's configured URL without a trailing slash (paths are appended with one)."""
+    return url.rstrip("/")
 
 
 class TextSource(Protocol):

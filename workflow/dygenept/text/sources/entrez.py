@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from xml.parsers.expat import ExpatError
@@ -22,8 +23,9 @@ import requests
 from Bio import Entrez
 
 from ...io.http import HttpClient, TransientError
+from ...settings import read_fields
 from ...sources import SOURCE_LABELS
-from . import RawText, source_settings
+from . import RawText, base_url
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +45,24 @@ class EntrezSource:
 
     @classmethod
     def from_params(
-        cls, params: dict[str, Any], environ: dict[str, str] | None = None
+        cls, params: Mapping[str, Any], environ: Mapping[str, str] | None = None
     ) -> EntrezSource:
-        settings = source_settings(params, "entrez")
+        """From the validated ``knowledge`` section; the API key, if any, from ``environ``."""
+        section = params["entrez"]
         api_key = (environ if environ is not None else os.environ).get(API_KEY_VARIABLE) or None
-        with_key = settings.pop("requests_per_second_with_key")
-        if api_key:
-            settings["requests_per_second"] = with_key
-        if not settings["email"]:
+        if not section["email"]:
             log.warning(
                 "config 'knowledge.entrez.email' is empty: NCBI asks every E-utilities user for a contact email"
             )
-        return cls(**settings, api_key=api_key)
+        return read_fields(
+            cls,
+            section,
+            url=base_url(section["url"]),
+            requests_per_second=section[
+                "requests_per_second_with_key" if api_key else "requests_per_second"
+            ],
+            api_key=api_key,
+        )
 
     def cache_settings(self) -> dict[str, Any]:
         return {"url": self.url, "db": "gene", "retmode": "xml", "field": "Entrezgene_summary"}
@@ -74,7 +82,7 @@ class EntrezSource:
             "POST" if post else "GET",
             f"{self.url}/efetch.fcgi",
             parse_entrezgene_set,
-            params=None if post else query,
+            query=None if post else query,
             data=query if post else None,
         )
         found: dict[str, list[RawText]] = {}

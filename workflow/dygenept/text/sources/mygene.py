@@ -9,6 +9,7 @@ and its HTTP cache stays off (``GeneCache`` keeps answers). Retries come from ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,8 +17,9 @@ import httpx
 import mygene
 
 from ...io.http import HttpClient, TransientError
+from ...settings import read_fields
 from ...sources import SOURCE_LABELS
-from . import HttpSettings, RawText, source_settings
+from . import HttpSettings, RawText, base_url
 
 FIELDS = "summary,name,symbol,alias"
 
@@ -32,9 +34,15 @@ class MyGeneSource:
     timeout_seconds: float
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> MyGeneSource:
-        settings = source_settings(params, "mygene")
-        return cls(**settings, timeout_seconds=HttpSettings.from_params(params).timeout_seconds)
+    def from_params(cls, params: Mapping[str, Any]) -> MyGeneSource:
+        """From the validated ``knowledge`` section (``mygene``; ``http`` for the time-out)."""
+        section = params["mygene"]
+        return read_fields(
+            cls,
+            section,
+            url=base_url(section["url"]),
+            timeout_seconds=HttpSettings.from_params(params).timeout_seconds,
+        )
 
     def cache_settings(self) -> dict[str, Any]:
         return {"url": self.url, "fields": FIELDS}

@@ -10,14 +10,16 @@ are left out, as the RefSeq cleaning leaves out isoform notes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import requests
 
 from ...io.http import HttpClient, TransientError
+from ...settings import read_fields
 from ...sources import SOURCE_LABELS
-from . import RawText, source_settings
+from . import RawText, base_url
 
 FIELDS = "accession,gene_primary,xref_geneid,cc_function"
 HUMAN = 9606
@@ -33,9 +35,10 @@ class UniProtSource:
     requests_per_second: float
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> UniProtSource:
-        settings = source_settings(params, "uniprot")
-        return cls(**settings)
+    def from_params(cls, params: Mapping[str, Any]) -> UniProtSource:
+        """From the validated ``knowledge`` section."""
+        section = params["uniprot"]
+        return read_fields(cls, section, url=base_url(section["url"]))
 
     def cache_settings(self) -> dict[str, Any]:
         return {
@@ -48,7 +51,7 @@ class UniProtSource:
     def fetch(self, client: HttpClient, entrez_ids: list[str]) -> dict[str, list[RawText]]:
         wanted = set(entrez_ids)
         url: str | None = f"{self.url}/uniprotkb/search"
-        params: dict[str, Any] | None = {
+        query: dict[str, Any] | None = {
             "query": search_query(entrez_ids),
             "fields": FIELDS,
             "format": "json",
@@ -56,8 +59,8 @@ class UniProtSource:
         }
         entries: dict[str, dict[str, Any]] = {}
         while url:
-            results, url = client.request("GET", url, read_page, params=params)
-            params = None  # the next link carries the query and its cursor
+            results, url = client.request("GET", url, read_page, query=query)
+            query = None  # the next link carries the query and its cursor
             entries.update((entry["primaryAccession"], entry) for entry in results)
         found: dict[str, list[RawText]] = {}
         for accession in sorted(entries):
