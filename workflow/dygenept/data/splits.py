@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from ..settings import read_fields
 from .conditions import (
     CONTROL,
     condition_genes,
@@ -256,7 +257,7 @@ class SplitSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> SplitSettings:
-        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+        return read_fields(cls, params)
 
 
 def make_split(conditions: Sequence[str], settings: SplitSettings) -> Split:
@@ -308,9 +309,7 @@ class CrossValidationSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> CrossValidationSettings:
-        return cls(
-            params["scheme"], params["folds"], tuple(params["split_seeds"]), params["val_fraction"]
-        )
+        return read_fields(cls, params, split_seeds=tuple(params["split_seeds"]))
 
 
 @dataclass(frozen=True)

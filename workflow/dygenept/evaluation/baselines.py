@@ -25,6 +25,7 @@ from ..model.prior import (
     perturbation_feature,
     unit,
 )
+from ..settings import read_fields
 
 Predictor = Callable[[str], np.ndarray | None]
 
@@ -38,7 +39,7 @@ class BaselineSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> BaselineSettings:
-        return cls(params["knn_k"], PriorSettings.from_params(params))
+        return read_fields(cls, params, prior=PriorSettings.from_params(params))
 
 
 def from_prior(data: PerturbationData, prior: Prior) -> Predictor:

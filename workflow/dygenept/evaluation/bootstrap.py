@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..settings import read_fields
+
 # Fewer paired perturbations than this give no interval: a resampled mean of two or three values says
 # nothing (the demo's additive baseline applies to two test doubles).
 MIN_PAIRS = 5
@@ -34,7 +36,7 @@ class BootstrapSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> BootstrapSettings:
-        return cls(params["resamples"], params["confidence"], params["seed"])
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..settings import read_fields
+
 PriorKind = Literal["mean", "ridge", "kernel"]
 PRIOR_KINDS: tuple[str, ...] = ("mean", "ridge", "kernel")
 
@@ -62,10 +64,13 @@ class PriorSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> PriorSettings:
-        return cls(
-            tuple(params["prior_kinds"]),
-            tuple(params["ridge_alphas"]),
-            tuple(params["kernel_betas"]),
+        """``params``: config ``baselines``."""
+        return read_fields(
+            cls,
+            params,
+            kinds=tuple(params["prior_kinds"]),
+            ridge_alphas=tuple(params["ridge_alphas"]),
+            kernel_betas=tuple(params["kernel_betas"]),
         )
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..data.perturbations import PerturbationData
+from ..settings import read_fields
 from .checkpoint import load_training_state, save_training_state
 from .network import AttentionKind, DyGenePTModule, ModelConfig, TrainedModel
 from .prior import (
@@ -67,7 +68,7 @@ class ModelSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> ModelSettings:
-        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+        return read_fields(cls, params)
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,9 @@ class TrainSettings:
     @classmethod
     def from_params(cls, params: dict) -> TrainSettings:
         """``params``: the train section with ``model`` (one variant's), ``seed`` and ``baselines``."""
-        scalars = {
-            f.name: params[f.name]
-            for f in dataclasses.fields(cls)
-            if f.name not in ("model", "prior")
-        }
-        return cls(
-            **scalars,
+        return read_fields(
+            cls,
+            params,
             model=ModelSettings.from_params(params["model"]),
             prior=PriorSettings.from_params(params["baselines"]),
         )

@@ -26,6 +26,7 @@ from ..io.artifacts import atomic_path, read_json, write_json_atomic
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint, load_fold_checkpoints
 from ..model.inference import predict_condition
 from ..model.network import TrainedModel
+from ..settings import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,11 @@ class EvaluateSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> EvaluateSettings:
-        return cls(
-            params["main_variant"],
-            params["ceiling_draws"],
-            params["seed"],
-            params["show_condition"],
-            BaselineSettings.from_params(params["baselines"]),
-            BootstrapSettings.from_params(params["bootstrap"]),
+        return read_fields(
+            cls,
+            params,
+            baselines=BaselineSettings.from_params(params["baselines"]),
+            bootstrap=BootstrapSettings.from_params(params["bootstrap"]),
         )
 
 
