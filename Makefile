@@ -1,6 +1,7 @@
 # DyGenePT: the two commands README.md promises, and a few helpers.
 #   make demo   set up, then run the whole pipeline on the embedded default (CPU, minutes)
 #   make test   set up, then run the whole test suite (what CI runs)
+#   make test-fast   set up, then every test not marked slow (under 3 minutes on two cores)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ BIN := $(abspath $(VENV))/bin
 RUN := PATH="$(BIN):$$PATH"
 DEMO_OUT := results/demo
 
-.PHONY: setup demo test lint bench clean-demo
+.PHONY: setup demo test test-fast lint bench clean-demo
 
 setup: $(VENV)/.installed
 
@@ -31,6 +32,9 @@ demo: setup
 
 test: setup
 	$(RUN) python -m pytest -q
+
+test-fast: setup
+	$(RUN) python -m pytest -q -m "not slow"
 
 lint: setup
 	$(RUN) snakemake --configfile config/demo.yaml --lint

@@ -26,7 +26,7 @@ parser.add_argument("--tokens-per-batch", type=int, default=16384)
 args = parser.parse_args()
 n_texts = 48 if args.quick else args.texts
 
-FACETS = DEMO_OUT / "facets" / "facets.parquet"
+FACETS = DEMO_OUT / "model" / "facets" / "facets.parquet"
 require(FACETS)
 demo = pd.read_parquet(FACETS)
 demo_texts = demo.loc[~demo["is_none"], "text"].tolist()

@@ -53,7 +53,10 @@ def arguments() -> argparse.Namespace:
         "--sample", type=int, default=None, help="extractive: this many RefSeq genes"
     )
     parser.add_argument(
-        "--demo-genes", type=Path, default=DEMO_OUT / "genes" / "genes.tsv", help="genes.tsv"
+        "--demo-genes",
+        type=Path,
+        default=DEMO_OUT / "model" / "genes" / "genes.tsv",
+        help="genes.tsv",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args()

@@ -22,10 +22,10 @@ args = parse_args(__doc__)
 inputs = {
     "h5ad": DEMO_OUT / "data/dataset.h5ad",
     "split": DEMO_OUT / "data/split.json",
-    "genes": DEMO_OUT / "genes/genes.tsv",
-    "facet_tensor": DEMO_OUT / "facet_embed/facet_tensor.safetensors",
+    "genes": DEMO_OUT / "model/genes/genes.tsv",
+    "facet_tensor": DEMO_OUT / "model/facet_embed/facet_tensor.safetensors",
     "cell_embedding": DEMO_OUT / "cells/control_embeddings.safetensors",
-    "facets": DEMO_OUT / "facets/facets.parquet",
+    "facets": DEMO_OUT / "model/facets/facets.parquet",
     "weights__dygenept__0": DEMO_OUT / "train/dygenept/seed0/model.safetensors",
     "config__dygenept__0": DEMO_OUT / "train/dygenept/seed0/model.json",
 }
@@ -68,7 +68,11 @@ with tempfile.TemporaryDirectory() as tmp:
     outputs = {
         name: tmp / f"out.{name}" for name in ("predictions", "screen", "explanations", "page")
     }
-    params = {**section_defaults("predict"), "perturbations": names}
+    params = {
+        **section_defaults("predict"),
+        "perturbations": names,
+        "interactions": section_defaults("interactions"),
+    }
     del params["file"]
     details, seconds = timed(run, screen_inputs, outputs, params)
 report(

@@ -15,8 +15,8 @@ paths = [
     DEMO_OUT / p
     for p in (
         "data/dataset.h5ad",
-        "genes/genes.tsv",
-        "facet_embed/facet_tensor.safetensors",
+        "model/genes/genes.tsv",
+        "model/facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
     )
 ]

@@ -3,7 +3,7 @@
 
 rule cells:
     input:
-        unpack(scgpt_checkpoint),
+        unpack(cell_encoder_checkpoint),
         h5ad=rules.dataset.output.h5ad,
         code=stage_code("cells"),
     output:
@@ -18,7 +18,7 @@ rule cells:
         gpu=cells_gpus(),
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(cells_params()),
     shell:
         "{params.cli} cells {params.io} --params {params.config:q} 2> {log}"

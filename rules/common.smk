@@ -1,4 +1,6 @@
-# Helpers shared by the stage rules: paths, the stage CLI, and how each rule's inputs reach it.
+# Helpers of the stage rules, one section per stage after the shared plumbing. The named choices
+# (facet backends, LLM engines, sources, cell encoders, annotation databases) and what each needs come
+# from the package's registry (dygenept/registry.py), so a rule never copies a name or a file list.
 import json
 import os
 import shlex
@@ -12,7 +14,7 @@ PACKAGE_DIR = Path(os.path.relpath(Path(workflow.basedir) / "workflow" / "dygene
 # per-stage conda envs (which carry only third-party dependencies).
 CLI = f"PYTHONPATH={shlex.quote(str(PACKAGE_DIR.parent))}${{PYTHONPATH:+:$PYTHONPATH}} python -m dygenept"
 sys.path.insert(0, str(PACKAGE_DIR.parent))
-# Both modules use the standard library only, so reading them here keeps DAG building fast.
+# These modules use the standard library only, so reading them here keeps DAG building fast.
 from dygenept.errors import InputError
 from dygenept.import_graph import code_files, stage_module
 from dygenept.data.screen_requests import (
@@ -20,14 +22,9 @@ from dygenept.data.screen_requests import (
     read_request_file,
     requested_genes,
 )
-from dygenept.sources import (
-    FILE_SOURCES,
-    SOURCE_SECTIONS,
-    lowest_string_score,
-    selected_sources,
-)
+from dygenept import registry
 
-SQLITE_FILES = {"org_hs_eg": "org.Hs.eg.sqlite", "go": "GO.sqlite"}
+# --- every stage: its code, its command line, its log and benchmark --------------------------------------
 
 
 def stage_code(stage):
@@ -37,26 +34,76 @@ def stage_code(stage):
     return [str(path) for path in code_files(stage_module(stage), PACKAGE_DIR)]
 
 
+# Inputs a job waits for but its stage never reads (its code; `after`, an ordering of jobs).
+NOT_READ = {"code", "after"}
+
+
+def stage_io(wildcards, input, output):
+    """`--in name=path ... --out name=path ...` for every named input and output the stage reads
+    (a rule's `params: io=stage_io`; Snakemake calls it with the job's files)."""
+    pairs = [
+        ("--in", name, path) for name, path in input.items() if name not in NOT_READ
+    ]
+    pairs += [("--out", name, path) for name, path in output.items()]
+    return " ".join(
+        f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs
+    )
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def section(name, *keys):
+    """Only the named keys of a config section: a stage reruns only when what it reads changes."""
+    return {key: config[name][key] for key in keys}
+
+
+def with_evidence(settings):
+    """A stage's settings plus the GO evidence codes left out everywhere (config 'annotations')."""
+    return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
+
+
+def with_interactions(settings):
+    """A stage's settings plus config 'interactions': evaluate and predict score pairs alike."""
+    return {**settings, "interactions": config["interactions"]}
+
+
+def log_path(stage):
+    return f"{OUT}/logs/{stage}.log"
+
+
+def benchmark_path(stage):
+    return f"{OUT}/benchmarks/{stage}.tsv"
+
+
+# --- fetch_annotations: the GO and org.Hs.eg SQLite databases --------------------------------------------
+
+
+def annotation_cache():
+    """Where rule fetch_annotations puts each database (config 'annotations.cache_dir')."""
+    directory = config["annotations"]["cache_dir"]
+    return {
+        key: f"{directory}/{database.sqlite_name}"
+        for key, database in registry.ANNOTATION_DATABASES.items()
+    }
+
+
 def annotation_db(key):
     """An existing SQLite copy named in config, else the cached one that rule fetch_annotations makes."""
-    existing = config["annotations"]["sqlite"][key]
-    path = existing or f"{config['annotations']['cache_dir']}/{SQLITE_FILES[key]}"
-    return ancient(path)
+    return ancient(config["annotations"]["sqlite"][key] or annotation_cache()[key])
 
 
-def check_file_sources():
-    """A selected file-backed source needs its path: say so before any job is planned."""
-    for stage, source in FILE_SOURCES.items():
-        if (
-            source in selected_sources(stage, config[stage])
-            and not config[stage][source]["path"]
-        ):
-            raise WorkflowError(
-                f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
-            )
+def annotations_to_fetch():
+    """Whether the annotation cache lacks a database that config does not point at elsewhere: only
+    then is there a rule that fetches them (rules/annotations.smk)."""
+    return any(
+        not Path(str(annotation_db(key))).is_file()
+        for key in registry.ANNOTATION_DATABASES
+    )
 
 
-check_file_sources()
+# --- fetch_dataset, dataset -------------------------------------------------------------------------------
 
 
 def dataset_h5ad():
@@ -90,77 +137,26 @@ def dataset_optional_inputs(wildcards):
     return inputs
 
 
-def source_stage_params(stage):
-    """config[stage] without the settings of sources it does not select (editing those reruns nothing)."""
-    chosen = selected_sources(stage, config[stage])
-    settings = {
+def dataset_params():
+    """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
+    settings = config["dataset"]
+    kept = {
         key: value
-        for key, value in config[stage].items()
-        if key not in SOURCE_SECTIONS[stage] or key in chosen
+        for key, value in settings.items()
+        if key not in ("download", "cache_dir")
     }
-    return settings
+    return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
 
 
-def optional_source_inputs(stage, source):
-    """{source: path} when the stage's config selects a file-backed source, else nothing."""
-    if source not in selected_sources(stage, config[stage]):
-        return {}
-    return {source: config[stage][source]["path"]}
-
-
-def section(name, *keys):
-    """Only the named keys of a config section: a stage reruns only when what it reads changes."""
-    return {key: config[name][key] for key in keys}
-
-
-def with_evidence(settings):
-    """A stage's settings plus the GO evidence codes left out everywhere (config 'annotations')."""
-    return {**settings, "excluded_evidence": config["annotations"]["excluded_evidence"]}
-
-
-# What the predict stage reads of config 'predict' (the file reaches it as an input).
-PREDICT_SETTINGS = (
-    "perturbations",
-    "fold_change_threshold",
-    "top_genes",
-    "nearest_training",
-    "top_facets",
-)
-
-
-def screen_entries():
-    """The perturbations config 'predict' asks for: its list, then the lines of its file."""
-    settings = config["predict"]
-    entries = list(settings["perturbations"])
-    if settings["file"]:
-        entries += read_request_file(settings["file"])
-    return entries
-
-
-def screen_genes():
-    """The genes of the requested perturbations, checked now so that a bad entry stops the run early."""
-    entries = screen_entries()
-    if not entries:
-        return []
-    try:
-        return requested_genes(parse_requests(entries, "config 'predict'"))
-    except InputError as error:
-        raise WorkflowError(str(error)) from None
-
-
-def screen_request_file(wildcards):
-    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict."""
-    path = config["predict"]["file"]
-    return {"requests": path} if path else {}
-
-
-# The knowledge → enrich → facets → facet_embed chain runs once per gene set, the {gene_set} prefix of its
-# files: "" for the model's genes (the perturbed genes and genes.extra: what train and evaluate read) and
-# "screen/" for those plus the genes config 'predict' asks for (what predict reads). A screen never
-# changes the model's files, so asking for one more gene retrains nothing; the per-gene caches of the
-# stages compute only the genes the model's set does not have.
-MODEL_GENE_SET, SCREEN_GENE_SET = "", "screen/"
-GENE_SET_PATTERN = "(screen/)?"  # the Snakefile's wildcard constraint
+# --- the gene sets of genes → knowledge → enrich → facets(_llm) → facet_embed ----------------------------
+# The chain runs once per gene set, the {gene_set} folder of its files: "model" for the model's genes
+# (the perturbed genes and genes.extra: what train and evaluate read) and "screen" for those plus the
+# genes config 'predict' asks for (what predict reads). A screen never changes the model's files, so
+# asking for one more gene retrains nothing; the per-gene caches of the stages compute only the genes
+# the model's set does not have.
+MODEL_GENE_SET, SCREEN_GENE_SET = "model", "screen"
+# The Snakefile's wildcard constraint: {gene_set} is one of the two folder names.
+GENE_SET_PATTERN = f"{MODEL_GENE_SET}|{SCREEN_GENE_SET}"
 
 
 def in_gene_set(pattern, gene_set):
@@ -186,6 +182,26 @@ def model_chain_first(wildcards):
     return {"after": in_model_set(rules.facet_embed.output.tensor)}
 
 
+def screen_entries():
+    """The perturbations config 'predict' asks for: its list, then the lines of its file."""
+    settings = config["predict"]
+    entries = list(settings["perturbations"])
+    if settings["file"]:
+        entries += read_request_file(settings["file"])
+    return entries
+
+
+def screen_genes():
+    """The genes of the requested perturbations, checked now so that a bad entry stops the run early."""
+    entries = screen_entries()
+    if not entries:
+        return []
+    try:
+        return requested_genes(parse_requests(entries, "config 'predict'"))
+    except InputError as error:
+        raise WorkflowError(str(error)) from None
+
+
 # Read while the workflow is parsed, so that a malformed entry stops the run before any job.
 SCREEN_GENES = screen_genes()
 
@@ -196,76 +212,46 @@ def genes_params(gene_set):
     return {**config["genes"], "screen": screen}
 
 
-def final_targets():
-    """The report, and the screen's outputs when config 'predict' asks for any perturbation."""
-    targets = list(rules.report.output)
-    if screen_entries():
-        targets += list(rules.predict.output)
-    return targets
+# --- knowledge, fetch_string, enrich: text and neighbour sources -----------------------------------------
 
 
-# Settings that one facet backend alone reads in the facets stage: the other backends' never reach it.
-# The LLM settings ('llm') reach only rule facets_llm, whose records the facets stage reads.
-FACET_BACKEND_SETTINGS = {
-    "go-rules": ("max_definitions",),
-    "extractive": ("extractive",),
-}
+def check_file_sources():
+    """A selected file-backed source needs its path: say so before any job is planned."""
+    for stage in registry.STAGE_SOURCES:
+        for source in registry.file_sources(stage, config[stage]):
+            if not config[stage][source]["path"]:
+                raise WorkflowError(
+                    f"config '{stage}' selects {source} but '{stage}.{source}.path' is empty: give the table's path."
+                )
 
 
-def facets_params():
-    """The facets section without the settings of backends it does not select; extractive also embeds
-    sentences with the facet_embed encoder, so that encoder is one of its settings."""
-    backend = config["facets"]["backend"]
-    others = {"llm"} | {
-        key
-        for name, keys in FACET_BACKEND_SETTINGS.items()
-        if name != backend
-        for key in keys
-    }
-    settings = {
-        key: value for key, value in config["facets"].items() if key not in others
-    }
-    if backend == "extractive":
-        settings["facet_embed"] = config["facet_embed"]
-    return with_evidence(settings)
+check_file_sources()
 
 
-def dataset_params():
-    """The dataset section less what only the download needs, with the symbol overrides the genes stage uses."""
-    settings = config["dataset"]
-    kept = {
-        key: value
-        for key, value in settings.items()
-        if key not in ("download", "cache_dir")
-    }
-    return {**kept, "symbol_overrides": config["genes"]["symbol_overrides"]}
-
-
-def as_json(value):
-    return json.dumps(value, sort_keys=True)
-
-
-# Inputs a job waits for but its stage never reads (its code; `after`, an ordering of jobs).
-NOT_READ = {"code", "after"}
-
-
-def io_args(input, output):
-    """`--in name=path ... --out name=path ...` for every named input and output the stage reads."""
-    pairs = [
-        ("--in", name, path) for name, path in input.items() if name not in NOT_READ
-    ]
-    pairs += [("--out", name, path) for name, path in output.items()]
-    return " ".join(
-        f"{flag} {shlex.quote(f'{name}={path}')}" for flag, name, path in pairs
+def source_stage_params(stage):
+    """config[stage] without the settings of sources it does not select (editing those reruns nothing)."""
+    chosen = registry.selected_sources(stage, config[stage])
+    return registry.without_others(
+        config[stage], registry.source_settings(stage), chosen
     )
 
 
-def log_path(stage):
-    return f"{OUT}/logs/{stage}.log"
+def knowledge_tables(wildcards):
+    """{source: path} of the local tables the knowledge stage reads (a RefSeq summary table): inputs of
+    knowledge, and of enrich, which describes neighbours outside the genes with them."""
+    return {
+        source: config["knowledge"][source]["path"]
+        for source in registry.file_sources("knowledge", config["knowledge"])
+    }
 
 
-def benchmark_path(stage):
-    return f"{OUT}/benchmarks/{stage}.tsv"
+def string_keep_score():
+    """The lowest STRING score the enrich stage may use: its threshold, or the fallback below it."""
+    settings = config["enrich"]
+    return registry.lowest_string_score(
+        settings["string_files"]["min_combined_score"],
+        settings["string_fallback_min_score"],
+    )
 
 
 def string_edge_input(wildcards):
@@ -278,39 +264,31 @@ def string_edge_input(wildcards):
     return {}
 
 
-def neighbour_text_input(wildcards):
-    """A RefSeq summary table, when the knowledge stage reads one, also describes neighbours outside the genes."""
-    return optional_source_inputs("knowledge", FILE_SOURCES["knowledge"])
+# --- facets_llm, facets ---------------------------------------------------------------------------------
 
 
-def string_keep_score():
-    """The lowest STRING score the enrich stage may use: its threshold, or the fallback below it."""
-    settings = config["enrich"]
-    return lowest_string_score(
-        settings["string_files"]["min_combined_score"],
-        settings["string_fallback_min_score"],
-    )
-
-
-# Facet backends that run a language model in rule facets_llm (facet_backends/llm); vllm needs a GPU,
-# transformers one when its device is CUDA.
-LLM_BACKENDS = ("vllm", "openai", "transformers")
-
-
-def llm_selected():
-    return config["facets"]["backend"] in LLM_BACKENDS
+def facets_params():
+    """The facets section without the LLM settings (rule facets_llm reads them) and the settings of
+    backends it does not select; a backend that embeds sentences gets the facet_embed encoder's.
+    """
+    backend = config["facets"]["backend"]
+    owned = {name: entry.settings for name, entry in registry.FACET_BACKENDS.items()}
+    settings = registry.without_others(config["facets"], owned, [backend])
+    del settings["llm"]
+    if registry.FACET_BACKENDS[backend].text_encoder:
+        settings["facet_embed"] = config["facet_embed"]
+    return with_evidence(settings)
 
 
 def facets_llm_params():
     """The backend and the LLM settings (model and sampling among them), for the facets_llm rule."""
-    return with_evidence(
-        {"backend": config["facets"]["backend"], "llm": config["facets"]["llm"]}
-    )
+    settings = config["facets"]
+    return with_evidence({"backend": settings["backend"], "llm": settings["llm"]})
 
 
 def facets_llm_inputs(wildcards):
     """The LLM stage's records, when config selects an LLM backend (else the facets rule needs none)."""
-    if not llm_selected():
+    if not registry.FACET_BACKENDS[config["facets"]["backend"]].llm:
         return {}
     outputs = rules.facets_llm.output
     return {
@@ -326,57 +304,53 @@ def chat_template_input(wildcards):
 
 
 def facets_llm_gpus():
-    settings = config["facets"]
-    backend = settings["backend"]
-    on_cuda = settings["llm"]["transformers"]["device"].startswith("cuda")
-    if backend == "vllm":
-        return settings["llm"]["vllm"]["tensor_parallel_size"]
-    return 1 if backend == "transformers" and on_cuda else 0
+    """The GPUs the selected LLM engine asks for (none when the backend runs no LLM)."""
+    backend = config["facets"]["backend"]
+    if backend not in registry.LLM_ENGINES:
+        return 0
+    return registry.gpus(
+        registry.LLM_ENGINES[backend].gpu, config["facets"]["llm"][backend]
+    )
+
+
+# --- facet_embed ----------------------------------------------------------------------------------------
 
 
 def facet_embed_gpus():
     """One GPU unless the config pins the encoder to the CPU (device auto uses a GPU when it gets one)."""
-    return 0 if config["facet_embed"]["device"] == "cpu" else 1
+    return registry.device_gpus(config["facet_embed"]["device"], auto_takes_gpu=True)
 
 
-CELL_ENCODER_SECTIONS = ("pca", "scvi", "scgpt")
-# The files cell_encoders.scgpt reads (CHECKPOINT_FILES there; tests/test_cell_encoders.py checks).
-SCGPT_FILES = {
-    "scgpt_weights": "best_model.pt",
-    "scgpt_vocab": "vocab.json",
-    "scgpt_args": "args.json",
-}
+# --- cells ----------------------------------------------------------------------------------------------
 
 
 def cells_params():
     """config 'cells' with only the chosen encoder's settings: editing another's reruns nothing."""
     settings = config["cells"]
-    return {
-        key: value
-        for key, value in settings.items()
-        if key not in CELL_ENCODER_SECTIONS or key == settings["encoder"]
-    }
+    owned = {name: (name,) for name in registry.CELL_ENCODERS}
+    return registry.without_others(settings, owned, [settings["encoder"]])
 
 
-def scgpt_checkpoint(wildcards):
-    """scgpt: the checkpoint's three files, as inputs (a changed checkpoint reruns the stage, and their
-    sha256 go into the provenance). Absent files are left to the stage, which says where to get them.
-    """
-    settings = config["cells"]
-    directory = settings["scgpt"]["model_dir"]
-    if settings["encoder"] != "scgpt" or not directory:
+def cell_encoder_checkpoint(wildcards):
+    """The chosen encoder's checkpoint files (scgpt's three), as inputs: a changed checkpoint reruns the
+    stage, and their sha256 go into the provenance. Absent files are left to the stage, which says where
+    to get them."""
+    name = config["cells"]["encoder"]
+    encoder = registry.CELL_ENCODERS[name]
+    directory = encoder.checkpoint_dir and config["cells"][name][encoder.checkpoint_dir]
+    if not directory:
         return {}
-    files = {name: Path(directory) / file for name, file in SCGPT_FILES.items()}
-    return {name: str(path) for name, path in files.items() if path.is_file()}
+    files = {key: Path(directory) / file for key, file in encoder.checkpoint.items()}
+    return {key: str(path) for key, path in files.items() if path.is_file()}
 
 
 def cells_gpus():
-    """One GPU for scgpt and scvi unless their device is cpu; none for pca."""
-    settings = config["cells"]
-    encoder = settings["encoder"]
-    if encoder == "pca" or settings[encoder]["device"] == "cpu":
-        return 0
-    return 1
+    """What the chosen encoder asks for: scgpt and scvi one GPU unless their device is cpu; pca none."""
+    name = config["cells"]["encoder"]
+    return registry.gpus(registry.CELL_ENCODERS[name].gpu, config["cells"][name])
+
+
+# --- train, evaluate ------------------------------------------------------------------------------------
 
 
 def train_params(variant, seed):
@@ -396,7 +370,7 @@ def train_params(variant, seed):
 
 def train_gpus():
     """A GPU for the train rule only when the config asks for CUDA (device auto runs where it lands)."""
-    return 1 if config["train"]["device"] == "cuda" else 0
+    return registry.device_gpus(config["train"]["device"], auto_takes_gpu=False)
 
 
 def cross_validated():
@@ -437,6 +411,75 @@ def evaluate_params():
     return {**settings, "baselines": config["baselines"]}
 
 
+# --- predict, and the workflow's targets ------------------------------------------------------------------
+
+# What the predict stage reads of config 'predict' (the file reaches it as an input).
+PREDICT_SETTINGS = (
+    "perturbations",
+    "fold_change_threshold",
+    "top_genes",
+    "nearest_training",
+    "top_facets",
+    "top_interactions",
+)
+
+
 def screen_checkpoints(wildcards):
     """The main variant's checkpoint for every seed: the screen predicts with them as evaluate does."""
     return checkpoints_of([config["evaluate"]["main_variant"]])
+
+
+def screen_request_file(wildcards):
+    """The perturbation list file, when config 'predict.file' names one: editing it reruns predict.
+    A screen asked for (target predict) with nothing to predict stops here, before any job.
+    """
+    if not screen_entries():
+        raise WorkflowError(
+            "config 'predict.perturbations' is empty (and 'predict.file' names no perturbation), but the "
+            "screen (target predict) was asked for. Fix: list genes or pairs, e.g. predict.perturbations: "
+            "[TP53, GATA1+KLF1], or leave out the target 'predict'."
+        )
+    path = config["predict"]["file"]
+    return {"requests": path} if path else {}
+
+
+def screen_table_input(wildcards):
+    """The screen's table, when config 'predict' asks for any perturbation: the report plots its pairs."""
+    return {"screen": rules.predict.output.screen} if screen_entries() else {}
+
+
+def final_targets():
+    """The report, and the screen's outputs when config 'predict' asks for any perturbation."""
+    targets = list(rules.report.output)
+    if screen_entries():
+        targets += list(rules.predict.output)
+    return targets
+
+
+# --- before any job ---------------------------------------------------------------------------------------
+
+
+def check_output_folders():
+    """Before any job: a file where an output folder must be, or an output folder (under config
+    'outdir') the user cannot write, stops the run with the path and the fix (Snakemake would raise
+    from deep inside a job).
+    """
+    for stage in workflow.rules:
+        for pattern in stage.output:
+            fixed = Path(str(pattern).split("{")[0] or ".")
+            steps = [*reversed(fixed.parents), fixed]
+            blocker = next((s for s in steps if s.exists() and not s.is_dir()), None)
+            if blocker is not None and blocker != Path(str(pattern)):
+                raise WorkflowError(
+                    f"{blocker}: a file where a folder must be (rule {stage.name} writes {pattern} "
+                    "under it). Fix: move or delete that file, or set config 'outdir' elsewhere."
+                )
+            if not str(pattern).startswith(OUT):
+                continue  # a cache's rule (resources/), in the plan only while its cache is empty
+            folder = next(s for s in reversed(steps[:-1] or [Path(".")]) if s.exists())
+            if not os.access(folder, os.W_OK):
+                raise WorkflowError(
+                    f"{folder}: not writable for this user, and rule {stage.name} writes {pattern} "
+                    "under it. Fix: make it writable (chmod, chown or group rights), or set config "
+                    "'outdir' to a folder you can write."
+                )

@@ -11,7 +11,7 @@ rule fetch_dataset:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(section("dataset", "source", "name", "download")),
     shell:
         "{params.cli} fetch_dataset {params.io} --params {params.config:q} 2> {log}"
@@ -37,7 +37,7 @@ rule dataset:
         "../envs/dataset.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(dataset_params()),
     shell:
         "{params.cli} dataset {params.io} --params {params.config:q} 2> {log}"

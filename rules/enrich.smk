@@ -15,7 +15,7 @@ rule fetch_string:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(
             {
                 "string_files": {
@@ -31,23 +31,23 @@ rule fetch_string:
 rule enrich:
     input:
         unpack(string_edge_input),
-        unpack(neighbour_text_input),
+        unpack(knowledge_tables),
         gene_text=rules.knowledge.output.gene_text,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("enrich"),
     output:
-        gene_text=f"{OUT}/{{gene_set}}enrich/gene_text.parquet",
-        report=f"{OUT}/{{gene_set}}enrich/enrich_report.json",
+        gene_text=f"{OUT}/{{gene_set}}/enrich/gene_text.parquet",
+        report=f"{OUT}/{{gene_set}}/enrich/enrich_report.json",
     log:
-        log_path("{gene_set}enrich"),
+        log_path("{gene_set}/enrich"),
     benchmark:
-        benchmark_path("{gene_set}enrich")
+        benchmark_path("{gene_set}/enrich")
     conda:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(with_evidence(source_stage_params("enrich"))),
     shell:
         "{params.cli} enrich {params.io} --params {params.config:q} 2> {log}"

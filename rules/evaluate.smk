@@ -20,6 +20,8 @@ rule evaluate:
         cell_facets=f"{OUT}/evaluate/cell_facets.csv",
         de_changes=f"{OUT}/evaluate/de_changes.csv",
         predictions=f"{OUT}/evaluate/predictions.h5ad",
+        interactions=f"{OUT}/evaluate/interactions.csv",
+        interactions_summary=f"{OUT}/evaluate/interactions.json",
     log:
         log_path("evaluate"),
     benchmark:
@@ -29,7 +31,7 @@ rule evaluate:
     threads: 2
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(evaluate_params()),
+        io=stage_io,
+        config=as_json(with_interactions(evaluate_params())),
     shell:
         "{params.cli} evaluate {params.io} --params {params.config:q} 2> {log}"

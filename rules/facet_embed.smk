@@ -6,11 +6,11 @@ rule facet_embed:
         facets=rules.facets.output.facets,
         code=stage_code("facet_embed"),
     output:
-        tensor=f"{OUT}/{{gene_set}}facet_embed/facet_tensor.safetensors",
+        tensor=f"{OUT}/{{gene_set}}/facet_embed/facet_tensor.safetensors",
     log:
-        log_path("{gene_set}facet_embed"),
+        log_path("{gene_set}/facet_embed"),
     benchmark:
-        benchmark_path("{gene_set}facet_embed")
+        benchmark_path("{gene_set}/facet_embed")
     conda:
         "../envs/facet_embed.yaml"
     threads: 2
@@ -19,7 +19,7 @@ rule facet_embed:
         gpu=facet_embed_gpus(),
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(config["facet_embed"]),
     shell:
         "{params.cli} facet_embed {params.io} --params {params.config:q} 2> {log}"

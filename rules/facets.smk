@@ -16,20 +16,20 @@ rule facets_llm:
         go_db=annotation_db("go"),
         code=stage_code("facets_llm"),
     output:
-        records=f"{OUT}/{{gene_set}}facets/llm_records.json",
-        failures=f"{OUT}/{{gene_set}}facets/llm_failures.jsonl",
-        guard=f"{OUT}/{{gene_set}}facets/llm_guard.json",
+        records=f"{OUT}/{{gene_set}}/facets/llm_records.json",
+        failures=f"{OUT}/{{gene_set}}/facets/llm_failures.jsonl",
+        guard=f"{OUT}/{{gene_set}}/facets/llm_guard.json",
     log:
-        log_path("{gene_set}facets_llm"),
+        log_path("{gene_set}/facets_llm"),
     benchmark:
-        benchmark_path("{gene_set}facets_llm")
+        benchmark_path("{gene_set}/facets_llm")
     conda:
         "../envs/facets_llm.yaml"
     resources:
         gpu=facets_llm_gpus(),
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(facets_llm_params()),
     shell:
         "{params.cli} facets_llm {params.io} --params {params.config:q} 2> {log}"
@@ -45,17 +45,17 @@ rule facets:
         go_db=annotation_db("go"),
         code=stage_code("facets"),
     output:
-        facets=f"{OUT}/{{gene_set}}facets/facets.parquet",
-        report=f"{OUT}/{{gene_set}}facets/facets_report.json",
+        facets=f"{OUT}/{{gene_set}}/facets/facets.parquet",
+        report=f"{OUT}/{{gene_set}}/facets/facets_report.json",
     log:
-        log_path("{gene_set}facets"),
+        log_path("{gene_set}/facets"),
     benchmark:
-        benchmark_path("{gene_set}facets")
+        benchmark_path("{gene_set}/facets")
     conda:
         "../envs/facets.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(facets_params()),
     shell:
         "{params.cli} facets {params.io} --params {params.config:q} 2> {log}"

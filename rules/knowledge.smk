@@ -5,24 +5,24 @@
 
 rule knowledge:
     input:
-        unpack(lambda wildcards: optional_source_inputs("knowledge", "refseq_tsv")),
+        unpack(knowledge_tables),
         genes=rules.genes.output.genes,
         org_db=annotation_db("org_hs_eg"),
         go_db=annotation_db("go"),
         code=stage_code("knowledge"),
     output:
-        gene_text=f"{OUT}/{{gene_set}}knowledge/gene_text.parquet",
-        failures=f"{OUT}/{{gene_set}}knowledge/failures.tsv",
-        report=f"{OUT}/{{gene_set}}knowledge/knowledge_report.json",
+        gene_text=f"{OUT}/{{gene_set}}/knowledge/gene_text.parquet",
+        failures=f"{OUT}/{{gene_set}}/knowledge/failures.tsv",
+        report=f"{OUT}/{{gene_set}}/knowledge/knowledge_report.json",
     log:
-        log_path("{gene_set}knowledge"),
+        log_path("{gene_set}/knowledge"),
     benchmark:
-        benchmark_path("{gene_set}knowledge")
+        benchmark_path("{gene_set}/knowledge")
     conda:
         "../envs/knowledge.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(with_evidence(source_stage_params("knowledge"))),
     shell:
         "{params.cli} knowledge {params.io} --params {params.config:q} 2> {log}"

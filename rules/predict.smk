@@ -2,6 +2,9 @@
 # each explained by the facets the cells attended to. Their genes get facets in the screen's gene set
 # (results/<outdir>/screen/); genes the model's set has keep its facets, so the screen predicts them as
 # evaluate does.
+# Its outputs are update(): Snakemake does not delete them before the job and restores them when it fails,
+# and the stage writes each one beside the old and renames it over (io/artifacts.py), so a failing screen
+# never loses the last good one (nor leaves its provenance record orphaned).
 
 
 rule predict:
@@ -18,15 +21,15 @@ rule predict:
         screen_facets=in_screen_set(rules.facets.output.facets),
         code=stage_code("predict"),
     output:
-        predictions=f"{OUT}/predict/predictions.h5ad",
+        predictions=update(f"{OUT}/predict/predictions.h5ad"),
         screen=report(
-            f"{OUT}/predict/screen.tsv",
+            update(f"{OUT}/predict/screen.tsv"),
             caption="../report/screen.rst",
             category="In-silico screen",
         ),
-        explanations=f"{OUT}/predict/explanations.json",
+        explanations=update(f"{OUT}/predict/explanations.json"),
         page=report(
-            f"{OUT}/predict/screen.md",
+            update(f"{OUT}/predict/screen.md"),
             caption="../report/screen.rst",
             category="In-silico screen",
         ),
@@ -39,7 +42,7 @@ rule predict:
     threads: 2
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
-        config=as_json(section("predict", *PREDICT_SETTINGS)),
+        io=stage_io,
+        config=as_json(with_interactions(section("predict", *PREDICT_SETTINGS))),
     shell:
         "{params.cli} predict {params.io} --params {params.config:q} 2> {log}"

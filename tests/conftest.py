@@ -14,10 +14,14 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 from dygenept.config_defaults import dataset_stage_params as dataset_params  # noqa: E402
 from dygenept.config_defaults import merged, section_defaults  # noqa: E402
+from dygenept.registry import ANNOTATION_DATABASES  # noqa: E402
 from dygenept.stages import fetch_annotations  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_H5AD = ROOT / "resources" / "demo" / "perturbench_devel_norman19_mcfaline23.h5ad"
+DEMO_REFSEQ = ROOT / "resources" / "demo" / "refseq_summaries_norman19.tsv.gz"
+# Demo genes without a RefSeq summary: IER5L has no GO annotation either; the others have GO only.
+DEMO_THIN = ("IER5L", "CNN1", "SLC38A2", "ZBTB10")
 ANNOTATION_CACHE = Path(
     os.environ.get("DYGENEPT_ANNOTATION_CACHE", ROOT / "resources" / "annotations")
 )
@@ -42,12 +46,13 @@ def _annotation_db(key: str) -> Path:
     Fetching needs Debian's package servers: offline, every test that needs the databases is skipped,
     saying why, rather than failed.
     """
-    package = fetch_annotations.PACKAGES[key]
+    package = ANNOTATION_DATABASES[key]
     path = ANNOTATION_CACHE / package.sqlite_name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
+        version = section_defaults("annotations")["apt_versions"][key]
         try:
-            fetch_annotations.fetch_package(package, path, apt_version="3.16.0-1", tarball_url=None)
+            fetch_annotations.fetch_package(package, path, apt_version=version, tarball_url=None)
         except fetch_annotations.AnnotationFetchError as error:
             pytest.skip(
                 f"needs {package.sqlite_name} (apt-get download {package.debian_name}): {error}"
@@ -63,6 +68,37 @@ def org_db() -> Path:
 @pytest.fixture(scope="session")
 def go_db() -> Path:
     return _annotation_db("go")
+
+
+@pytest.fixture(scope="session")
+def demo_gene_text(tmp_path_factory, org_db, go_db) -> Path:
+    """The knowledge stage's text (sources: refseq_tsv, go) for the demo genes, from the shipped table."""
+    import pandas as pd
+
+    from dygenept.data import annotation_db
+    from dygenept.stages import knowledge
+
+    tmp = tmp_path_factory.mktemp("demo_gene_text")
+    shipped = pd.read_csv(DEMO_REFSEQ, sep="\t", dtype=str)
+    by_symbol = {r.symbol: r for r in annotation_db.gene_records(org_db).values()}
+    rows = [by_symbol[s] for s in [*shipped["symbol"], *DEMO_THIN]]
+    genes = pd.DataFrame(
+        [
+            {"query": r.symbol, "symbol": r.symbol, "entrez_id": r.entrez_id, "name": r.name}
+            for r in rows
+        ]
+    ).assign(match="symbol")
+    genes.to_csv(tmp / "genes.tsv", sep="\t", index=False)
+    knowledge.run(
+        {"genes": tmp / "genes.tsv", "org_db": org_db, "go_db": go_db, "refseq_tsv": DEMO_REFSEQ},
+        {"gene_text": tmp / "gene_text.parquet"},
+        {
+            **section_defaults("knowledge"),
+            "sources": ["refseq_tsv", "go"],
+            "excluded_evidence": ["ND"],
+        },
+    )
+    return tmp / "gene_text.parquet"
 
 
 @pytest.fixture(scope="session")

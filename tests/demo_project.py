@@ -73,6 +73,12 @@ def planned_jobs(result: subprocess.CompletedProcess) -> set[str]:
     )
 
 
+def planned_outputs(result: subprocess.CompletedProcess) -> list[str]:
+    """Every output path a dry run lists, without the flags it prints after a name ("(update)")."""
+    lines = re.findall(r"^    output: (.*)$", result.stdout, re.M)
+    return [re.sub(r" \([a-z_]+\)$", "", name) for line in lines for name in line.split(", ")]
+
+
 def append_line(path: Path, line: str) -> str:
     original = path.read_text()
     path.write_text(original + line)

@@ -13,6 +13,7 @@ good:
   as "N/A", "", "Not applicable", "none"); ``restate`` (a paragraph copied from the system prompt);
   ``invented`` (schema-valid, but the paragraphs are sentences of another gene's text);
 - ``429`` / ``500`` (with ``Retry-After: 0``); ``slow`` (answers after ``slow_seconds``).
+``GET /v1/models`` lists one model (the engine's check that a server listens).
 Every request is logged: (symbol, behaviour, the request body).
 """
 
@@ -42,6 +43,7 @@ class FakeChatServer:
         self.invented = invented or {}
         self.slow_seconds = slow_seconds
         self.log: list[tuple[str, str, dict]] = []
+        self.models_requests = 0
         self.lock = threading.Lock()
         owner = self
 
@@ -53,6 +55,17 @@ class FakeChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 body["authorization"] = self.headers.get("Authorization")
                 owner.answer(self, body)
+
+            def do_GET(self):  # GET /v1/models: what the engine asks once before any gene
+                owner.models_requests += 1
+                payload = json.dumps(
+                    {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+                )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload.encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -12,9 +12,8 @@ import pytest
 from dygenept.data import annotation_db
 from dygenept.errors import InputError
 from dygenept.io.artifacts import sha256_file
+from dygenept.registry import ANNOTATION_DATABASES
 from dygenept.stages.fetch_annotations import (
-    GO_DB,
-    ORG_HS_EG,
     AnnotationFetchError,
     check_sqlite,
     fetch_package,
@@ -22,6 +21,7 @@ from dygenept.stages.fetch_annotations import (
 )
 
 NO_SUCH_VERSION = "0.0-nonexistent"
+GO_DB, ORG_HS_EG = ANNOTATION_DATABASES["go"], ANNOTATION_DATABASES["org_hs_eg"]
 
 # A five-term GO: 1 ⊃ 2 ⊃ 3 (BP), 4 unrelated (BP), 5 (MF); 9 is obsolete.
 TERMS = [

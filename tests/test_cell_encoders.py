@@ -336,12 +336,3 @@ def test_scgpt_on_cuda_matches_the_cpu(norman_slice, checkpoint):
     cpu = scgpt.embed_cells(expression, ids[ids >= 0], model, 1200, 4, seed=0, device="cpu")
     gpu = scgpt.embed_cells(expression, ids[ids >= 0], model, 1200, 4, seed=0, device="cuda")
     assert (cpu * gpu).sum(axis=1).min() > 0.99
-
-
-def test_the_rule_declares_the_checkpoint_files_the_stage_reads():
-    import ast
-    import re
-
-    common = (ROOT / "rules" / "common.smk").read_text()
-    declared = re.search(r"^SCGPT_FILES = (\{.*?\})$", common, re.S | re.M).group(1)
-    assert ast.literal_eval(declared) == scgpt.CHECKPOINT_FILES

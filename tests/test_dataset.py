@@ -13,6 +13,7 @@ from dygenept.data.conditions import (
     CONTROL_KEY,
     canonical_condition,
     condition_genes,
+    looks_like_control,
 )
 from dygenept.data.splits import SUBGROUPS, simulation_split
 from dygenept.stages.dataset import DatasetError, data_card, load_dataset, top_de_genes
@@ -215,6 +216,57 @@ def test_no_control_cells(tmp_path):
     path = write(tmp_path, np.ones((4, 3), dtype=np.float32), ["A", "B", "A", "A+B"])
     with pytest.raises(DatasetError, match="no control cells.*control_values"):
         load_dataset(path, PARAMS)
+
+
+def test_controls_under_a_label_config_does_not_name_stop_with_the_counts_and_the_fix(tmp_path):
+    """Half the demo's controls relabelled 'non-targeting' while config says 'control' (they became the
+    perturbation 'non-targeting+ctrl', and the genes stage then blamed the symbol)."""
+    adata = ad.read_h5ad(DEMO_H5AD)
+    adata = adata[adata.obs["dataset"] == "norman19"].copy()
+    labels = adata.obs["perturbation"].astype(str).to_numpy()
+    controls = np.flatnonzero(labels == "control")
+    labels[controls[: len(controls) // 2]] = "non-targeting"
+    adata.obs["perturbation"] = labels
+    adata.write_h5ad(tmp_path / "relabelled.h5ad")
+    half = len(controls) // 2
+    with pytest.raises(DatasetError) as error:
+        load_dataset(tmp_path / "relabelled.h5ad", DEMO_DATASET_PARAMS)
+    message = str(error.value)
+    assert message.startswith(
+        f"{tmp_path / 'relabelled.h5ad'}: {half} cell(s) of obs['perturbation']"
+    )
+    assert f"'dataset.control_values' ['control'] ({len(controls) - half} cells)" in message
+    assert f"'non-targeting' ({half} cells)" in message
+    assert (
+        "Fix: name every control label, e.g. dataset.control_values: [control, non-targeting]"
+        in message
+    )
+
+
+@pytest.mark.parametrize(
+    "name, control",
+    [
+        ("non-targeting", True), ("NT", True), ("NTC_3", True), ("CTRL00320", True),
+        ("Safe_Targeting", True), ("negative control", True), ("INTERGENIC", True),
+        ("NT5C2", False), ("NT5E", False), ("NTRK1", False), ("KLF1", False), ("SET", False),
+    ],
+)  # fmt: skip
+def test_control_labels_in_the_spellings_screens_use_and_no_gene_symbol(name, control):
+    assert looks_like_control(name) is control
+
+
+def test_a_control_label_inside_a_pair_is_caught_and_named_controls_pass(tmp_path):
+    path = write(
+        tmp_path, np.ones((5, 3), dtype=np.float32), ["ctrl", "ctrl", "A", "A+NT", "A+ctrl"]
+    )
+    with pytest.raises(DatasetError, match=r"'A\+NT' \(1 cells\)"):
+        load_dataset(path, dataset_params(expression="log_normalized", control_values=["ctrl"]))
+    assert (
+        load_dataset(
+            path, dataset_params(expression="log_normalized", control_values=["ctrl", "NT"])
+        ).n_obs
+        == 5
+    )
 
 
 def test_raw_counts_declared_as_log_are_refused_and_counts_mode_normalises(tmp_path):

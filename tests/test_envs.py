@@ -166,3 +166,10 @@ def test_env_versions_agree_with_the_lock(env):
         if version != expected:
             wrong.append(f"{package}{operator}{version} (lock: {exact}; pin {expected})")
     assert not wrong, f"{Path(env).name}: {', '.join(wrong)}"
+
+
+def test_each_optional_package_is_in_the_env_its_error_names():
+    from dygenept.errors import OPTIONAL_PACKAGES
+
+    for module, env in OPTIONAL_PACKAGES.items():
+        assert module in env_modules(str(ROOT / env)), f"{env} does not carry {module}"

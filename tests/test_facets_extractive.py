@@ -4,7 +4,6 @@ the real GO / org.Hs.eg.db databases; the facet spec's K and GO roots; the facet
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,15 +25,11 @@ from dygenept.facet_backends.extractive import (
 from dygenept.facet_backends.go_rules import GoRulesBackend
 from dygenept.formats.facet_spec import load_facet_specs
 from dygenept.stages import facets as facets_stage
-from dygenept.stages import knowledge
 from dygenept.text.cleaning import clean_sentences
 
-from conftest import ROOT
+from conftest import DEMO_REFSEQ, ROOT
 
-DEMO_REFSEQ = ROOT / "resources" / "demo" / "refseq_summaries_norman19.tsv.gz"
 FACETS_YAML = ROOT / "resources" / "facets.yaml"
-# Demo genes without a RefSeq summary: IER5L has no GO annotation either; the others have GO only.
-THIN = ("IER5L", "CNN1", "SLC38A2", "ZBTB10")
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 
 
@@ -49,40 +44,14 @@ def params() -> dict:
 
 
 @pytest.fixture(scope="module")
-def gene_text(tmp_path_factory, org_db, go_db) -> Path:
-    """The knowledge stage's text (sources: refseq_tsv, go) for the demo genes, from the shipped table."""
-    tmp = tmp_path_factory.mktemp("extractive")
-    shipped = pd.read_csv(DEMO_REFSEQ, sep="\t", dtype=str)
-    by_symbol = {r.symbol: r for r in annotation_db.gene_records(org_db).values()}
-    rows = [by_symbol[s] for s in [*shipped["symbol"], *THIN]]
-    genes = pd.DataFrame(
-        [
-            {"query": r.symbol, "symbol": r.symbol, "entrez_id": r.entrez_id, "name": r.name}
-            for r in rows
-        ]
-    ).assign(match="symbol")
-    genes.to_csv(tmp / "genes.tsv", sep="\t", index=False)
-    knowledge.run(
-        {"genes": tmp / "genes.tsv", "org_db": org_db, "go_db": go_db, "refseq_tsv": DEMO_REFSEQ},
-        {"gene_text": tmp / "gene_text.parquet"},
-        {
-            **section_defaults("knowledge"),
-            "sources": ["refseq_tsv", "go"],
-            "excluded_evidence": ["ND"],
-        },
-    )
-    return tmp / "gene_text.parquet"
-
-
-@pytest.fixture(scope="module")
 def backend(org_db, go_db) -> ExtractiveBackend:
     entry = BACKENDS["extractive"]
     return entry.make({"org_db": org_db, "go_db": go_db}, entry.settings(params()))
 
 
 @pytest.fixture(scope="module")
-def result(gene_text, backend):
-    genes = read_gene_texts(gene_text)
+def result(demo_gene_text, backend):
+    genes = read_gene_texts(demo_gene_text)
     specs = load_facet_specs(FACETS_YAML)
     facet_sets = backend.generate(genes, specs)
     facet_ids = [s.id for s in specs]
@@ -141,6 +110,7 @@ def test_a_vague_sentence_stays_out_of_facets_it_does_not_speak_of(result):
 
 def test_every_facet_is_made_of_the_genes_own_sentences_only(result):
     genes, _, facet_sets, _ = result
+    max_sentences = params()["max_sentences"]  # read from the schema once, not per facet
     for gene, facet_set in zip(genes, facet_sets):
         sentences = [s["text"] for s in gene.sentences]
         for text in facet_set.texts:
@@ -150,7 +120,7 @@ def test_every_facet_is_made_of_the_genes_own_sentences_only(result):
             for sentence in sorted(sentences, key=len, reverse=True):
                 rest = rest.replace(sentence, "")
             assert not rest.strip(), (gene.symbol, rest)
-            assert len([s for s in sentences if s in text]) <= params()["max_sentences"]
+            assert len([s for s in sentences if s in text]) <= max_sentences
 
 
 def test_none_where_no_sentence_qualifies(result, backend):
@@ -274,16 +244,23 @@ def test_coverage_report_by_hand():
     assert report["facets_per_gene"] == {"mean": 0.75, "median": 0.5} and report["k"] == 3
 
 
-def test_facets_stage_writes_the_table_and_the_coverage_report(gene_text, org_db, go_db, tmp_path):
+def test_facets_stage_writes_the_table_and_the_coverage_report(
+    demo_gene_text, org_db, go_db, tmp_path
+):
     outputs = {"facets": tmp_path / "facets.parquet", "report": tmp_path / "facets_report.json"}
-    inputs = {"gene_text": gene_text, "facets_yaml": FACETS_YAML, "org_db": org_db, "go_db": go_db}
+    inputs = {
+        "gene_text": demo_gene_text,
+        "facets_yaml": FACETS_YAML,
+        "org_db": org_db,
+        "go_db": go_db,
+    }
     facets_stage.run(
         inputs, outputs, {**params(), "cache_dir": str(tmp_path), "code_sha256": "code"}
     )
     table = pd.read_parquet(outputs["facets"])
     report = json.loads(outputs["report"].read_text())
     k = len(load_facet_specs(FACETS_YAML))
-    assert len(table) == k * len(read_gene_texts(gene_text)) and report["k"] == k
+    assert len(table) == k * len(read_gene_texts(demo_gene_text)) and report["k"] == k
     empty = table.groupby("symbol")["is_none"].all()
     assert report["backend"] == "extractive" and report["all_none"] == sorted(empty[empty].index)
     assert "IER5L" in report["all_none"] and report["genes_all_none"] == int(empty.sum())

@@ -6,23 +6,28 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from cache_faults import LETTERS, garble_header, overwrite_inside_values
 from fake_llm_server import FakeChatServer
 
+from dygenept import cli
 from dygenept.errors import InputError
 from dygenept.facet_backends import backend_entry, guard
 from dygenept.facet_backends.base import NONE_MARKER, FacetSet, GeneText, read_gene_texts
-from dygenept.facet_backends.llm.cache import AnswerCache, cache_key
+from dygenept.facet_backends.llm.cache import CACHE_FILE, AnswerCache, cache_key
 from dygenept.facet_backends.llm.engines import (
     EngineSettings,
     SamplingSettings,
@@ -375,6 +380,28 @@ def test_openai_resumes_from_the_cache_and_runs_only_new_or_changed_work(
         assert changed.from_cache == 0 and {s for s, _, _ in server.log} == set(SYMBOLS[:6])
 
 
+def test_a_corrupted_or_unreadable_answer_cache_asks_again_for_what_it_lost(
+    defaults, genes, facets, templates, tmp_path, caplog
+):
+    ids = [f.id for f in facets]
+    database = tmp_path / "cache" / CACHE_FILE
+    with FakeChatServer({g.symbol: grounded_answer(g, ids) for g in genes}) as server:
+        clean, _ = run_openai(defaults, server, genes, facets, templates, tmp_path)
+        overwrite_inside_values(database, 3, LETTERS)  # still valid JSON: only the checksum tells
+        server.log.clear()
+        again, _ = run_openai(defaults, server, genes, facets, templates, tmp_path)
+        assert (again.from_cache, again.generated, len(server.log)) == (len(genes) - 3, 3, 3)
+        assert again.answers == clean.answers
+        garble_header(database)
+        server.log.clear()
+        rebuilt, _ = run_openai(defaults, server, genes, facets, templates, tmp_path)
+        assert rebuilt.from_cache == 0 and len(server.log) == len(genes)
+        assert rebuilt.answers == clean.answers
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"{database}: 3 cached values failed verification (3 × checksum differs)" in warnings[0]
+    assert warnings[1].startswith(f"{database}: SQLite cannot read this cache")
+
+
 def test_openai_sends_the_key_from_the_named_variable(
     defaults, genes, facets, templates, tmp_path, monkeypatch
 ):
@@ -433,6 +460,47 @@ def stage_io(tmp_path, genes, org_db, go_db):
         ]
     }
     return inputs, outputs
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_dead_openai_server_stops_the_stage_within_seconds_naming_the_url(
+    defaults, tmp_path, org_db, go_db, capsys
+):
+    """The schema's own retry settings (five attempts with backoff, per gene) never come into play:
+    one request before any gene finds nobody listening."""
+    gene = GeneText("7157", "TP53", "tumor protein p53", "TP53 is a tumour suppressor.")
+    inputs, outputs = stage_io(tmp_path, [gene], org_db, go_db)
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    settings = copy.deepcopy(defaults)
+    settings["openai"]["base_url"] = base_url
+    settings["cache_dir"] = str(tmp_path / "cache")
+    params = {"backend": "openai", "llm": settings, "excluded_evidence": ["ND"]}
+    argv = ["facets_llm", "--params", json.dumps(params)]
+    argv += [arg for name, path in inputs.items() for arg in ("--in", f"{name}={path}")]
+    argv += [arg for name, path in outputs.items() for arg in ("--out", f"{name}={path}")]
+    started = time.monotonic()
+    status = cli.main(argv)
+    seconds = time.monotonic() - started
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("dygenept ")]
+    assert status == 2 and seconds < 10, seconds
+    assert f"config 'facets.llm.openai.base_url' = {base_url}: no server answers" in line
+    assert "Connection refused" in line and "Fix: start the server" in line
+    assert len(line) < 500 and "Traceback" not in err
+    assert not any(path.exists() for path in outputs.values())
+
+
+def test_the_server_check_is_one_request_before_any_gene(defaults, genes, facets, tmp_path):
+    with faulty_server(genes, facets) as server:
+        settings = openai_settings(defaults, server.base_url, tmp_path)
+        make_engine("openai", EngineSettings.from_params(settings), answer_schema(facets, 600, 0))
+        assert server.models_requests == 1 and server.log == []
 
 
 def test_stage_writes_records_failures_and_guard_then_facets_reads_them(
@@ -589,9 +657,11 @@ def test_a_killed_run_resumes_from_the_batches_it_finished(
         deadline = time.monotonic() + 60
         while cached < 4 and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.1)
-            if database.exists():
-                with sqlite3.connect(database) as db:
-                    cached = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+            try:
+                with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+                    cached = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+            except sqlite3.OperationalError:  # the child has not created the file or table yet
+                continue
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         assert 4 <= cached < len(SYMBOLS) and not outputs["records"].exists()

@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from demo_project import DOWNSTREAM_OF_FACETS, append_line, copy_project, planned_jobs, snakemake
+from demo_project import (
+    DOWNSTREAM_OF_FACETS,
+    append_line,
+    copy_project,
+    planned_jobs,
+    planned_outputs,
+    snakemake,
+)
+
+# End-to-end: about ten real Snakemake invocations (parse, dry run, touch) of a project copy, a minute
+# or more on two cores; `make test-fast` leaves them out, `make test` runs them.
+pytestmark = pytest.mark.slow
 
 PROMPT_FILES = ["system.md", "user.md", "examples.yaml"]
 
@@ -25,11 +36,10 @@ def finished_project(destination: Path, backend: str, org_db: Path, go_db: Path)
     (project / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
     plan = snakemake(project, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-2000:]
-    for line in re.findall(r"^    output: (.*)$", plan.stdout, re.M):
-        for name in line.split(", "):
-            path = project / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+    for name in planned_outputs(plan):
+        path = project / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
     touched = snakemake(project, "--touch")
     assert touched.returncode == 0, touched.stderr[-2000:]
     assert planned_jobs(snakemake(project, "--dry-run")) == set()

@@ -5,6 +5,7 @@ a SIGKILLed run resuming, the rate limit and Retry-After measured at the server,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cache_faults import LETTERS, garble_header, overwrite_inside_values
 
 from dygenept.config_defaults import merged, section_defaults
 from dygenept.io.http import FetchError
@@ -33,6 +35,13 @@ UNKNOWN_GENE = "999999999"  # an Entrez id no source knows
 @pytest.fixture(scope="module")
 def records(shared_data):
     return load_records(shared_data, 40)
+
+
+def cached_genes(cache_dir: Path, params: dict, source: str, genes) -> set[str]:
+    """The genes whose answers from ``source``, under ``params``' settings, the cache holds."""
+    key = cache_key(knowledge.NETWORK_SOURCES[source](params))
+    with GeneCache(cache_dir) as cache:
+        return set(cache.answers(source, key, genes))
 
 
 def write_genes(path: Path, records: dict, extra: tuple[str, ...] = ()) -> Path:
@@ -134,16 +143,15 @@ def test_every_gene_is_fetched_or_listed_once_through_every_fault(tmp_path, reco
     assert set(failures["symbol"]) == {records[gene].symbol for gene in failed_batch}
     report = json.loads((tmp_path / "knowledge_report.json").read_text())
     assert details["failures"] == 10 and len(report["failures"]) == 10
-    with GeneCache(tmp_path / "cache") as cache:
-        for source in ("mygene", "entrez"):
-            assert cache.cached_ids(source) == all_genes
-            assert (
-                report["sources"][source]["fetched"] == len(all_genes)
-                and report["sources"][source]["failed"] == 0
-            )
-        assert cache.cached_ids("uniprot") == all_genes - set(
-            failed_batch
-        )  # failures are not cached
+    for source in ("mygene", "entrez"):
+        assert cached_genes(tmp_path / "cache", params, source, all_genes) == all_genes
+        assert (
+            report["sources"][source]["fetched"] == len(all_genes)
+            and report["sources"][source]["failed"] == 0
+        )
+    assert cached_genes(tmp_path / "cache", params, "uniprot", all_genes) == all_genes - set(
+        failed_batch
+    )  # failures are not cached
 
     by_symbol = table.set_index("symbol")
     tp53 = by_symbol.loc["TP53"]
@@ -183,8 +191,8 @@ def test_no_text_answers_are_cached_and_failures_are_asked_again(tmp_path, recor
         ] * 4  # every attempt
         with GeneCache(tmp_path / "cache") as cache:
             key = cache_key(MyGeneSource.from_params(params))
-            answers = cache.get_many("mygene", key, without_summary | {UNKNOWN_GENE})
-            assert failing not in cache.cached_ids("mygene")
+            answers = cache.answers("mygene", key, without_summary | {UNKNOWN_GENE})
+            assert not cache.answers("mygene", key, [failing])
         assert set(answers) == without_summary | {UNKNOWN_GENE} and all(
             answer == [] for answer in answers.values()
         )
@@ -196,10 +204,35 @@ def test_no_text_answers_are_cached_and_failures_are_asked_again(tmp_path, recor
     assert pd.read_csv(tmp_path / "failures.tsv", sep="\t").empty
 
 
+def test_a_corrupted_or_unreadable_answer_cache_asks_again_for_what_it_lost(
+    tmp_path, records, caplog
+):
+    genes = write_genes(tmp_path / "genes.tsv", records)
+    database = tmp_path / "cache" / CACHE_FILE
+    with FakeApis(records) as server:
+        params = stage_params(server, tmp_path / "cache", ["mygene"], mygene={"batch_size": 1})
+
+        def run_asking() -> set[str]:
+            before = len(server.requests())
+            knowledge.run({"genes": genes}, outputs(tmp_path), params)
+            assert (tmp_path / "gene_text.parquet").read_bytes() == clean
+            return {gene for entry in server.requests()[before:] for gene in entry.ids}
+
+        knowledge.run({"genes": genes}, outputs(tmp_path), params)
+        clean = (tmp_path / "gene_text.parquet").read_bytes()
+        hit = overwrite_inside_values(database, 5, LETTERS)  # inside a text: still valid JSON
+        assert run_asking() == {key.rsplit(":", 1)[1] for key in hit}
+        garble_header(database)
+        assert run_asking() == set(records)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"{database}: 5 cached values failed verification (5 × checksum differs)" in warnings[0]
+    assert warnings[1].startswith(f"{database}: SQLite cannot read this cache")
+
+
 def _cached_count(cache_dir: Path) -> int:
     try:
         with sqlite3.connect(cache_dir / CACHE_FILE, timeout=5) as db:
-            return db.execute("SELECT count(*) FROM answers").fetchone()[0]
+            return db.execute("SELECT count(*) FROM entries").fetchone()[0]
     except sqlite3.OperationalError:  # not created yet
         return 0
 
@@ -242,8 +275,7 @@ def test_a_killed_run_resumes_without_refetching_cached_genes(tmp_path, shared_d
             process.wait()
         assert process.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()
         assert not (tmp_path / "gene_text.parquet").exists()
-        with GeneCache(tmp_path / "cache") as cache:
-            cached = cache.cached_ids("mygene")
+        cached = cached_genes(tmp_path / "cache", params, "mygene", records)
         assert 12 <= len(cached) < len(records)
         first = len(server.requests())
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)

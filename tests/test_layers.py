@@ -88,10 +88,3 @@ def test_a_stage_importing_a_stage_and_a_cycle_are_found(toy):
     assert import_graph.import_cycles(toy) == [
         ["dygenept.errors", "dygenept.lib", "dygenept.errors"]
     ]
-
-
-def test_the_snakefile_and_the_knowledge_stage_name_the_same_network_sources():
-    from dygenept.sources import NETWORK_TEXT_SOURCES
-    from dygenept.stages.knowledge import NETWORK_SOURCES
-
-    assert set(NETWORK_SOURCES) == set(NETWORK_TEXT_SOURCES)

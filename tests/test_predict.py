@@ -4,12 +4,24 @@ genes stage refusing a made-up symbol. The screen on the real demo run is in tes
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dygenept.data.screen_requests import parse_requests, read_request_file, requested_genes
 from dygenept.data.symbols import UnmappedGenesError
 from dygenept.errors import InputError
-from dygenept.evaluation.screen import effect_size, nearest, top_changes, top_facets
+from dygenept.evaluation.screen import (
+    NOISE_COLUMNS,
+    effect_size,
+    nearest,
+    noise_columns,
+    noise_floor,
+    sampling_error,
+    screen_ranks,
+    tie_groups,
+    top_changes,
+    top_facets,
+)
 from dygenept.stages.genes import run as genes_run
 
 from conftest import DEMO_H5AD, ROOT, section_params
@@ -66,6 +78,35 @@ def test_screen_numbers_by_hand():
     ]
     weights = np.array([0.0, 0.7, 0.3, 0.0])
     assert top_facets(weights, np.array([True, True, True, False]), k=3) == [1, 2]
+
+
+def test_the_noise_floor_by_hand():
+    cells = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])  # variances (ddof 1): 4 and 3
+    assert sampling_error(cells) == pytest.approx(np.sqrt((4 + 3) / 3))
+    assert np.isnan(sampling_error(cells[:1]))  # one cell: no spread to measure
+    assert noise_floor([0.2, np.nan, 0.4, 0.3]) == pytest.approx(0.3)
+
+
+def test_entries_within_the_floor_share_a_rank_and_those_near_the_training_mean_get_none():
+    reference = np.zeros(2)
+    predicted = np.array(
+        [
+            [1.0, 0.0],  # A: 1.0 from the training mean
+            [1.1, 0.0],  # B: within 0.3 of A
+            [1.3, 0.0],  # C: within 0.3 of B (not of A): one group through the chain
+            [0.0, 2.0],  # D: apart from all, the farthest
+            [0.1, 0.1],  # E: within the floor of the training mean
+        ]
+    )
+    floor = 0.3
+    assert tie_groups(predicted, floor) == [0, 0, 0, 3, 4]
+    specific = list(np.linalg.norm(predicted - reference, axis=1))
+    assert screen_ranks(specific, tie_groups(predicted, floor), floor) == [2, 2, 2, 1, None]
+    columns = noise_columns(list("ABCDE"), predicted, reference, floor)
+    assert columns.columns.tolist() == NOISE_COLUMNS
+    assert columns["rank"].tolist() == [2, 2, 2, 1, pd.NA]
+    assert columns.loc["A", "same_as"] == "B;C" and columns.loc["D", "same_as"] == ""
+    assert columns.loc["D", "effect_over_noise"] == pytest.approx(2.0 / 0.3, abs=0.01)
 
 
 def test_the_genes_stage_refuses_a_made_up_screen_gene_by_name(tmp_path, org_db):

@@ -27,9 +27,9 @@ def embedded_files(html: str) -> dict[str, tuple[str, bytes]]:
 
 def test_report_embeds_the_metrics_table_and_the_heatmap(demo_run):
     project, out = demo_run
-    result = snakemake(project, "--report", "report.html")
+    result = snakemake(project, "--report", "results/demo/snakemake_report.html")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    html = (project / "report.html").read_text()
+    html = (out / "snakemake_report.html").read_text()
     files = embedded_files(html)
     media, table = files["metrics_table.txt"]
     assert media == "text/plain"
@@ -41,6 +41,13 @@ def test_report_embeds_the_metrics_table_and_the_heatmap(demo_run):
     # the in-silico screen's page (config 'predict') is in the report too
     media, page = files["screen.md"]
     assert page == (out / "predict" / "screen.md").read_bytes() and b"TP53+ctrl" in page
-    for caption in ("metrics_table.rst", "facet_heatmap.rst", "screen.rst", "workflow.rst"):
+    captions = (
+        "metrics_table.rst",
+        "facet_heatmap.rst",
+        "cell_facets.rst",
+        "screen.rst",
+        "workflow.rst",
+    )
+    for caption in captions:
         first_words = " ".join((ROOT / "report" / caption).read_text().split()[:4])
         assert first_words in html, caption

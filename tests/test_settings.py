@@ -38,7 +38,10 @@ EXEMPT = {
     "io/keyed_store.py:context_digest": "hashes a cache context (params among it) into a key",
     "io/keyed_store.py:without_locations": "drops each cache_dir from params before they are hashed",
     "text/sources/gene_cache.py:settings_key": "hashes what shapes a source's answer into a key",
-    "sources.py:selected_sources": "rules/common.smk calls it as the Snakefile parses, on config",
+    # The registry's helpers that rules/common.smk calls on config as the Snakefile parses.
+    "registry.py:selected_sources": "the sources a stage's config section selects",
+    "registry.py:file_sources": "the selected sources that read a local table (rule inputs)",
+    "registry.py:gpus": "how many GPUs a choice's device settings ask the scheduler for",
 }
 
 

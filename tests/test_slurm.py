@@ -41,11 +41,11 @@ DETERMINISTIC = [
     "data/split.json",
     "data/de_genes.json",
     "data/data_card.json",
-    "genes/genes.tsv",
-    "knowledge/gene_text.parquet",
-    "enrich/gene_text.parquet",
-    "facets/facets.parquet",
-    "facet_embed/facet_tensor.safetensors",
+    "model/genes/genes.tsv",
+    "model/knowledge/gene_text.parquet",
+    "model/enrich/gene_text.parquet",
+    "model/facets/facets.parquet",
+    "model/facet_embed/facet_tensor.safetensors",
     "cells/control_embeddings.safetensors",
     *(
         f"train/{variant}/seed0/model.{ext}"
@@ -221,8 +221,8 @@ def test_a_cancelled_job_is_reported_and_submitted_again(slurm_run, slurm_env):
     attempts = [job_id for job_id, rule in SUBMITTED.findall(output) if rule == CANCELLED_RULE]
     # one job per gene set (the model's and the screen's), and the cancelled one once more
     assert len(attempts) == 3 and cancelled in attempts[:2]
-    for gene_set in ("", "screen/"):
-        assert (out / f"{gene_set}facet_embed" / "facet_tensor.safetensors").is_file()
+    for gene_set in ("model", "screen"):
+        assert (out / gene_set / "facet_embed" / "facet_tensor.safetensors").is_file()
     rerun = snakemake(
         project,
         "--dry-run",

@@ -33,12 +33,12 @@ def test_demo_writes_every_artifact_with_provenance(demo_run):
         "data/split.json",
         "data/de_genes.json",
         "data/data_card.json",
-        "genes/genes.tsv",
-        "knowledge/gene_text.parquet",
-        "enrich/gene_text.parquet",
-        "facets/facets.parquet",
-        "facets/facets_report.json",
-        "facet_embed/facet_tensor.safetensors",
+        "model/genes/genes.tsv",
+        "model/knowledge/gene_text.parquet",
+        "model/enrich/gene_text.parquet",
+        "model/facets/facets.parquet",
+        "model/facets/facets_report.json",
+        "model/facet_embed/facet_tensor.safetensors",
         "screen/genes/genes.tsv",
         "screen/facet_embed/facet_tensor.safetensors",
         "cells/control_embeddings.safetensors",
@@ -72,12 +72,12 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     assert card["cells_per_perturbation"] == {"min": 80, "median": 100.0, "max": 100}
     # the model's genes are the 31 perturbed ones; the screen's add its three never perturbed
     # (config/demo.yaml 'predict'), in a gene set of their own
-    genes = pd.read_csv(out / "genes/genes.tsv", sep="\t", dtype=str)
+    genes = pd.read_csv(out / "model/genes/genes.tsv", sep="\t", dtype=str)
     assert len(genes) == 31 and "MAP3K21" in set(genes["symbol"])
     screen_genes = pd.read_csv(out / "screen/genes/genes.tsv", sep="\t", dtype=str)
     assert len(screen_genes) == 34 and {"TP53", "GATA1", "MYC"} <= set(screen_genes["symbol"])
     assert set(screen_genes["symbol"]) - set(genes["symbol"]) == {"TP53", "GATA1", "MYC"}
-    tensor = load_facet_tensor(out / "facet_embed/facet_tensor.safetensors")
+    tensor = load_facet_tensor(out / "model/facet_embed/facet_tensor.safetensors")
     k = len(yaml.safe_load((ROOT / "resources" / "facets.yaml").read_text())["facets"])
     assert tensor.embeddings.shape == (31, k, 384)
     # the screen's chain found the model's genes in the caches and computed its three alone
@@ -85,7 +85,7 @@ def test_demo_results_are_complete_and_consistent(demo_run):
         "details"
     ]
     assert screen_facets["genes_computed"] == 3
-    facets = pd.read_parquet(out / "facets/facets.parquet")
+    facets = pd.read_parquet(out / "model/facets/facets.parquet")
     expected_mask = (
         ~facets.pivot(index="entrez_id", columns="facet_index", values="is_none")
         .loc[tensor.entrez_ids]
@@ -95,7 +95,7 @@ def test_demo_results_are_complete_and_consistent(demo_run):
     assert np.allclose(np.linalg.norm(tensor.embeddings[tensor.mask], axis=-1), 1.0, atol=1e-2)
     assert not tensor.embeddings[~tensor.mask].any()
     provenance = json.loads(
-        (out / "facet_embed/facet_tensor.safetensors.provenance.json").read_text()
+        (out / "model/facet_embed/facet_tensor.safetensors.provenance.json").read_text()
     )
     assert (
         provenance["details"]["weights_sha256"]
@@ -412,8 +412,11 @@ def test_screen_predicts_unseen_genes_and_a_held_out_one_as_evaluation_does(demo
     facets = explanations["TP53+ctrl"]["facets"]
     assert facets and all(f["gene"] == "TP53" and f["text"] != "NONE" for f in facets)
     screen = pd.read_csv(out / "predict/screen.tsv", sep="\t")
-    assert screen["effect_norm"].is_monotonic_decreasing and len(screen) == 5
-    assert "| 1 | " in (out / "predict/screen.md").read_text()
+    ranked = screen.dropna(subset=["rank"])
+    assert len(screen) == 5 and screen["rank"].isna().tolist() == sorted(screen["rank"].isna())
+    assert ranked["rank"].is_monotonic_increasing and (ranked["effect_over_noise"] >= 1).all()
+    page = (out / "predict/screen.md").read_text()
+    assert predictions.uns["noise_floor"] > 0 and "Noise floor: " in page
 
 
 def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
@@ -442,7 +445,8 @@ def test_facets_rerun_only_for_the_settings_their_backend_reads(demo_run):
 
 def test_one_more_screen_gene_computes_only_its_facets_and_trains_nothing(demo_run, tmp_path):
     """The screen's gene set grows by one gene: its chain computes that gene alone (the facet and text
-    caches), the model's files stay as they are, and nothing is trained or evaluated again."""
+    caches), the model's files stay as they are, and nothing is trained or evaluated again (the report,
+    which plots the screen's pairs, is redrawn)."""
     import shutil
 
     project = tmp_path / "project"
@@ -457,10 +461,13 @@ def test_one_more_screen_gene_computes_only_its_facets_and_trains_nothing(demo_r
     planned = snakemake(project, "--dry-run", config_files=config_files)
     assert planned.returncode == 0, planned.stderr[-3000:]
     chain = {"genes", "knowledge", "enrich", "facets", "facet_embed"}
-    assert planned_jobs(planned) == chain | {"predict", "all"}
+    # the report reruns too: it plots the screen's pairs on the c1–c2 plane
+    assert planned_jobs(planned) == chain | {"predict", "report", "all"}
     # the chain's jobs are the screen's gene set's; the model's files stay as they are
     outputs = re.findall(r"^\s*output: (.*)$", planned.stdout, re.M)
-    chain_outputs = [line for line in outputs if "results/demo/predict/" not in line]
+    chain_outputs = [
+        line for line in outputs if not re.search(r"results/demo/(predict|report)/", line)
+    ]
     assert len(chain_outputs) == 5 and all("results/demo/screen/" in o for o in chain_outputs)
     result = snakemake(project, config_files=config_files)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -11,11 +11,12 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
-from .errors import InputError
+from .errors import UserError, write_problem
 from .import_graph import PACKAGE_DIR, code_files, stage_module, stage_names, stage_summary
 from .io.artifacts import (
     build_provenance,
@@ -86,14 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         details = module.run(inputs, outputs, params) or {}
-    except InputError as error:
+        details["seconds"] = round(time.perf_counter() - started, 3)
+        details["code"] = code
+        record = build_provenance(args.stage, inputs, given, details)
+        for path in outputs.values():
+            write_provenance(path, record)
+    except UserError as error:
         print(f"dygenept {args.stage}: error: {error}", file=sys.stderr)
         return 2
-    details["seconds"] = round(time.perf_counter() - started, 3)
-    details["code"] = code
-    record = build_provenance(args.stage, inputs, given, details)
-    for path in outputs.values():
-        write_provenance(path, record)
+    except OSError as error:  # a full disk, a blocked or unwritable folder: which, and the fix
+        where = os.path.commonpath([str(path) for path in outputs.values()]) if outputs else "."
+        problem = write_problem(error, where)
+        if problem is None:
+            raise
+        print(f"dygenept {args.stage}: error: {problem}", file=sys.stderr)
+        return 2
     logging.getLogger("dygenept").info("%s done in %.1f s", args.stage, details["seconds"])
     return 0
 

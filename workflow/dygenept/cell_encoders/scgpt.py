@@ -37,6 +37,7 @@ from ..data.arrays import dense
 from ..devices import autocast, resolve_device
 from ..errors import InputError
 from ..formats.cell_embedding import CellEmbedding
+from ..registry import CELL_ENCODERS
 from ..settings import read_fields
 from .base import linear_readout
 
@@ -46,11 +47,7 @@ PAD, CLS, EOC = "<pad>", "<cls>", "<eoc>"
 PROGRESS_SECONDS = 10.0
 SYMBOL_COLUMN = "gene_symbol"
 # The stage's inputs (rule cells declares them when config 'cells.scgpt.model_dir' holds them).
-CHECKPOINT_FILES = {
-    "scgpt_weights": "best_model.pt",
-    "scgpt_vocab": "vocab.json",
-    "scgpt_args": "args.json",
-}
+CHECKPOINT_FILES = CELL_ENCODERS["scgpt"].checkpoint
 ENCODER_PREFIXES = ("encoder.", "value_encoder.", "transformer_encoder.")
 # flash-attn checkpoints (the published ones) name the packed projection Wqkv; torch's MHA in_proj_.
 RENAMES = (

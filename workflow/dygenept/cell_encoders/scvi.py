@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from ..data.arrays import dense
 from ..devices import resolve_device
-from ..errors import InputError
+from ..errors import InputError, needs_package
 from ..formats.cell_embedding import CellEmbedding
 from ..settings import read_fields
 from .base import linear_readout
@@ -70,8 +70,10 @@ class ScviSettings:
 def encode(
     controls: ad.AnnData, settings: ScviSettings, inputs: dict[str, Path]
 ) -> tuple[CellEmbedding, dict]:
-    import scvi
     import torch
+
+    with needs_package("scvi", "config 'cells.encoder: scvi'"):
+        import scvi
 
     counts = raw_counts(controls, str(inputs["h5ad"]))
     device = resolve_device(settings.device, "cells.scvi.device")

@@ -3,6 +3,7 @@ held-out-context split, one perturbation in one context (cell line, donor, ...) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 CONTROL = "ctrl"
@@ -11,6 +12,37 @@ CONDITION_KEY = "condition"
 CONTROL_KEY = "control"
 CONTEXT_KEY = "context"  # only in data split by held-out context
 CONTEXT_SEPARATOR = "|"
+
+# How published screens label their control cells, lower-cased without punctuation or a guide number:
+# ctrl (GEARS, Adamson 2016), control (scPerturb), non-targeting (Replogle 2022, Schraivogel 2020),
+# safe-targeting (Replogle 2022), NT (Papalexi 2021, Frangieh 2021), NTC (Datlinger 2017), INTERGENIC
+# (Dixit 2016), negative control / scrambled guides. A label like these that config does not name as a
+# control would be read as a gene.
+CONTROL_LIKE = frozenset(
+    {
+        "ctrl",
+        "control",
+        "nontargeting",
+        "nontarget",
+        "safetargeting",
+        "nt",
+        "ntc",
+        "intergenic",
+        "negativecontrol",
+        "negctrl",
+        "scrambled",
+        "scramble",
+    }
+)
+_GUIDE_NUMBER = re.compile(r"[\W_]*\d+$")
+_PUNCTUATION = re.compile(r"[\W_]+")
+
+
+def looks_like_control(name: str) -> bool:
+    """Whether a label (one gene's part of it) is a control label in one of the usual spellings:
+    "non-targeting", "NT", "NTC_3", "CTRL00320", "Safe_Targeting" — never a gene symbol such as NT5C2."""
+    bare = _PUNCTUATION.sub("", _GUIDE_NUMBER.sub("", name.strip().lower()))
+    return bare in CONTROL_LIKE
 
 
 def canonical_condition(raw: str, control_values: Sequence[str], separator: str) -> str:

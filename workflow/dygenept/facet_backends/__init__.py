@@ -1,7 +1,8 @@
 """Facet backends: each module here has a frozen ``<Backend>Settings`` (``from_params`` of the validated
-``facets`` section) and ``make(inputs, settings) -> FacetBackend``; ``BACKENDS`` names them.
+``facets`` section) and ``make(inputs, settings) -> FacetBackend``; ``BACKENDS`` maps the names
+``registry.FACET_BACKENDS`` gives to them.
 
-The registry imports every backend module, so that the facet stage's code (its import closure) covers all
+This table imports every backend module, so that the facet stage's code (its import closure) covers all
 of them; a backend keeps heavy third-party imports inside its functions.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
+from ..registry import FACET_BACKENDS
 from . import extractive, go_rules
 from .base import BackendEntry
 from .llm import records as llm_records
@@ -19,9 +21,7 @@ _LLM_RECORDS = BackendEntry(llm_records.LlmRecordsSettings.from_params, llm_reco
 BACKENDS: dict[str, BackendEntry[Any]] = {
     "go-rules": BackendEntry(go_rules.GoRulesSettings.from_params, go_rules.make),
     "extractive": BackendEntry(extractive.ExtractiveSettings.from_params, extractive.make),
-    "vllm": _LLM_RECORDS,
-    "openai": _LLM_RECORDS,
-    "transformers": _LLM_RECORDS,
+    **{name: _LLM_RECORDS for name, backend in FACET_BACKENDS.items() if backend.llm},
 }
 
 

@@ -33,9 +33,12 @@ def encode_facet_set(facet_set: FacetSet) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
-def decode_facet_set(entrez_id: str, value: bytes) -> FacetSet:
+def decode_facet_set(value: bytes) -> tuple[tuple[str | None, ...], tuple[tuple[str, ...], ...]]:
+    """A stored facet set's texts and evidence (its gene is the key's)."""
     stored = json.loads(value)
-    return FacetSet(entrez_id, tuple(stored["texts"]), tuple(tuple(e) for e in stored["evidence"]))
+    if not isinstance(stored, dict) or set(stored) != {"texts", "evidence"}:
+        raise ValueError("not a facet set")
+    return tuple(stored["texts"]), tuple(tuple(e) for e in stored["evidence"])
 
 
 def generate_cached(
@@ -47,11 +50,9 @@ def generate_cached(
     genes_per_batch: int = GENES_PER_BATCH,
 ) -> CachedFacets:
     keys = {gene.entrez_id: item_key(context, gene_record(gene)) for gene in genes}
-    stored = store.get_many(keys.values())
+    stored = store.get_many(keys.values(), decode_facet_set)
     by_gene = {
-        entrez: decode_facet_set(entrez, stored[key])
-        for entrez, key in keys.items()
-        if key in stored
+        entrez: FacetSet(entrez, *stored[key]) for entrez, key in keys.items() if key in stored
     }
     missing = [gene for gene in genes if gene.entrez_id not in by_gene]
     for start in range(0, len(missing), genes_per_batch):

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..data import annotation_db
 from ..formats.facet_spec import FacetSpec
+from ..registry import SOURCE_LABELS
 from ..settings import read_fields
-from ..sources import SOURCE_LABELS
 from ..text_encoders import TextEncoder, TextEncoderSettings
 from .base import FacetSet, GeneText
 from .go_rules import facet_subtrees

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -46,23 +47,51 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back, one thread at a time)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto ``path`` only on success.
 
-    A crash mid-write leaves the previous artifact (or nothing) in place, never a truncated file.
+    A crash mid-write leaves the previous artifact (or nothing) in place, never a truncated file. The
+    artifact takes the mode a plain ``open`` would give it (0666 less the umask: group members read a
+    shared results folder where the umask lets them), not mkstemp's private 0600. An OSError (a full
+    disk, a file where a folder must be, a folder that cannot be written) names ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _naming(error, target) from error
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        tmp.chmod(0o666 & ~current_umask())
         yield tmp
         os.replace(tmp, target)
+    except OSError as error:
+        # the artifact, not its temporary twin (the CLI turns a full disk and the like into a SetupError)
+        raise _naming(
+            error, target if error.filename in (None, str(tmp)) else error.filename
+        ) from error
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _naming(error: OSError, path: str | Path) -> OSError:
+    """The same OSError, naming ``path``."""
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 def write_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:

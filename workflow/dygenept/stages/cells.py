@@ -1,6 +1,6 @@
 """The cells stage: a frozen cell-state embedding of every control cell.
 
-``cells.encoder`` picks one of ``cell_encoders.CELL_ENCODERS``: ``pca`` (the embedded default), ``scvi``
+``cells.encoder`` picks one of ``cell_encoders.ENCODERS``: ``pca`` (the embedded default), ``scvi``
 or ``scgpt``. All write the same artifact (``formats.cell_embedding``): the embeddings and a linear
 decoder back to expression (the PCA inverse, or a ridge readout fitted on the control cells).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anndata as ad
 
-from ..cell_encoders import CELL_ENCODERS
+from ..cell_encoders import ENCODERS
 from ..data.conditions import CONTROL_KEY
 from ..errors import InputError
 from ..formats.cell_embedding import save_cell_embedding
@@ -29,9 +29,9 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     and the chosen encoder's settings (``pca``, ``scvi`` or ``scgpt``).
     """
     name = params["encoder"]
-    if name not in CELL_ENCODERS:
-        raise InputError(f"config 'cells.encoder' is '{name}'; known: {sorted(CELL_ENCODERS)}")
-    encoder = CELL_ENCODERS[name]
+    if name not in ENCODERS:
+        raise InputError(f"config 'cells.encoder' is '{name}'; known: {sorted(ENCODERS)}")
+    encoder = ENCODERS[name]
     settings = encoder.settings(params)
     adata = ad.read_h5ad(inputs["h5ad"])
     controls = adata[adata.obs[CONTROL_KEY].values].copy()

@@ -27,6 +27,7 @@ from ..data.conditions import (
     canonical_condition,
     condition_genes,
     context_label,
+    looks_like_control,
     unify_gene_order,
 )
 from ..data.splits import Split, SplitSettings, make_split
@@ -124,6 +125,39 @@ def check_separator(
             )
 
 
+def check_control_labels(
+    labels: pd.Series, path: str, column: str, separator: str, control_values: list[str]
+) -> None:
+    """Control cells under a label config does not name (half the controls called 'non-targeting' where
+    config says 'control') would become a perturbation of a gene called 'non-targeting': stop early."""
+    counts = labels.value_counts()
+    odd = {
+        label: int(n)
+        for label, n in counts.items()
+        if label not in control_values
+        and any(
+            looks_like_control(part) and part.strip() not in control_values
+            for part in label.split(separator)
+        )
+    }
+    if not odd:
+        return
+    named = int(counts[counts.index.isin(control_values)].sum())
+    listed = ", ".join(
+        f"'{label}' ({n} cells)" for label, n in sorted(odd.items(), key=lambda x: -x[1])
+    )
+    parts = sorted(
+        {p.strip() for label in odd for p in label.split(separator) if looks_like_control(p)}
+    )
+    raise DatasetError(
+        f"{path}: {sum(odd.values())} cell(s) of obs['{column}'] carry a control label that config "
+        f"'dataset.control_values' {control_values} ({named} cells) does not name: {listed}. They would be "
+        f"read as perturbations of a gene called '{parts[0]}'. Fix: name every control label, e.g. "
+        f"dataset.control_values: [{', '.join([*control_values, *parts])}] (or leave those cells out "
+        "with dataset.filter)."
+    )
+
+
 def read_h5ad(path: str) -> ad.AnnData:
     file = Path(path)
     if not file.is_file():
@@ -176,6 +210,7 @@ def read_conditions(obs: pd.DataFrame, path: str, params: dict) -> pd.Series:
             "(neither a control nor a gene). Fix: drop those cells from the file, or label them."
         )
     check_separator(raw, path, column, separator, control_values)
+    check_control_labels(raw, path, column, separator, control_values)
     labels = raw.unique()
     canonical = {label: canonical_condition(label, control_values, separator) for label in labels}
     same_genes = unify_gene_order(list(canonical.values()))

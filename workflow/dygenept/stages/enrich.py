@@ -20,7 +20,7 @@ from ..data import annotation_db
 from ..errors import InputError
 from ..formats.gene_text import read_refseq_table
 from ..io.artifacts import atomic_path, write_json_atomic
-from ..sources import PROSE_LABELS, lowest_string_score
+from ..registry import PROSE_LABELS, lowest_string_score
 from ..text.cleaning import clean_sentences
 
 log = logging.getLogger(__name__)

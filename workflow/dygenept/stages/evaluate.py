@@ -21,6 +21,7 @@ from ..data.perturbations import PerturbationData, half_split_means, load_pertur
 from ..data.splits import Fold, Split
 from ..evaluation.baselines import BaselineSettings, make_baselines
 from ..evaluation.bootstrap import BootstrapSettings, best_baseline, comparisons
+from ..evaluation.interactions import InteractionSettings, evaluate_interactions
 from ..evaluation.metrics import METRICS, discrimination_scores, perturbation_metrics
 from ..io.artifacts import atomic_path, read_json, write_json_atomic
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint, load_fold_checkpoints
@@ -61,7 +62,7 @@ class FoldModels:
 
 @dataclass(frozen=True)
 class EvaluateSettings:
-    """Config ``evaluate``, with ``baselines``."""
+    """Config ``evaluate``, with ``baselines`` and ``interactions``."""
 
     main_variant: str
     ceiling_draws: int
@@ -69,6 +70,7 @@ class EvaluateSettings:
     show_condition: str | None
     baselines: BaselineSettings
     bootstrap: BootstrapSettings
+    interactions: InteractionSettings
 
     @classmethod
     def from_params(cls, params: dict) -> EvaluateSettings:
@@ -77,6 +79,7 @@ class EvaluateSettings:
             params,
             baselines=BaselineSettings.from_params(params["baselines"]),
             bootstrap=BootstrapSettings.from_params(params["bootstrap"]),
+            interactions=InteractionSettings.from_params(params["interactions"]),
         )
 
 
@@ -311,27 +314,47 @@ def cell_state_axis(cell_state: np.ndarray) -> np.ndarray:
     return centred @ vt[0]
 
 
+# The cells × facets view shows a gene with at least this many present facets where the data has one:
+# with a single present facet every cell gives it all the weight, and the view shows no context.
+MIN_SHOWN_FACETS = 3
+
+
+def cell_facet_choice(candidates: dict[tuple[str, int], tuple[int, float]], show: str | None):
+    """The (condition, gene slot) whose per-cell facet weights the report shows, from each candidate's
+    (present facets, spread of its weights across cells): the configured condition's gene with the most
+    present facets; else, among the genes with at least ``MIN_SHOWN_FACETS`` present facets (or the
+    most any gene has), the one whose weights vary most across cells."""
+    if show is not None and any(condition == show for condition, _ in candidates):
+        return max((key for key in candidates if key[0] == show), key=lambda k: candidates[k][0])
+    most = max(present for present, _ in candidates.values())
+    enough = min(most, MIN_SHOWN_FACETS)
+    eligible = [key for key, (present, _) in candidates.items() if present >= enough]
+    return max(eligible, key=lambda key: (candidates[key][1], key))
+
+
 def facet_outputs(
     models: dict[str, TrainedModel], data: PerturbationData, show: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean facet weights of every test perturbation with a known gene (each by the model that held it
-    out), and the per-cell weights of one gene: the configured condition, else the one whose weights vary
-    most across cells."""
-    rows, per_cell = [], {}
+    out), and the per-cell weights of one gene (``cell_facet_choice``)."""
+    rows, per_cell, candidates = [], {}, {}
     for condition, model in models.items():
         if not data.known_rows(condition):
             continue
         _, weights = predict_condition(model, data, condition)
         rows += facet_weight_rows(condition, data, weights)
-        per_cell[condition] = weights[:, 0, :]
+        for slot, row in enumerate(data.known_rows(condition)):
+            per_cell[(condition, slot)] = weights[:, slot, :]
+            spread = float(weights[:, slot, :].std(0).sum())
+            candidates[(condition, slot)] = (int(data.facets.mask[row].sum()), spread)
     if not per_cell:
         return pd.DataFrame(rows), pd.DataFrame()
-    chosen = show if show in per_cell else max(per_cell, key=lambda c: per_cell[c].std(0).sum())
-    cells = pd.DataFrame(per_cell[chosen], columns=data.facets.facet_ids)
+    chosen, slot = cell_facet_choice(candidates, show)
+    cells = pd.DataFrame(per_cell[(chosen, slot)], columns=data.facets.facet_ids)
     shown = data.control_rows(chosen)  # the cells the chosen perturbation was predicted on
     cells.insert(0, "cell_state_pc1", cell_state_axis(data.cell_state)[shown])
     cells.insert(0, "cell", np.asarray(data.cells.cell_ids)[shown])
-    cells.insert(0, "gene", data.facets.symbols[data.known_rows(chosen)[0]])
+    cells.insert(0, "gene", data.facets.symbols[data.known_rows(chosen)[slot]])
     cells.insert(0, "condition", chosen)
     return pd.DataFrame(rows), cells
 
@@ -427,7 +450,8 @@ def training_records(folds: list[FoldModels]) -> dict:
                 entry = records.setdefault(variant, {}).setdefault(
                     str(seed),
                     {k: result[k] for k in ("history", "best_step", "stopped_early")}
-                    | {"priors": {}},
+                    # what the training curve measures
+                    | {"loss": saved["training"]["loss"], "priors": {}},
                 )
                 entry["priors"][fold.name] = {
                     size: [record["kind"], record["hyper"]]
@@ -446,8 +470,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     summary: mean ± sd over runs, per subgroup, ceiling, fraction of ceiling, paired bootstrap intervals
     of each method's difference to train_mean and to the best baseline, training histories),
     ``per_condition`` (CSV), ``facet_weights`` (CSV), ``cell_facets`` (CSV: one gene's weights per cell),
-    ``de_changes`` (CSV) and ``predictions`` (h5ad of the main variant). Params: the ``evaluate`` config
-    section with ``baselines``.
+    ``de_changes`` (CSV), ``predictions`` (h5ad of the main variant), ``interactions`` (CSV: observed and
+    predicted GI scores of the held-out doubles whose singles are measured) and ``interactions_summary``
+    (JSON). Params: the ``evaluate`` config section with ``baselines`` and ``interactions`` (config
+    'interactions').
     """
     settings = EvaluateSettings.from_params(params)
     data = load_perturbation_data(
@@ -501,6 +527,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
             frame.to_csv(tmp, index=False)
     groups = {c: g for fold in folds for c, g in subgroup_of(fold.split.as_dict()).items()}
     write_predictions(outputs["predictions"], data, predictions.get(main, {}), groups, main)
+    gi_table, gi_summary = evaluate_interactions(
+        data, scored, predictions, inputs["h5ad"], settings.interactions
+    )
+    with atomic_path(outputs["interactions"]) as tmp:
+        gi_table.to_csv(tmp, index=False)
+    write_json_atomic(outputs["interactions_summary"], gi_summary)
     write_json_atomic(
         outputs["metrics"],
         {

@@ -4,23 +4,22 @@ Output: a safetensors file with ``embeddings`` (genes, K, D) float16 and ``mask`
 (1 = the gene has that facet), and in its metadata the gene index and facet ids. The vectors are written
 batch by batch into one preallocated float16 tensor: 20,000 genes × 8 facets × 768 dimensions is 245 MB,
 and no float32 copy of it ever exists. Each text's vector is cached (``keyed_store``) under the encoder,
-its settings, the device and the stage's code: a gene list grown by one gene encodes that gene's texts.
+its settings, the device and the stage's code (``text_encoders.vector_cache``): a gene list grown by one
+gene encodes that gene's texts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..formats.facet_tensor import FacetTensor, save_facet_tensor
-from ..io.keyed_store import KeyedStore, context_digest, item_key, without_locations
+from ..io.keyed_store import KeyedStore, context_digest, without_locations
 from ..text_encoders import TextEncoder, TextEncoderSettings
-
-VectorSource = Callable[[list[str]], Iterator[tuple[list[str], np.ndarray]]]
+from ..text_encoders.vector_cache import VectorSource, cached_vectors
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +34,6 @@ def facet_positions(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[
     for entrez, facet, text in zip(present["entrez_id"], present["facet_index"], present["text"]):
         cells.setdefault(text, []).append((row[entrez], int(facet)))
     return genes, facet_ids, cells
-
-
-def cached_vectors(encoder: TextEncoder, store: KeyedStore, context: str) -> VectorSource:
-    """A source of float16 vectors: the cache's first, then the encoder's, each batch committed."""
-
-    def vectors_of(texts: list[str]) -> Iterator[tuple[list[str], np.ndarray]]:
-        keys = {text: item_key(context, text) for text in texts}
-        stored = store.get_many(keys.values())
-        hits = [text for text in texts if keys[text] in stored]
-        if hits:
-            yield hits, np.stack([np.frombuffer(stored[keys[t]], dtype=np.float16) for t in hits])
-        missing = [text for text in texts if keys[text] not in stored]
-        for batch, vectors in encoder.encode_unique(missing):
-            vectors = vectors.astype(np.float16)
-            store.put_many({keys[text]: vector.tobytes() for text, vector in zip(batch, vectors)})
-            yield batch, vectors
-
-    return vectors_of
 
 
 def embed_table(table: pd.DataFrame, vectors_of: VectorSource, dim: int) -> FacetTensor:

@@ -20,7 +20,7 @@ from ..facet_backends.base import read_gene_texts
 from ..facet_backends.llm.cache import AnswerCache
 from ..facet_backends.llm.engines import make_engine
 from ..facet_backends.llm.prompts import answer_schema, load_templates
-from ..facet_backends.llm.runner import LlmSettings, run_genes
+from ..facet_backends.llm.runner import NO_ANSWER, LlmSettings, run_genes
 from ..formats.facet_spec import load_facet_specs
 from ..io.artifacts import atomic_path, write_json_atomic
 
@@ -33,14 +33,32 @@ def write_failures(path: str | Path, failures: list[dict]) -> None:
             handle.write(json.dumps(failure, ensure_ascii=False) + "\n")
 
 
+# Failures named in the stage's error (all of them are in the failures file).
+NAMED_FAILURES = 5
+
+
 def check_failures(failures: list[dict], genes: int, limit: float, where: Path) -> None:
     if genes and len(failures) / genes > limit:
-        named = "; ".join(f"{f['symbol']} ({f['entrez_id']}): {f['reason']}" for f in failures[:20])
-        more = f" and {len(failures) - 20} more" if len(failures) > 20 else ""
+        named = "; ".join(
+            f"{f['symbol']} ({f['entrez_id']}): {f['reason'][:160]}"
+            for f in failures[:NAMED_FAILURES]
+        )
+        more = (
+            f" and {len(failures) - NAMED_FAILURES} more" if len(failures) > NAMED_FAILURES else ""
+        )
+        if all(f["reason"].startswith(NO_ANSWER) for f in failures):
+            fix = (
+                "the engine gave no answer at all: check that the server (facets.llm.openai.base_url) "
+                "or the model is up, then run again (validated genes are cached)"
+            )
+        else:
+            fix = (
+                "check the model and prompt, raise facets.llm.max_attempts, or raise "
+                "max_failure_fraction"
+            )
         raise InputError(
-            f"{len(failures)} of {genes} genes got no valid facets (more than "
-            f"max_failure_fraction {limit}): {named}{more}. Raw outputs: {where}. Fix: check the "
-            "model and prompt, raise facets.llm.max_attempts, or raise max_failure_fraction."
+            f"{where}: {len(failures)} of {genes} genes got no valid facets (more than "
+            f"max_failure_fraction {limit}): {named}{more}. Fix: {fix}."
         )
 
 

@@ -14,37 +14,25 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.annotation_db import read_metadata, table_names
 from ..errors import InputError
 from ..io.artifacts import atomic_path, sha256_file
 from ..io.http import RetryPolicy, download
+from ..registry import ANNOTATION_DATABASES, AnnotationDatabase
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class AnnotationPackage:
-    """One Bioconductor annotation package and where its SQLite file sits inside each archive."""
-
-    debian_name: str
-    bioc_name: str
-    sqlite_name: str
-
-    @property
-    def debian_member(self) -> str:
-        return f"usr/lib/R/site-library/{self.bioc_name}/extdata/{self.sqlite_name}"
-
-    @property
-    def tarball_member(self) -> str:
-        return f"{self.bioc_name}/inst/extdata/{self.sqlite_name}"
+def debian_member(package: AnnotationDatabase) -> str:
+    """Where the SQLite file sits in the Debian package."""
+    return f"usr/lib/R/site-library/{package.bioc_name}/extdata/{package.sqlite_name}"
 
 
-ORG_HS_EG = AnnotationPackage("r-bioc-org.hs.eg.db", "org.Hs.eg.db", "org.Hs.eg.sqlite")
-GO_DB = AnnotationPackage("r-bioc-go.db", "GO.db", "GO.sqlite")
-PACKAGES = {"org_hs_eg": ORG_HS_EG, "go": GO_DB}
+def tarball_member(package: AnnotationDatabase) -> str:
+    """Where the SQLite file sits in the Bioconductor source tarball."""
+    return f"{package.bioc_name}/inst/extdata/{package.sqlite_name}"
 
 
 class AnnotationFetchError(InputError):
@@ -56,7 +44,7 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
 
 
-def fetch_with_apt(package: AnnotationPackage, version: str | None, workdir: Path) -> Path:
+def fetch_with_apt(package: AnnotationDatabase, version: str | None, workdir: Path) -> Path:
     """``apt-get download`` the package (refreshing apt's lists once if it is unknown) and unpack it."""
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise AnnotationFetchError("apt-get/dpkg not found")
@@ -79,15 +67,15 @@ def fetch_with_apt(package: AnnotationPackage, version: str | None, workdir: Pat
     result = _run(["dpkg-deb", "-x", str(debs[0]), str(unpack_dir)], workdir)
     if result.returncode != 0:
         raise AnnotationFetchError(f"dpkg-deb -x {debs[0].name} failed: {result.stderr.strip()}")
-    sqlite_path = unpack_dir / package.debian_member
+    sqlite_path = unpack_dir / debian_member(package)
     if not sqlite_path.is_file():
-        raise AnnotationFetchError(f"{debs[0].name} has no {package.debian_member}")
+        raise AnnotationFetchError(f"{debs[0].name} has no {debian_member(package)}")
     log.info("unpacked %s (sha256 %s)", debs[0].name, sha256_file(debs[0]))
     return sqlite_path
 
 
 def fetch_with_tarball(
-    package: AnnotationPackage, url: str, workdir: Path, timeout: float = 120.0
+    package: AnnotationDatabase, url: str, workdir: Path, timeout: float = 120.0
 ) -> Path:
     """Download a Bioconductor source tarball and extract the SQLite file from it."""
     tarball = workdir / Path(url).name
@@ -95,12 +83,12 @@ def fetch_with_tarball(
     download(url, tarball, policy=RetryPolicy(timeout_seconds=timeout))
     with tarfile.open(tarball, "r:gz") as archive:
         try:
-            member = archive.getmember(package.tarball_member)
+            member = archive.getmember(tarball_member(package))
         except KeyError as error:
-            raise AnnotationFetchError(f"{url} has no member {package.tarball_member}") from error
+            raise AnnotationFetchError(f"{url} has no member {tarball_member(package)}") from error
         source = archive.extractfile(member)
         if source is None:
-            raise AnnotationFetchError(f"{url}: {package.tarball_member} is not a file")
+            raise AnnotationFetchError(f"{url}: {tarball_member(package)} is not a file")
         sqlite_path = workdir / package.sqlite_name
         with source, open(sqlite_path, "wb") as out:
             shutil.copyfileobj(source, out, length=1 << 20)
@@ -108,7 +96,7 @@ def fetch_with_tarball(
 
 
 def fetch_package(
-    package: AnnotationPackage, destination: Path, apt_version: str | None, tarball_url: str | None
+    package: AnnotationDatabase, destination: Path, apt_version: str | None, tarball_url: str | None
 ) -> dict:
     """Fetch one database to ``destination`` (atomically), trying apt first, then the tarball."""
     errors = []
@@ -150,16 +138,12 @@ def fetch_package(
     }
 
 
-def check_sqlite(path: Path, package: AnnotationPackage) -> None:
-    required = {
-        "org.Hs.eg.sqlite": {"genes", "gene_info", "alias", "go_bp"},
-        "GO.sqlite": {"go_term", "go_bp_offspring"},
-    }
+def check_sqlite(path: Path, package: AnnotationDatabase) -> None:
     try:
         tables = set(table_names(path))
     except sqlite3.DatabaseError as error:
         raise AnnotationFetchError(f"{path} is not a readable SQLite database ({error})") from error
-    missing = required.get(package.sqlite_name, set()) - tables
+    missing = package.tables - tables
     if missing:
         raise AnnotationFetchError(
             f"{path} lacks tables {sorted(missing)}; is it really {package.sqlite_name}?"
@@ -167,14 +151,14 @@ def check_sqlite(path: Path, package: AnnotationPackage) -> None:
 
 
 def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict:
-    """Fetch each database named in ``outputs`` (keys of ``PACKAGES``).
+    """Fetch each database named in ``outputs`` (keys of ``registry.ANNOTATION_DATABASES``).
 
     Reads nothing. Writes ``org_hs_eg`` and/or ``go`` (SQLite). Params: ``apt_versions`` and
     ``tarball_urls`` (the ``annotations`` config section).
     """
     details = {}
     for key, destination in outputs.items():
-        package = PACKAGES[key]
+        package = ANNOTATION_DATABASES[key]
         details[key] = fetch_package(
             package,
             Path(destination),

@@ -29,7 +29,7 @@ from ..formats.gene_table import read_genes
 from ..formats.gene_text import Sentence, read_refseq_table
 from ..io.artifacts import atomic_path, write_json_atomic
 from ..io.http import FetchError, HttpClient
-from ..sources import SOURCE_LABELS
+from ..registry import SOURCE_LABELS
 from ..text.cleaning import clean_sentences
 from ..text.sources import Failure, HttpSettings, RawText, SourceResult, TextSource, fetch_texts
 from ..text.sources.entrez import EntrezSource
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 _ONTOLOGY_PHRASE = {"BP": "is involved in", "MF": "has", "CC": "is located in"}
 _ONTOLOGY_ORDER = {"BP": 0, "MF": 1, "CC": 2}
-# Keyed by each client's config name; sources.NETWORK_TEXT_SOURCES lists the same names for the Snakefile.
+# Keyed by each client's config name: the network sources of registry.KNOWLEDGE_SOURCES.
 NETWORK_SOURCES: dict[str, Callable[[Mapping[str, Any]], TextSource]] = {
     source.name: source.from_params for source in (MyGeneSource, EntrezSource, UniProtSource)
 }

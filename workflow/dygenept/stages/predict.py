@@ -4,9 +4,11 @@ Each requested perturbation (``A`` or ``A+B``) is predicted as evaluation predic
 mean over every control cell of the model's predicted expression, averaged over the seeds the main
 variant was trained with. A gene that never was perturbed in
 training gets a prediction from its facets alone; a gene without any facet text is listed and skipped,
-never predicted from nothing. Beside each prediction: its effect size, the training perturbations it
-resembles (cosine of facet-averaged embeddings), the genes it moves most, and the facets the cells attended
-to, with their text.
+never predicted from nothing. Beside each prediction: its effect size, its distance from the training
+mean's prediction against the data's noise floor (its rank, and the entries it cannot be told from), the
+training perturbations it resembles (cosine of facet-averaged embeddings), the genes it moves most, the
+facets the cells attended to, with their text, and for a pair its genetic-interaction scores. The work is the library's
+(``evaluation.in_silico``, which the notebook API uses too); this module reads and writes.
 """
 
 from __future__ import annotations
@@ -15,36 +17,26 @@ import json
 import logging
 from pathlib import Path
 
-import anndata as ad
-import numpy as np
 import pandas as pd
 
-from ..data.conditions import condition_genes
-from ..data.perturbations import PerturbationData, load_perturbation_data
 from ..data.screen_requests import Request, parse_requests, read_request_file
 from ..errors import InputError
-from ..evaluation.screen import effect_size, facet_weight_summary, nearest, top_changes, top_facets
-from ..formats.facet_tensor import load_facet_tensor, with_genes_of
-from ..formats.gene_table import read_genes
+from ..evaluation.in_silico import (
+    InSilicoScreen,
+    ScreenSettings,
+    interaction_markdown,
+    screen_frame,
+)
 from ..io.artifacts import (
     atomic_path,
     canonical_json,
-    read_json,
     sha256_file,
     sha256_text,
     write_json_atomic,
     write_text_atomic,
 )
-from ..model.checkpoint import checkpoint_inputs, load_checkpoint
-from ..model.inference import predict_condition
-from ..model.prior import perturbation_feature
 
 log = logging.getLogger(__name__)
-
-SCREEN_COLUMNS = [
-    "condition", "entry", "genes", "unseen_genes", "effect_norm", "n_changed", "top_facets",
-    "top_up", "top_down", "nearest_training",
-]  # fmt: skip
 
 
 def requested(inputs: dict[str, Path], params: dict) -> list[Request]:
@@ -54,80 +46,68 @@ def requested(inputs: dict[str, Path], params: dict) -> list[Request]:
     return parse_requests(entries, "config 'predict' (perturbations and file)")
 
 
-def facet_rows_of(
-    requests: list[Request], data: PerturbationData, genes: pd.DataFrame
-) -> tuple[dict[Request, list[int]], dict[str, str]]:
-    """Each request's facet-tensor rows, and why the others cannot be predicted."""
-    entrez_of = dict(zip(genes["query"], genes["entrez_id"]))
-    row_of = data.facets.row_of()
-    rows, skipped = {}, {}
-    for request in requests:
-        absent = [gene for gene in request.genes if entrez_of.get(gene) not in row_of]
-        if absent:
-            skipped[request.entry] = (
-                f"{absent} not in the gene universe of this run: run the pipeline with the perturbation in "
-                "'predict.perturbations' (the genes stage adds its genes), not the predict stage alone"
-            )
-            continue
-        gene_rows = [row_of[entrez_of[gene]] for gene in request.genes]
-        empty = [g for g, row in zip(request.genes, gene_rows) if not data.facets.mask[row].any()]
-        if empty:
-            skipped[request.entry] = (
-                f"{empty} has no facet text (its knowledge names no process under any facet): "
-                "nothing to predict from"
-            )
-            continue
-        rows[request] = gene_rows
-    return rows, skipped
-
-
-def explain(
-    request: Request,
-    rows: list[int],
-    weights: np.ndarray,
-    facet_text: dict[tuple[str, str], str],
-    data: PerturbationData,
-    params: dict,
-) -> list[dict]:
-    """The facets the cells attended to for each gene of the request: mean and spread of the weight, text."""
-    mean, spread = facet_weight_summary(weights)
-    explained = []
-    for slot, (gene, row) in enumerate(zip(request.genes, rows)):
-        entrez = data.facets.entrez_ids[row]
-        for k in top_facets(mean[slot], data.facets.mask[row], params["top_facets"]):
-            facet = data.facets.facet_ids[k]
-            explained.append({
-                "gene": gene, "facet": facet, "mean_weight": round(float(mean[slot, k]), 4),
-                "sd_weight": round(float(spread[slot, k]), 4), "text": facet_text[(entrez, facet)],
-            })  # fmt: skip
-    return explained
-
-
-def static_feature(data: PerturbationData, condition: str) -> np.ndarray:
-    """The perturbation's static (facet-mean) embedding, by which the nearest training ones are found
-    (every screened gene has facets; training perturbations without any are left out)."""
-    return perturbation_feature(data.perturbation_genes(condition))
-
-
 def screen_table(records: list[dict]) -> pd.DataFrame:
-    table = pd.DataFrame(records, columns=SCREEN_COLUMNS)
-    return table.sort_values(["effect_norm", "condition"], ascending=[False, True], kind="stable")
+    """The screen, ranked entries first (by rank, then distance from the training mean), then the
+    entries the noise floor cannot tell from the training mean."""
+    table = screen_frame(records)
+    ordered = table.assign(unranked=table["rank"].isna())
+    ordered = ordered.sort_values(
+        ["unranked", "rank", "specific_effect", "condition"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    )
+    return ordered.drop(columns="unranked")
 
 
-def screen_markdown(table: pd.DataFrame, explanations: dict, skipped: dict[str, str]) -> str:
+def noise_summary(table: pd.DataFrame, floor: float) -> list[str]:
+    """What the noise floor says about the screen, in sentences."""
+    lines = [
+        f"Noise floor: {floor:.3f} — two measurements of one perturbation's mean expression (as many cells "
+        "as a training perturbation has) differ by about this much (L2 over the data's genes; median over "
+        "the training perturbations). `specific` is the L2 distance of an entry's prediction from the "
+        "training mean's (the train_mean baseline: control plus the mean change of the training "
+        "perturbations); `× noise` divides it by the floor."
+    ]
+    unranked = table.loc[table["rank"].isna(), "condition"].tolist()
+    if len(unranked) == len(table):
+        lines.append(
+            "**No entry can be told apart from the training mean**: every prediction lies within the "
+            "noise floor of it, so the screen ranks nothing."
+        )
+    elif unranked:
+        lines.append(
+            f"Not ranked — within the noise floor of the training mean: {', '.join(unranked)}."
+        )
+    ties = table[(table["same_as"] != "") & table["rank"].notna()]
+    for rank, group in ties.groupby("rank"):
+        lines.append(
+            f"Rank {rank} is shared: {', '.join(group['condition'])} lie within the noise floor of "
+            "each other, so the screen cannot order them."
+        )
+    return lines
+
+
+def screen_markdown(
+    table: pd.DataFrame, explanations: dict, skipped: dict[str, str], floor: float
+) -> str:
     lines = [
         "# In-silico screen",
         "",
-        "Predicted with the trained model over every control cell, ranked by effect size (L2 norm of the",
-        "predicted change). `unseen_genes`: genes never perturbed in training, predicted from their facets.",
+        "Predicted with the trained model over every control cell, ranked by how far each prediction",
+        "lies from the training mean's, where the data's noise floor can tell them apart. `effect`: L2",
+        "norm of the predicted change from control. `unseen genes`: never perturbed in training,",
+        "predicted from their facets.",
         "",
-        "| rank | perturbation | effect | genes changed | unseen genes | top facets | nearest training |",
-        "|---|---|---|---|---|---|---|",
+        *[part for line in noise_summary(table, floor) for part in (line, "")],
+        "| rank | perturbation | specific | × noise | effect | genes changed | unseen genes | top facets | nearest training |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for rank, row in enumerate(table.itertuples(index=False), start=1):
+    for row in table.itertuples(index=False):
+        rank = "-" if pd.isna(row.rank) else str(row.rank)
         lines.append(
-            f"| {rank} | {row.condition} | {row.effect_norm:.3f} | {row.n_changed} | "
-            f"{row.unseen_genes or '-'} | {row.top_facets} | {row.nearest_training} |"
+            f"| {rank} | {row.condition} | {row.specific_effect:.3f} | {row.effect_over_noise:.2f} | "
+            f"{row.effect_norm:.3f} | {row.n_changed} | {row.unseen_genes or '-'} | {row.top_facets} | "
+            f"{row.nearest_training} |"
         )
     for condition, explanation in explanations.items():
         lines += ["", f"## {condition}", ""]
@@ -153,101 +133,55 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     lacks), ``cell_embedding``, the main variant's checkpoint for every seed
     (``weights__<variant>__<seed>``, ``config__<variant>__<seed>``) and optionally ``requests`` (one
     perturbation per line). Writes ``predictions`` (h5ad: one row per perturbation, predicted mean
-    expression, ``layers['delta']`` the change from control, ``obs`` the screen columns, ``uns`` the
-    model, data and params hashes), ``screen`` (TSV ranked by effect size), ``explanations`` (JSON) and
-    ``page`` (Markdown). Params: the ``predict`` config section.
+    expression, ``layers['delta']`` the change from control, ``obs`` the screen columns with each pair's
+    GI scores, ``uns`` the model, data and params hashes, the noise floor), ``screen`` (TSV ranked by the
+    distance from the training mean's prediction, where the data's noise floor tells entries apart),
+    ``explanations`` (JSON) and ``page`` (Markdown). Params: the ``predict`` config section, with
+    ``interactions`` (config 'interactions').
     """
     requests = requested(inputs, params)
-    facet_tensor = with_genes_of(
-        load_facet_tensor(inputs["facet_tensor"]), load_facet_tensor(inputs["screen_facet_tensor"])
-    )
-    data = load_perturbation_data(
-        inputs["h5ad"], inputs["genes"], facet_tensor, inputs["cell_embedding"]
-    )
-    trained = {
-        (variant, seed): load_checkpoint(weights, config)[0]
-        for variant, seeds in checkpoint_inputs(inputs).items()
-        for seed, (weights, config) in sorted(seeds.items())
-    }
-    rows, skipped = facet_rows_of(requests, data, read_genes(inputs["genes"]))
+    settings = ScreenSettings.from_params(params)
+    screen = InSilicoScreen.load(inputs, settings)
+    result = screen.screen(requests)
+    skipped = result.skipped
     for entry, reason in skipped.items():
         log.warning("not predicted: %s: %s", entry, reason)
-    if not rows:
+    if not result.records:
         raise InputError(
             "config 'predict': none of the requested perturbations can be predicted:\n"
             + "\n".join(f"  {entry}: {reason}" for entry, reason in skipped.items())
         )
-    train = [
-        c
-        for c in data.measured(read_json(inputs["split"])["train"])
-        if perturbation_feature(data.perturbation_genes(c)) is not None
-    ]
-    seen = {gene for condition in train for gene in condition_genes(condition)}
-    train_features = np.stack([static_feature(data, c) for c in train])
-    facets, screen_facets = (pd.read_parquet(inputs[name]) for name in ("facets", "screen_facets"))
-    facets = pd.concat(
-        [facets, screen_facets[~screen_facets["entrez_id"].isin(facets["entrez_id"])]]
-    )
-    facet_text = dict(zip(zip(facets["entrez_id"], facets["facet"]), facets["text"]))
-    # The requests join the data's own conditions; a request equal to a measured one gets its rows.
-    data.facet_rows.update({request.condition: gene_rows for request, gene_rows in rows.items()})
-    records, explanations, predicted = [], {}, []
-    for request, gene_rows in rows.items():
-        each = [predict_condition(model, data, request.condition) for model in trained.values()]
-        mean_expression = np.mean([expression for expression, _ in each], axis=0)
-        weights = np.concatenate([cell_weights for _, cell_weights in each])  # cells of every seed
-        delta = mean_expression - data.control_mean
-        norm, changed = effect_size(delta, params["fold_change_threshold"])
-        up, down = top_changes(delta, data.gene_names, params["top_genes"])
-        close = nearest(
-            static_feature(data, request.condition), train_features, train,
-            params["nearest_training"],
-        )  # fmt: skip
-        explained = explain(request, gene_rows, weights, facet_text, data, params)
-        explanations[request.condition] = {
-            "entry": request.entry, "facets": explained, "top_up": up, "top_down": down,
-            "nearest_training": [{"condition": c, "cosine": s} for c, s in close],
-        }  # fmt: skip
-        records.append({
-            "condition": request.condition, "entry": request.entry, "genes": ";".join(request.genes),
-            "unseen_genes": ";".join(g for g in request.genes if g not in seen),
-            "effect_norm": round(norm, 4), "n_changed": changed,
-            "top_facets": "; ".join(f"{e['gene']}:{e['facet']}" for e in explained),
-            "top_up": ",".join(up), "top_down": ",".join(down),
-            "nearest_training": "; ".join(f"{c} ({s:.2f})" for c, s in close),
-        })  # fmt: skip
-        predicted.append(mean_expression)
-    table = screen_table(records)
-    var = ad.read_h5ad(inputs["h5ad"], backed="r").var.copy()
-    obs = pd.DataFrame(records).set_index("condition", drop=False)
-    obs.index.name = None
-    expression = np.stack(predicted).astype(np.float32)
-    predictions = ad.AnnData(X=expression, obs=obs, var=var)
-    predictions.layers["delta"] = expression - data.control_mean.astype(np.float32)
-    predictions.uns = {
+    table = screen_table(result.records)
+    predictions = screen.anndata(result)
+    predictions.uns.update({
         "model_weights_sha256": {
             f"{variant}_seed{seed}": sha256_file(inputs[f"weights__{variant}__{seed}"])
-            for variant, seed in trained
+            for variant, seed in screen.models
         },
         "dataset_sha256": sha256_file(inputs["h5ad"]),
         "facet_tensor_sha256": sha256_file(inputs["facet_tensor"]),
         "screen_facet_tensor_sha256": sha256_file(inputs["screen_facet_tensor"]),
         "params_sha256": sha256_text(canonical_json(params)),
-        "facet_ids": list(data.facets.facet_ids),
         "not_predicted": json.dumps(skipped),
-    }
+    })  # fmt: skip
     with atomic_path(outputs["predictions"]) as tmp:
         predictions.write_h5ad(tmp)
     with atomic_path(outputs["screen"]) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     write_json_atomic(
-        outputs["explanations"], {"predicted": explanations, "not_predicted": skipped}
+        outputs["explanations"], {"predicted": result.explanations, "not_predicted": skipped}
     )
-    write_text_atomic(outputs["page"], screen_markdown(table, explanations, skipped))
-    log.info("predicted %d perturbations (%d skipped); strongest: %s", len(records), len(skipped),
-             table["condition"].head(3).tolist())  # fmt: skip
+    page = screen_markdown(table, result.explanations, skipped, screen.floor)
+    gi_section = interaction_markdown(
+        result.records, result.explanations, settings.top_interactions
+    )
+    write_text_atomic(outputs["page"], page + ("\n" + gi_section if gi_section else ""))
+    log.info("predicted %d perturbations (%d skipped); strongest: %s", len(result.records),
+             len(skipped), table["condition"].head(3).tolist())  # fmt: skip
     return {
-        "predicted": len(records),
+        "predicted": len(result.records),
         "not_predicted": skipped,
+        "noise_floor": round(screen.floor, 4),
+        "ranked": int(table["rank"].notna().sum()),
         "unseen": int((table["unseen_genes"] != "").sum()),
     }

@@ -206,7 +206,7 @@ class TextEncoder:
         unique = sorted(set(texts))
         ids, truncated = self.tokenize(unique)
         lengths = [len(row) for row in ids]
-        batches = plan_batches(lengths, self.tokens_per_batch, unique)
+        batches = plan_batches(lengths, self.tokens_per_batch, self.max_length, unique)
         report = EncodeReport(len(unique), sum(lengths), 0, truncated, len(batches))
         log.info(
             "%d distinct texts, %d tokens (%d cut to %d), %d batches of <= %d padded tokens on %s (%s)",

@@ -10,13 +10,16 @@ without a server or a GPU. Heavy imports (vllm, torch, transformers) stay inside
 from __future__ import annotations
 
 import os
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from ...errors import InputError
+import requests
+
+from ...errors import InputError, SetupError, needs_package
 from ...io.http import (
     FetchError,
     HttpClient,
@@ -26,6 +29,9 @@ from ...io.http import (
 from ...settings import read_fields
 
 Message = dict[str, str]
+# The openai backend's one request before any gene: a server that is down refuses the connection at
+# once, and one that does not answer within this many seconds is not worth waiting for gene after gene.
+PREFLIGHT_SECONDS = 5.0
 # vLLM's structured outputs (``StructuredOutputsParams``) replaced ``guided_json`` in 0.12.0.
 VLLM_VERSION = "0.12.0"
 
@@ -214,6 +220,33 @@ class OpenAIEngine:
             return list(pool.map(self._one, conversations))
 
 
+def short_reason(error: Exception) -> str:
+    """The operating system's words for a failed connection ("[Errno 111] Connection refused"), not
+    the transport library's page of nested wrappers."""
+    found = re.findall(r"\[Errno -?\d+\][^'\")]*", str(error))
+    return found[-1].strip() if found else type(error).__name__
+
+
+def check_server(engine: OpenAIEngine) -> None:
+    """One request (``GET <base_url>/models``) before any gene: a server that is down, or that refuses
+    the key, stops the stage within seconds, naming the URL. Any other answer means a server listens."""
+    url = f"{engine.base_url.rstrip('/')}/models"
+    headers = {"Authorization": f"Bearer {engine.key}"} if engine.key else {}
+    where = f"config 'facets.llm.openai.base_url' = {engine.base_url}"
+    try:
+        response = engine.client.session.get(url, headers=headers, timeout=PREFLIGHT_SECONDS)
+    except requests.RequestException as error:
+        raise SetupError(
+            f"{where}: no server answers at {url} ({short_reason(error)}). Fix: start the server "
+            "(e.g. `vllm serve <model>`), or set facets.llm.openai.base_url to the URL it listens on."
+        ) from error
+    if response.status_code in (401, 403):
+        raise SetupError(
+            f"{where}: the server refused the request to {url} (HTTP {response.status_code}). Fix: "
+            "put a valid key in the environment variable facets.llm.openai.api_key_env names."
+        )
+
+
 def make_openai(
     model: str,
     revision: str | None,
@@ -226,7 +259,7 @@ def make_openai(
         backoff_seconds=settings.backoff_seconds,
         timeout_seconds=settings.timeout_seconds,
     )
-    return OpenAIEngine(
+    engine = OpenAIEngine(
         base_url=settings.base_url,
         model=model,
         revision=revision,
@@ -236,6 +269,8 @@ def make_openai(
         client=HttpClient(policy, pool_size=settings.concurrency),
         key=api_key(settings.api_key_env),
     )
+    check_server(engine)
+    return engine
 
 
 # --- vllm -----------------------------------------------------------------------------------------
@@ -275,7 +310,8 @@ class VllmEngine:
         schema: dict,
         chat_template: str | None = None,
     ):
-        import vllm
+        with needs_package("vllm", "config 'facets.backend: vllm'"):
+            import vllm
 
         self.model, self.revision, self.sampling, self.schema = model, revision, sampling, schema
         self.chat_template = chat_template
@@ -375,6 +411,42 @@ class TransformersEngine:
         return answers
 
 
+def vllm_engine(settings: EngineSettings, schema: dict, chat_template: str | None) -> VllmEngine:
+    if not settings.revision:
+        raise InputError(
+            "config 'facets.llm.revision' is empty: the vllm backend runs a pinned model only. "
+            "Fix: set it to the commit of the model's Hugging Face repository."
+        )
+    return VllmEngine(
+        settings.model, settings.revision, settings.vllm, settings.sampling, schema, chat_template
+    )
+
+
+def openai_engine(
+    settings: EngineSettings, schema: dict, chat_template: str | None
+) -> OpenAIEngine:
+    """An OpenAI-style server applies its own chat template."""
+    return make_openai(
+        settings.model, settings.revision, settings.openai, settings.sampling, schema
+    )
+
+
+def transformers_engine(
+    settings: EngineSettings, schema: dict, chat_template: str | None
+) -> TransformersEngine:
+    return TransformersEngine(
+        settings.model, settings.revision, settings.transformers, settings.sampling, chat_template
+    )
+
+
+# The engines by the names registry.LLM_ENGINES gives, each built from config 'facets.llm'.
+ENGINES: dict[str, Callable[[EngineSettings, dict, str | None], Engine]] = {
+    "vllm": vllm_engine,
+    "openai": openai_engine,
+    "transformers": transformers_engine,
+}
+
+
 def make_engine(
     backend: str, settings: EngineSettings, schema: dict, chat_template: str | None = None
 ) -> Engine:
@@ -383,30 +455,6 @@ def make_engine(
     ``chat_template`` (Jinja text) replaces the model's own, for vllm and transformers; an OpenAI-style
     server applies its own template.
     """
-    if backend == "openai":
-        return make_openai(
-            settings.model, settings.revision, settings.openai, settings.sampling, schema
-        )
-    if backend == "vllm":
-        if not settings.revision:
-            raise InputError(
-                "config 'facets.llm.revision' is empty: the vllm backend runs a pinned model only. "
-                "Fix: set it to the commit of the model's Hugging Face repository."
-            )
-        return VllmEngine(
-            settings.model,
-            settings.revision,
-            settings.vllm,
-            settings.sampling,
-            schema,
-            chat_template,
-        )
-    if backend == "transformers":
-        return TransformersEngine(
-            settings.model,
-            settings.revision,
-            settings.transformers,
-            settings.sampling,
-            chat_template,
-        )
-    raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
+    if backend not in ENGINES:
+        raise InputError(f"config 'facets.backend' is '{backend}', which is no LLM backend")
+    return ENGINES[backend](settings, schema, chat_template)

@@ -57,6 +57,10 @@ class RunResult:
     attempts: int = 0
 
 
+# The reason of a gene the transport got no answer for (a server down mid-run), not an invalid answer.
+NO_ANSWER = "no answer"
+
+
 def prompt_shingles(templates: PromptTemplates, facets: Sequence[FacetSpec], max_chars: int) -> set:
     """Word 8-grams of the instructions and worked examples: what an answer must not restate."""
     parts = [render_system(templates, facets, max_chars)]
@@ -96,7 +100,7 @@ def run_genes(
     keys = {
         g.entrez_id: cache_key(identity, messages[g.entrez_id], sampling, schema) for g in genes
     }
-    cached = cache.get_many(keys.values())
+    cached = cache.answers(keys.values())
     result = RunResult()
     pending = []
     for gene in genes:
@@ -121,7 +125,7 @@ def run_genes(
             for gene, output in zip(live, outputs):
                 if isinstance(output, EngineError):
                     # the transport already retried; another model turn would not help
-                    reasons[gene.entrez_id] = f"no answer: {output.reason}"
+                    reasons[gene.entrez_id] = f"{NO_ANSWER}: {output.reason}"
                     continue
                 raws[gene.entrez_id].append(output)
                 try:
@@ -144,7 +148,7 @@ def run_genes(
                 reasons.pop(gene.entrez_id, None)
                 done.append((keys[gene.entrez_id], gene.entrez_id, answer, attempt))
             live = still
-        cache.put_many(done)
+        cache.keep_answers({key: answer for key, _, answer, _ in done})
         for _, entrez, answer, _ in done:
             result.answers[entrez] = answer
             result.generated += 1

@@ -107,7 +107,7 @@ def fetch_texts(
     """Every gene of ``symbols`` (Entrez id → symbol) answered from the cache, the source, or listed as failed."""
     started = time.perf_counter()
     key = cache_key(source)
-    cached = cache.get_many(source.name, key, symbols)
+    cached = cache.answers(source.name, key, symbols)
     result = SourceResult(
         answers={gene: [RawText(**text) for text in texts] for gene, texts in cached.items()},
         from_cache=len(cached),
@@ -134,7 +134,7 @@ def fetch_texts(
                 ]
                 continue
             answers = {gene: found.get(gene, []) for gene in batch}
-            cache.put_many(
+            cache.keep_answers(
                 source.name,
                 key,
                 {gene: [asdict(text) for text in texts] for gene, texts in answers.items()},

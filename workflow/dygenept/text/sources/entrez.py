@@ -23,8 +23,8 @@ import requests
 from Bio import Entrez
 
 from ...io.http import HttpClient, TransientError
+from ...registry import SOURCE_LABELS
 from ...settings import read_fields
-from ...sources import SOURCE_LABELS
 from . import RawText, base_url
 
 log = logging.getLogger(__name__)

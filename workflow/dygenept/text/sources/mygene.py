@@ -17,8 +17,8 @@ import httpx
 import mygene
 
 from ...io.http import HttpClient, TransientError
+from ...registry import SOURCE_LABELS
 from ...settings import read_fields
-from ...sources import SOURCE_LABELS
 from . import HttpSettings, RawText, base_url
 
 FIELDS = "summary,name,symbol,alias"

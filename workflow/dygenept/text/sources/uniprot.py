@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import requests
 
 from ...io.http import HttpClient, TransientError
+from ...registry import SOURCE_LABELS
 from ...settings import read_fields
-from ...sources import SOURCE_LABELS
 from . import RawText, base_url
 
 FIELDS = "accession,gene_primary,xref_geneid,cc_function"
