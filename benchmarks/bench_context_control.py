@@ -52,10 +52,10 @@ ABLATIONS = {
     "mean_attention_query_in_shift": {"attention": "mean", "query_in_shift": True},
     "static": {"attention": "mean"},
 }
-# Simulation settings. cell_noise puts the simulated conditions' half-split noise ceiling of pearson_delta
-# (0.715) at the demo's (0.711). How they were reached, every step recorded in RESULTS.md with its
-# held-out figures: a first run drew 600 genes and cell noise 4.0 (ceiling 0.68; DyGenePT − static 0.152),
-# then the noise was matched to the demo (0.182 with 600 genes), then 1,200 genes were drawn (0.173).
+# Simulation settings. cell_noise 2.7 puts the simulated conditions' half-split noise ceiling of
+# pearson_delta (0.715) near the demo's (0.711). Earlier runs (rule type, one seed, DyGenePT and static only;
+# RESULTS.md): 600 drawn genes with a noisier setting (ceiling 0.68): DyGenePT − static +0.182 [+0.152,
+# +0.215]; 1,200 drawn genes at this noise: +0.173 [+0.153, +0.191]. The noise was set by the ceiling.
 SIMULATION = dict(
     max_genes=1000,
     control_cells_per_state=100,
