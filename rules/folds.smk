@@ -14,7 +14,7 @@ rule folds:
         "../envs/train.yaml"
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=as_json(config["evaluate"]["cross_validation"]),
     shell:
         "{params.cli} folds {params.io} --params {params.config:q} 2> {log}"

@@ -28,7 +28,7 @@ rule train_folds:
         gpu=train_gpus(),
     params:
         cli=CLI,
-        io=lambda wildcards, input, output: io_args(input, output),
+        io=stage_io,
         config=lambda wildcards: as_json(
             train_params(wildcards.variant, wildcards.seed)
         ),
