@@ -2,10 +2,11 @@
 
 import torch
 
+from dygenept.config_defaults import section_defaults
 from dygenept.data.perturbations import load_perturbation_data
 from dygenept.model.inference import predict_condition
-from dygenept.model.network import trainable_parameters
-from dygenept.model.training import build_model, fit
+from dygenept.model.network import TrainedModel, trainable_parameters
+from dygenept.model.training import TrainSettings, build_model, build_prior, fit
 
 from _common import DEMO_OUT, parse_args, report, require, timed
 
@@ -22,37 +23,24 @@ paths = [
 require(*paths)
 torch.set_num_threads(2)
 data = load_perturbation_data(*paths)
-conditions = sorted(data.facet_rows)
-params = {
-    "seed": 0,
-    "steps": 20 if args.quick else 200,
-    "learning_rate": 1e-3,
-    "weight_decay": 1e-4,
-    "warmup_steps": 20,
-    "grad_clip": 1.0,
-    "conditions_per_step": 8,
-    "cells_per_condition": 32,
-    "loss": "mse",
-    "entropy_penalty": 0.0,
-    "eval_every": 10_000,
-    "patience": 0,
-    "checkpoint_every": 10_000,
-    "log_every": 10_000,
-    "device": "cpu",
-    "amp": False,
-}
-model = build_model(
-    data,
-    {"hidden_dim": 128, "mlp_dim": 256, "dropout": 0.1, "attention": "sparsemax"},
-    conditions,
+conditions = sorted(data.mean_by_condition)
+settings = TrainSettings.from_params(
+    section_defaults("train")
+    | {"seed": 0, "steps": 20 if args.quick else 200, "device": "cpu", "amp": False}
+    | {"eval_every": 10_000, "patience": 0, "checkpoint_every": 10_000, "log_every": 10_000}
+    | {"baselines": section_defaults("baselines")}
 )
-_, seconds = timed(fit, model, data, conditions, params)
+prior, _ = build_prior(data, conditions, settings)
+torch.manual_seed(0)
+model = TrainedModel(build_model(data, settings.model), prior)
+_, seconds = timed(fit, model, data, conditions, settings)
 report(
     "train",
-    params["steps"] / seconds,
+    settings.steps / seconds,
     "steps/s",
-    f"{len(conditions)} perturbations, 8 × 32 cells per step, {len(data.gene_names)} genes, "
-    f"{trainable_parameters(model):,} trainable parameters",
+    f"{len(conditions)} perturbations, {settings.conditions_per_step} × "
+    f"{settings.cells_per_condition} cells per step, {len(data.gene_names)} genes, "
+    f"{trainable_parameters(model.module):,} trainable parameters, prior: {prior.describe()}",
 )
 n_cells = data.cell_state.shape[0]
 _, seconds = timed(lambda: [predict_condition(model, data, c) for c in conditions], repeat=3)

@@ -456,28 +456,56 @@ def cell_encoder_checkpoint(wildcards):
 
 
 def train_params(variant, seed):
-    """The train section for one variant (its overrides of train.model) and one seed."""
+    """The train section for one variant (its overrides of train.model) and one seed, with the prior's
+    candidates (config 'baselines')."""
     settings = {
         k: v for k, v in config["train"].items() if k not in ("variants", "seeds")
     }
     model = {**settings["model"], **config["train"]["variants"][variant]}
-    return {**settings, "model": model, "seed": int(seed)}
+    return {
+        **settings,
+        "model": model,
+        "seed": int(seed),
+        "baselines": config["baselines"],
+    }
 
 
-def checkpoints_of(variants):
+def cross_validated():
+    return config["evaluate"]["protocol"] == "cross_validation"
+
+
+def checkpoints_of(
+    variants, stem_pattern=f"{OUT}/train/{{variant}}/seed{{seed}}/model"
+):
     """The variants' checkpoints for every seed, as weights__<variant>__<seed> / config__... inputs."""
     inputs = {}
     for variant in variants:
         for seed in config["train"]["seeds"]:
-            stem = f"{OUT}/train/{variant}/seed{seed}/model"
+            stem = stem_pattern.format(variant=variant, seed=seed)
             inputs[f"weights__{variant}__{seed}"] = f"{stem}.safetensors"
             inputs[f"config__{variant}__{seed}"] = f"{stem}.json"
     return inputs
 
 
 def trained_checkpoints(wildcards):
-    """Every variant's checkpoint for every seed: evaluate scores them all."""
-    return checkpoints_of(config["train"]["variants"])
+    """Every variant's checkpoint for every seed: evaluate scores them all. Under cross-validation, the
+    per-fold checkpoints (one pair of files per variant and seed) and the folds."""
+    variants = config["train"]["variants"]
+    if not cross_validated():
+        return checkpoints_of(variants)
+    stem = f"{OUT}/cv/train/{{variant}}/seed{{seed}}/models"
+    return {**checkpoints_of(variants, stem), "folds": rules.folds.output.folds}
+
+
+def evaluate_params():
+    """The evaluate section less the protocol's settings (they reach the stage as the folds input), with
+    the baselines' candidates."""
+    settings = {
+        key: value
+        for key, value in config["evaluate"].items()
+        if key not in ("protocol", "cross_validation")
+    }
+    return {**settings, "baselines": config["baselines"]}
 
 
 # --- predict, and the workflow's targets ------------------------------------------------------------------

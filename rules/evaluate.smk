@@ -1,4 +1,6 @@
-# Every variant and seed and every baseline on the held-out perturbations, beside the noise ceiling.
+# Every variant and seed and every baseline on the held-out perturbations (the split's test part, or every
+# fold's under evaluate.protocol cross_validation), beside the noise ceiling, with paired bootstrap
+# intervals of each method's difference to train_mean and to the best baseline.
 
 
 rule evaluate:
@@ -32,6 +34,6 @@ rule evaluate:
     params:
         cli=CLI,
         io=stage_io,
-        config=as_json(on_train_device(with_interactions(config["evaluate"]))),
+        config=as_json(on_train_device(with_interactions(evaluate_params()))),
     shell:
         "{params.cli} evaluate {params.io} --params {params.config:q} 2> {log}"

@@ -5,15 +5,19 @@ import pytest
 
 from dygenept.data.perturbations import PerturbationData
 from dygenept.evaluation.baselines import (
+    BaselineSettings,
     additive,
+    kernel,
     knn,
     linear,
     make_baselines,
     no_change,
+    selected,
     train_mean,
 )
 from dygenept.formats.cell_embedding import CellEmbedding
 from dygenept.formats.facet_tensor import FacetTensor
+from dygenept.model.prior import PriorSettings
 
 CONTROL = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0]], dtype=np.float32)  # mean (2, 2, 0)
 D_A = np.array([1.0, 0.0, -1.0])
@@ -23,12 +27,13 @@ D_AB = np.array([4.0, 4.0, 4.0])
 
 def data() -> PerturbationData:
     # Genes A, B, C with two facets in 2-D. Mean over present facets: A (1, 0), B (0, 1), C (1, 0.2)
-    # (B's and C's second facets are NONE: their values must be ignored).
+    # (B's and C's second facets are NONE: their values must be ignored). U and V have no facet at all:
+    # they are unknown (V is not even in the facet tensor).
     embeddings = np.array(
-        [[[1, 0], [1, 0]], [[0, 1], [7, 7]], [[1, 0.2], [5, 5]]], dtype=np.float32
+        [[[1, 0], [1, 0]], [[0, 1], [7, 7]], [[1, 0.2], [5, 5]], [[3, 3], [3, 3]]], dtype=np.float32
     )
-    mask = np.array([[True, True], [True, False], [True, False]])
-    facets = FacetTensor(embeddings, mask, ["1", "2", "3"], ["A", "B", "C"], ["f0", "f1"])
+    mask = np.array([[True, True], [True, False], [True, False], [False, False]])
+    facets = FacetTensor(embeddings, mask, ["1", "2", "3", "4"], ["A", "B", "C", "U"], ["f0", "f1"])
     cells = CellEmbedding(np.zeros((2, 1), dtype=np.float32), ["c0", "c1"], "pca")
     control_mean = CONTROL.mean(axis=0)
     means = {
@@ -36,11 +41,17 @@ def data() -> PerturbationData:
         "B+ctrl": control_mean + D_B,
         "A+B": control_mean + D_AB,
         "C+ctrl": control_mean + np.array([9.0, 9.0, 9.0]),
+        "U+ctrl": control_mean + np.array([5.0, 0.0, 0.0]),
+        "V+ctrl": control_mean + np.array([0.0, 5.0, 0.0]),
     }
-    rows = {"A+ctrl": [0], "B+ctrl": [1], "A+B": [0, 1], "C+ctrl": [2]}
+    rows = {"A+ctrl": [0], "B+ctrl": [1], "A+B": [0, 1], "C+ctrl": [2], "U+ctrl": [3]}
     return PerturbationData(
         ["g0", "g1", "g2"], CONTROL, cells.embeddings, means, rows, facets, cells, {}
     )
+
+
+# One candidate each, so the hand computations below hold (leave-one-out has nothing to choose).
+ONE_ALPHA = PriorSettings(("mean", "ridge", "kernel"), (1.0,), (1.0,))
 
 
 def test_no_change_predicts_the_control_mean():
@@ -65,7 +76,7 @@ def test_linear_is_ridge_on_the_facet_averaged_embeddings():
     # (XᵀX + I) W = Xᵀ Y with XᵀX = [[.5, -.5], [-.5, .5]] and XᵀY = (h, -h) gives W = (h/2, -h/2).
     # A: (0.5, -0.5) · W = h/2 → mean change + h/2 = (3 D_A + D_B) / 4 (halfway shrunk).
     # C: (1, 0.2) − (0.5, 0.5) = (0.5, −0.3) → 0.5·h/2 + 0.3·h/2 = 0.4 h.
-    predict = linear(data(), ["A+ctrl", "B+ctrl"], alpha=1.0)
+    predict = linear(data(), ["A+ctrl", "B+ctrl"], ONE_ALPHA)
     control, h = np.array([2, 2, 0]), (D_A - D_B) / 2
     np.testing.assert_allclose(predict("A+ctrl"), control + (3 * D_A + D_B) / 4, atol=1e-6)
     np.testing.assert_allclose(predict("C+ctrl"), control + (D_A + D_B) / 2 + 0.4 * h, atol=1e-6)
@@ -80,7 +91,41 @@ def test_knn_averages_the_changes_of_the_nearest_training_perturbations():
 
 
 def test_make_baselines_fits_every_baseline_with_its_settings():
-    made = make_baselines(data(), ["A+ctrl", "B+ctrl"], {"linear_alpha": 1.0, "knn_k": 1})
-    assert list(made) == ["no_change", "train_mean", "additive", "linear", "knn"]
+    made = make_baselines(data(), ["A+ctrl", "B+ctrl"], BaselineSettings(1, ONE_ALPHA))
+    assert list(made) == [
+        "no_change", "train_mean", "additive", "linear", "kernel", "knn", "selected",
+    ]  # fmt: skip
     np.testing.assert_allclose(made["knn"]("C+ctrl"), np.array([2, 2, 0]) + D_A)
-    assert made["linear"]("C+ctrl") == pytest.approx(linear(data(), ["A+ctrl", "B+ctrl"])("C+ctrl"))
+    assert made["linear"]("C+ctrl") == pytest.approx(
+        linear(data(), ["A+ctrl", "B+ctrl"], ONE_ALPHA)("C+ctrl")
+    )
+
+
+@pytest.mark.parametrize("unknown", ["U+ctrl", "V+ctrl"])
+def test_an_unknown_gene_gets_the_training_mean_from_every_baseline_that_reads_facets(unknown):
+    # U has no facet, V is not in the facet tensor: neither shares an identity with anything (kNN once
+    # took the first k training perturbations in name order for such a gene).
+    train = ["A+ctrl", "B+ctrl", "A+B"]
+    mean = train_mean(data(), train)(unknown)
+    np.testing.assert_allclose(mean, np.array([2, 2, 0]) + (D_A + D_B + D_AB) / 3)
+    for baseline in (
+        knn(data(), train, k=1),
+        linear(data(), train, ONE_ALPHA),
+        kernel(data(), train, ONE_ALPHA),
+        selected(data(), train, ONE_ALPHA),
+    ):
+        np.testing.assert_allclose(baseline(unknown), mean)
+
+
+def test_unknown_training_perturbations_count_in_the_mean_only():
+    # U's change (5, 0, 0) is in the training mean, but kNN never returns it as a neighbour
+    train = ["A+ctrl", "B+ctrl", "U+ctrl"]
+    np.testing.assert_allclose(
+        train_mean(data(), train)("C+ctrl"), np.array([2, 2, 0]) + (D_A + D_B + [5, 0, 0]) / 3
+    )
+    np.testing.assert_allclose(knn(data(), train, k=1)("C+ctrl"), np.array([2, 2, 0]) + D_A)
+
+
+def test_the_kernel_baseline_sums_the_trained_singles_of_a_double():
+    predict = kernel(data(), ["A+ctrl", "B+ctrl"], ONE_ALPHA)
+    np.testing.assert_allclose(predict("A+B"), np.array([2, 2, 0]) + D_A + D_B)

@@ -17,7 +17,13 @@ import scipy.sparse as sp
 
 from dygenept import cli
 from dygenept.data.conditions import CONDITION_KEY, condition_genes
-from dygenept.data.splits import gears_list_split, make_split, split_from_file, subgroups_by_seen
+from dygenept.data.splits import (
+    SplitSettings,
+    gears_list_split,
+    make_split,
+    split_from_file,
+    subgroups_by_seen,
+)
 from dygenept.data.symbols import SymbolIndex
 from dygenept.io.http import DownloadError, parse_checksum
 from dygenept.stages import dataset, fetch_dataset
@@ -334,7 +340,7 @@ def test_hvg_keeps_the_perturbed_genes_and_controls_are_counted_per_batch(tmp_pa
     assert 100 <= selected.n_vars <= 100 + len(perturbed) and perturbed <= set(selected.var_names)
     split = make_split(
         adata.obs[CONDITION_KEY].unique().tolist(),
-        dataset_params()["split"],
+        SplitSettings.from_params(dataset_params()["split"]),
     )
     card = dataset.data_card(adata, "demo", DEMO_DATASET_PARAMS, split)
     assert card["controls_per_batch"] == {"k562": 100}
@@ -418,7 +424,7 @@ def test_seed1_simulation_split_of_the_full_gears_data_matches_the_published_sub
     conditions = ad.read_h5ad(path, backed="r").obs["condition"].astype(str).unique().tolist()
     split = make_split(
         conditions,
-        dataset_params()["split"],
+        SplitSettings.from_params(dataset_params()["split"]),
     )
     published = json.loads(
         (shared_data / "perturbseq" / f"gears_simulation_subgroups_{name}.json").read_text()

@@ -266,22 +266,26 @@ def test_metrics_agree_with_cell_eval():
 # ---- the summary the tables show -------------------------------------------------------------------
 
 
-def test_summary_is_the_mean_over_perturbations_then_mean_and_sd_over_seeds():
+@pytest.mark.parametrize("runs", [((0, 0), (1, 0)), ((0, 1), (0, 2))])
+def test_summary_is_the_mean_over_perturbations_then_mean_and_sd_over_runs(runs):
+    """A run is a training seed and a split seed: two seeds of one split, or one seed of two splits."""
     import pandas as pd
 
     from dygenept.evaluation.metrics import METRICS
     from dygenept.stages.evaluate import fraction_of_ceiling, summarise
 
     rows = []
-    # seed 0: perturbation means 0.2 and 0.4 → 0.3; seed 1: 0.5 and 0.7 → 0.6; mean 0.45, sd 0.3/√2
-    for seed, values in ((0, (0.2, 0.4)), (1, (0.5, 0.7))):
+    # run 1: perturbation means 0.2 and 0.4 → 0.3; run 2: 0.5 and 0.7 → 0.6; mean 0.45, sd 0.3/√2
+    for (seed, split_seed), values in zip(runs, ((0.2, 0.4), (0.5, 0.7))):
         for condition, value, group in zip(("A+ctrl", "B+C"), values, ("unseen_single", "combo")):
-            rows.append({"method": "m", "seed": seed, "condition": condition, "subgroup": group})
+            rows.append({"method": "m", "seed": seed, "split_seed": split_seed})
+            rows[-1] |= {"condition": condition, "subgroup": group}
             rows[-1] |= {metric: value for metric in METRICS}
     for draw in range(3):  # the ceiling: 0.9 on every draw
         for condition, group in (("A+ctrl", "unseen_single"), ("B+C", "combo")):
-            rows.append({"method": "noise_ceiling", "seed": draw, "condition": condition})
-            rows[-1] |= {"subgroup": group} | {metric: 0.9 for metric in METRICS}
+            rows.append({"method": "noise_ceiling", "seed": draw, "split_seed": 0})
+            rows[-1] |= {"condition": condition, "subgroup": group}
+            rows[-1] |= {metric: 0.9 for metric in METRICS}
     summary = summarise(pd.DataFrame(rows))
     entry = summary["m"]["all"]
     assert (entry["n"], entry["seeds"]) == (2, 2)

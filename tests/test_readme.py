@@ -41,6 +41,10 @@ NOT_RUN = {
     ),
     "export SLURM_CONF=/tmp/slurm/slurm.conf; sinfo": "a running local cluster",
     "sudo scripts/local-slurm stop /tmp/slurm": "a running local cluster",
+    "snakemake --configfile config/demo.yaml config/demo_cv.yaml --cores 2": (
+        "45 fold trainings (about 20 min on 2 cores); tests/test_workflow.py runs the same configs with "
+        "few training steps"
+    ),
 }
 UNLOCK = "snakemake --configfile config/demo.yaml --unlock"
 DEMO = "snakemake --configfile config/demo.yaml --cores 2"
@@ -172,4 +176,4 @@ def test_the_screen_on_the_demo_is_as_the_readme_says(readme_run):
     screen = pd.read_csv(project / "results" / "demo" / "predict" / "screen.tsv", sep="\t")
     ranks = dict(zip(screen["condition"], screen["rank"]))
     singles = ["TP53+ctrl", "GATA1+ctrl", "MYC+ctrl", "KLF1+ctrl"]
-    assert len({ranks[c] for c in singles}) == 1 and ranks["GATA1+KLF1"] != ranks["TP53+ctrl"]
+    assert all(pd.isna(ranks[c]) for c in singles) and ranks["GATA1+KLF1"] == 1

@@ -109,14 +109,21 @@ def test_demo_results_are_complete_and_consistent(demo_run):
         "train_mean",
         "additive",
         "linear",
+        "kernel",
         "knn",
+        "selected",
         "noise_ceiling",
     }
     test = json.loads((out / "data/split.json").read_text())["test"]
     assert metrics["dygenept"]["all"]["n"] == len(test)
     assert metrics["train_mean"]["all"]["pearson_delta_centred"] == 0.0
+    comparisons = json.loads((out / "evaluate/metrics.json").read_text())["comparisons"]
+    for label in ("train_mean", "best_baseline"):
+        interval = comparisons["methods"]["dygenept"][label]["pearson_delta"]
+        assert interval["low"] <= interval["difference"] <= interval["high"]
     table = (out / "report/metrics_table.txt").read_text()
     assert "| dygenept " in table and "| noise_ceiling" in table
+    assert "pearson_delta − train_mean" in table
     for figure in ("facet_heatmap", "metric_bars", "de_changes", "cell_facets", "training_curve"):
         assert (out / f"report/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     predictions = ad.read_h5ad(out / "evaluate/predictions.h5ad")
@@ -514,6 +521,47 @@ def test_held_out_context_split_runs_end_to_end(demo_run, tmp_path):
     predictions = ad.read_h5ad(out / "evaluate/predictions.h5ad")
     assert sorted(predictions.obs["condition"]) == sorted(split["test"])
     assert "other_contexts" in (out / "report/metrics_table.txt").read_text()
+
+
+def test_cross_validation_scores_every_method_on_the_same_folds(demo_run, tmp_path):
+    """config/demo_cv.yaml, with few training steps: every perturbation is held out once, every method
+    (each variant and every baseline) is fitted per fold and scores the perturbations of that fold."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(demo_run[0], project, symlinks=True, ignore=shutil.ignore_patterns("results"))
+    (project / "config" / "cv_test.yaml").write_text(
+        "train: {steps: 4, eval_every: 2, seeds: [0], variants: {dygenept: {}, "
+        "dygenept_static: {attention: mean}}}\nevaluate: {cross_validation: {folds: 3}}\n"
+    )
+    configs = ("config/demo.yaml", "config/test.yaml", "config/demo_cv.yaml", "config/cv_test.yaml")
+    result = snakemake(project, config_files=configs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = project / "results" / "demo_cv"
+    folds = json.loads((out / "cv/folds.json").read_text())["folds"]
+    split = json.loads((out / "data/split.json").read_text())
+    everything = sorted(split["train"] + split["val"] + split["test"] + split["held_out"])
+    assert len(folds) == 3 and sorted(c for f in folds for c in f["test"]) == everything
+    rows = pd.read_csv(out / "evaluate/per_condition.csv")
+    rows = rows[rows["method"] != "noise_ceiling"]
+    fold_of = {c: f["name"] for f in folds for c in f["test"]}
+    assert (rows["fold"] == rows["condition"].map(fold_of)).all()
+    for method in (
+        "dygenept",
+        "dygenept_static",
+        "train_mean",
+        "linear",
+        "kernel",
+        "knn",
+        "selected",
+    ):
+        scored = rows[rows["method"] == method]
+        assert sorted(scored["condition"]) == everything, method
+    metrics = json.loads((out / "evaluate/metrics.json").read_text())
+    assert metrics["protocol"] == "cross_validation" and metrics["folds"] == 3
+    assert metrics["summary"]["dygenept"]["all"]["n"] == len(everything)
+    assert "best_baseline" in metrics["comparisons"]
+    assert not (out / "train").exists()  # the split's models are not trained for cross-validation
 
 
 # ---- --until, shards, a screen of model genes ------------------------------------------------------

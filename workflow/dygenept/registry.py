@@ -49,7 +49,7 @@ def gpus(need: GpuNeed | None, settings: Mapping[str, Any]) -> int:
 
 
 # The stages that run the DyGenePT network, on config 'train.device'.
-NETWORK_STAGES = ("train", "evaluate", "predict")
+NETWORK_STAGES = ("train", "train_folds", "evaluate", "predict")
 
 
 def stage_gpus(stage: str, config: Mapping[str, Any]) -> int:

@@ -14,6 +14,7 @@ import torch
 from ..formats.cell_embedding import CellEmbedding, load_cell_embedding
 from ..formats.facet_tensor import FacetTensor, load_facet_tensor
 from ..formats.gene_table import read_genes
+from ..model.prior import GeneFeature, Perturbation, TrainingSet
 from .arrays import dense
 from .conditions import (
     CONDITION_KEY,
@@ -85,18 +86,51 @@ class PerturbationData:
     def true_mean(self, condition: str) -> np.ndarray:
         return self.mean_by_condition[condition]
 
-    def modelled(self, conditions: list[str]) -> list[str]:
-        """The conditions the model can take: measured, with facets for every gene."""
-        return [c for c in conditions if c in self.facet_rows]
-
     def measured(self, conditions: list[str]) -> list[str]:
-        """The conditions with cells in the data (the baselines need no facets)."""
+        """The conditions with cells in the data: every method predicts them (a gene without facets is
+        unknown, and gets the prior)."""
         return [c for c in conditions if c in self.mean_by_condition]
+
+    def known_rows(self, condition: str) -> list[int]:
+        """The facet-tensor rows of the condition's genes that have at least one facet."""
+        rows = self.facet_rows.get(condition, [])
+        return [row for row in rows if self.facets.mask[row].any()]
+
+    def static_embedding(self, row: int) -> np.ndarray | None:
+        """A gene's mean embedding over its present facets; None when it has none (unknown)."""
+        mask = self.facets.mask[row]
+        return (
+            self.facets.embeddings[row][mask].astype(np.float64).mean(axis=0)
+            if mask.any()
+            else None
+        )
+
+    def perturbation_genes(self, condition: str) -> Perturbation:
+        """Each perturbed gene's key (its symbol, with the context in data split by context) and static
+        embedding; genes outside the facet tensor are unknown."""
+        label, context = parse_context_label(condition)
+        rows = self.facet_rows.get(condition) or [None] * len(condition_genes(label))
+        return tuple(
+            GeneFeature(
+                f"{gene}|{context}" if context else gene,
+                None if row is None else self.static_embedding(row),
+            )
+            for gene, row in zip(condition_genes(label), rows)
+        )
+
+    def training_set(self, train: list[str]) -> TrainingSet:
+        """The measured training perturbations, their genes and observed mean changes."""
+        measured = self.measured(train)
+        return TrainingSet(
+            [self.perturbation_genes(c) for c in measured],
+            np.stack([self.change(c) for c in measured]),
+        )
 
     def facet_inputs(
         self, conditions: list[str]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Facets (n, 2, K, D), mask (n, 2, K) and present (n, 2) for each condition."""
+        """Facets (n, 2, K, D), mask (n, 2, K) and present (n, 2) for each condition. A slot is present
+        only for a gene with at least one facet: an unknown gene adds nothing learned."""
         _, n_facets, dim = self.facets.embeddings.shape
         facets = np.zeros(
             (len(conditions), MAX_GENES_PER_PERTURBATION, n_facets, dim), dtype=np.float32
@@ -104,7 +138,7 @@ class PerturbationData:
         mask = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION, n_facets), dtype=bool)
         present = np.zeros((len(conditions), MAX_GENES_PER_PERTURBATION), dtype=bool)
         for i, condition in enumerate(conditions):
-            for slot, row in enumerate(self.facet_rows[condition]):
+            for slot, row in enumerate(self.known_rows(condition)):
                 facets[i, slot] = self.facets.embeddings[row]
                 mask[i, slot] = self.facets.mask[row]
                 present[i, slot] = True

@@ -6,6 +6,9 @@ training part (0.9, 0.9) for validation. ``single``: a tenth of the singles' gen
 singles (test) and their doubles (dropped). ``combo`` (``seen`` 0/1/2): doubles whose genes are held out.
 ``file``: the user's own JSON. The draws use numpy's legacy ``RandomState(seed)`` in GEARS' order, so the
 same seed and data give GEARS' split.
+
+``cross_validation_folds``: k-fold (or leave-one-out) over every perturbation, once per split seed, each
+fold keeping the constraint its split kind stands for (a test single's gene is unseen in training).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from ..errors import InputError
+from ..settings import read_fields
 from .conditions import (
     CONTROL,
     condition_genes,
@@ -236,40 +241,156 @@ def split_from_file(path: str | Path, conditions: Sequence[str]) -> Split:
     )
 
 
-def make_split(conditions: Sequence[str], params: dict) -> Split:
+@dataclass(frozen=True)
+class SplitSettings:
+    """Config ``dataset.split`` (its defaults live in the schema)."""
+
+    kind: str
+    seed: int
+    train_gene_set_size: float
+    combo_seen2_train_frac: float
+    test_size: float
+    val_size: float
+    seen: int
+    path: str | None
+    held_out_context: str | None
+
+    @classmethod
+    def from_params(cls, params: dict) -> SplitSettings:
+        return read_fields(cls, params)
+
+
+def make_split(conditions: Sequence[str], settings: SplitSettings) -> Split:
     """The split config ``dataset.split`` asks for; ``conditions`` in the data's order."""
-    kind = params["kind"]
+    kind = settings.kind
     if kind == "simulation":
         return simulation_split(
             conditions,
-            params["seed"],
-            params["train_gene_set_size"],
-            params["combo_seen2_train_frac"],
+            settings.seed,
+            settings.train_gene_set_size,
+            settings.combo_seen2_train_frac,
         )
     if kind in ("single", "combo"):
         return gears_list_split(
-            conditions,
-            kind,
-            params["seed"],
-            params["test_size"],
-            params["val_size"],
-            params["seen"],
+            conditions, kind, settings.seed, settings.test_size, settings.val_size, settings.seen
         )
     if kind == "file":
-        if not params["path"]:
+        if not settings.path:
             raise InputError(
                 "config 'dataset.split.kind' is file but 'dataset.split.path' is empty. Fix: give the split JSON."
             )
-        return split_from_file(params["path"], conditions)
+        return split_from_file(settings.path, conditions)
     if kind == "context":
-        if not params["held_out_context"]:
+        if not settings.held_out_context:
             raise InputError(
                 "config 'dataset.split.kind' is context but 'dataset.split.held_out_context' is empty. "
                 "Fix: name the context (a value of 'dataset.split.context_column') to hold out."
             )
         pairs = [parse_context_label(c) for c in conditions if c != CONTROL]
-        return context_split(pairs, params["held_out_context"], params["val_size"], params["seed"])
+        return context_split(pairs, settings.held_out_context, settings.val_size, settings.seed)
     raise InputError(f"config 'dataset.split.kind' is '{kind}'; known: {', '.join(KINDS)}.")
+
+
+# ---- cross-validation ----------------------------------------------------------------------------
+
+# Split kinds whose test singles are unseen genes (GEARS' unseen_single): a fold's training part drops the
+# doubles that contain a gene of one of its test singles. ``single`` also tests singles only.
+UNSEEN_SINGLE_KINDS = ("simulation", "single")
+
+
+@dataclass(frozen=True)
+class CrossValidationSettings:
+    """Config ``evaluate.cross_validation``."""
+
+    scheme: Literal["kfold", "leave_one_out"]
+    folds: int
+    split_seeds: tuple[int, ...]
+    val_fraction: float
+
+    @classmethod
+    def from_params(cls, params: dict) -> CrossValidationSettings:
+        return read_fields(cls, params, split_seeds=tuple(params["split_seeds"]))
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold of one split seed: its name (``s<seed>f<index>``) and its split."""
+
+    name: str
+    split_seed: int
+    split: Split
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "split_seed": self.split_seed, **self.split.as_dict()}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Fold:
+        fields = {f.name for f in dataclasses.fields(Split)}
+        split = Split(**{key: value for key, value in record.items() if key in fields})
+        return cls(record["name"], record["split_seed"], split)
+
+
+def split_kind_for_folds(kind: str) -> str:
+    """The split kind a fold follows; the kinds without a fold version are refused."""
+    if kind in UNSEEN_SINGLE_KINDS:
+        return kind
+    raise InputError(
+        f"config 'evaluate.protocol' is cross_validation but 'dataset.split.kind' is '{kind}', which has no "
+        f"fold version. Fix: use split kind {' or '.join(UNSEEN_SINGLE_KINDS)}, or protocol split."
+    )
+
+
+def fold_tests(conditions: list[str], scheme: str, folds: int, split_seed: int) -> list[list[str]]:
+    """The test parts of one split seed's folds: disjoint, together every condition once."""
+    if scheme == "leave_one_out":
+        return [[c] for c in conditions]
+    order = np.random.RandomState(split_seed).permutation(len(conditions))
+    chunks = np.array_split(order, min(folds, len(conditions)))
+    return [sorted(conditions[i] for i in chunk) for chunk in chunks]
+
+
+def one_fold(
+    conditions: list[str], test: list[str], kind: str, val_fraction: float, draw_seed: int
+) -> Split:
+    """Train, validation and test of one fold: the doubles that would reveal a test single's gene are
+    held out of training (``UNSEEN_SINGLE_KINDS``), then a random ``val_fraction`` of the rest validates."""
+    unseen = {condition_genes(c)[0] for c in test if is_single(c)}
+    rest = [c for c in conditions if c not in set(test)]
+    held_out = [c for c in rest if is_combo(c) and unseen & set(condition_genes(c))]
+    rest = [c for c in rest if c not in set(held_out)]
+    drawn = set(_draw(len(rest), val_fraction, draw_seed).tolist())
+    val = sorted(c for i, c in enumerate(rest) if i in drawn)
+    train = sorted(c for i, c in enumerate(rest) if i not in drawn)
+    seen = {g for c in train for g in condition_genes(c)}
+    return Split(
+        train,
+        val,
+        sorted(test),
+        _sorted_groups(subgroups_by_seen(test, seen)),
+        _sorted_groups(subgroups_by_seen(val, seen)),
+        kind=f"cross_validation:{kind}",
+        held_out=sorted(held_out),
+    )
+
+
+def cross_validation_folds(
+    conditions: Sequence[str], kind: str, settings: CrossValidationSettings
+) -> list[Fold]:
+    """Every fold of every split seed. ``kind`` ``single`` tests singles only (doubles are trained on, or
+    held out with a test gene); ``simulation`` tests singles and doubles (labelled combo_seen0/1/2 by the
+    genes training has seen)."""
+    kind = split_kind_for_folds(kind)
+    conditions = sorted(set(conditions) - {CONTROL})
+    tested = [c for c in conditions if kind != "single" or is_single(c)]
+    folds = []
+    for split_seed in settings.split_seeds:
+        tests = fold_tests(tested, settings.scheme, settings.folds, split_seed)
+        for index, test in enumerate(tests):
+            split = one_fold(
+                conditions, test, kind, settings.val_fraction, split_seed * 100_003 + index
+            )
+            folds.append(Fold(f"s{split_seed}f{index}", split_seed, split))
+    return folds
 
 
 # ---- held-out context ----------------------------------------------------------------------------

@@ -30,9 +30,8 @@ from ..formats.gene_table import read_genes
 from ..io.artifacts import read_json
 from ..model.checkpoint import checkpoint_inputs, load_checkpoint
 from ..model.inference import predict_condition
-from ..model.training import mean_shift
+from ..model.prior import fit_prior, perturbation_feature
 from ..settings import read_fields
-from .baselines import mean_facet_features
 from .interactions import (
     InteractionSettings,
     describe,
@@ -140,17 +139,23 @@ class InSilicoScreen:
         floor: float,
     ):
         self.data, self.models = data, dict(models)
-        self.train = data.modelled(split_train)
+        # the training perturbations with a static embedding (a known gene), by which the nearest are found
+        self.train = [c for c in data.measured(split_train) if self.static_feature(c) is not None]
         self.settings, self.interactions = settings, settings.interactions
         # what the model predicts for any perturbation before it learns one: the train_mean baseline
-        self.reference = data.control_mean + mean_shift(data, data.measured(split_train))
+        training = data.training_set(split_train)
+        self.reference = data.control_mean + fit_prior("mean", None, training).mean_change
         self.floor = floor
         self.seen = {gene for condition in self.train for gene in condition_genes(condition)}
-        self.train_features = np.stack([mean_facet_features(data, c) for c in self.train])
+        self.train_features = np.stack([self.static_feature(c) for c in self.train])
         self.facet_text = dict(zip(zip(facets["entrez_id"], facets["facet"]), facets["text"]))
         self.entrez_of = dict(zip(genes["query"], genes["entrez_id"]))
         self.expressed = well_expressed(data.control_mean, self.interactions.expressed_fraction)
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def static_feature(self, condition: str) -> np.ndarray | None:
+        """The perturbation's static (facet-mean) embedding; None when none of its genes has facets."""
+        return perturbation_feature(self.data.perturbation_genes(condition))
 
     @classmethod
     def load(
@@ -298,7 +303,7 @@ class InSilicoScreen:
         norm, changed = effect_size(delta, settings.fold_change_threshold)
         up, down = top_changes(delta, self.data.gene_names, settings.top_genes)
         close = nearest(
-            mean_facet_features(self.data, request.condition), self.train_features, self.train,
+            self.static_feature(request.condition), self.train_features, self.train,
             settings.nearest_training,
         )  # fmt: skip
         explanation = {

@@ -1,8 +1,11 @@
-"""Checkpoints: the network's config as JSON beside its weights as safetensors (never pickle).
+"""Checkpoints: the network's config and its prior's kind as JSON beside the network's weights and the
+prior's arrays as safetensors (never pickle).
 
-``save_checkpoint``/``load_checkpoint``: a trained network. ``save_training_state``/``load_training_state``:
-the state a killed run resumes from (weights, AdamW moments, the best weights so far as safetensors; step,
-history and early-stopping counters as JSON), keyed by the run it belongs to.
+``save_checkpoint``/``load_checkpoint``: a trained model (network + prior). ``save_fold_checkpoints``/
+``load_fold_checkpoints``: one per cross-validation fold in one pair of files (tensor names prefixed by the
+fold's name). ``save_training_state``/``load_training_state``: the state a killed run resumes from
+(weights, AdamW moments, the best weights so far as safetensors; step, history and early-stopping counters
+as JSON), keyed by the run it belongs to.
 """
 
 from __future__ import annotations
@@ -13,25 +16,70 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..io.artifacts import atomic_path, read_json, write_json_atomic
-from .network import DyGenePTModule, ModelConfig
+from .network import DyGenePTModule, ModelConfig, TrainedModel
+from .prior import Prior
+
+PRIOR_PREFIX = "prior."
+
+
+def model_tensors(model: TrainedModel, prefix: str = "") -> dict[str, torch.Tensor]:
+    tensors = {f"{prefix}{k}": v.contiguous() for k, v in model.module.state_dict().items()}
+    for name, array in model.prior.saved_arrays().items():
+        tensors[f"{prefix}{PRIOR_PREFIX}{name}"] = torch.tensor(array)
+    return tensors
+
+
+def model_record(model: TrainedModel, extra: dict) -> dict:
+    return {"model": model.module.config.to_dict(), "prior": model.prior.meta(), **extra}
+
+
+def model_from(record: dict, tensors: dict[str, torch.Tensor]) -> TrainedModel:
+    prior_arrays = {
+        k[len(PRIOR_PREFIX) :]: v.numpy() for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)
+    }
+    module = DyGenePTModule(ModelConfig(**record["model"]))
+    module.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(PRIOR_PREFIX)})
+    module.eval()
+    return TrainedModel(module, Prior.from_saved(record["prior"], prior_arrays))
 
 
 def save_checkpoint(
-    model: DyGenePTModule, weights_path: Path, config_path: Path, extra: dict
+    model: TrainedModel, weights_path: Path, config_path: Path, extra: dict
 ) -> None:
     with atomic_path(weights_path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    write_json_atomic(config_path, {"model": model.config.to_dict(), **extra})
+        save_file(model_tensors(model), str(tmp))
+    write_json_atomic(config_path, model_record(model, extra))
 
 
-def load_checkpoint(
-    weights_path: str | Path, config_path: str | Path
-) -> tuple[DyGenePTModule, dict]:
+def load_checkpoint(weights_path: str | Path, config_path: str | Path) -> tuple[TrainedModel, dict]:
     saved = read_json(config_path)
-    model = DyGenePTModule(ModelConfig(**saved["model"]))
-    model.load_state_dict(load_file(str(weights_path)))
-    model.eval()
-    return model, saved
+    return model_from(saved, load_file(str(weights_path))), saved
+
+
+def save_fold_checkpoints(
+    models: dict[str, tuple[TrainedModel, dict]], weights_path: Path, config_path: Path
+) -> None:
+    """Every fold's model (name → (model, extra record)) in one safetensors and one JSON file."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, (model, _) in models.items():
+        tensors |= model_tensors(model, f"{name}/")
+    with atomic_path(weights_path) as tmp:
+        save_file(tensors, str(tmp))
+    folds = {name: model_record(model, extra) for name, (model, extra) in models.items()}
+    write_json_atomic(config_path, {"folds": folds})
+
+
+def load_fold_checkpoints(
+    weights_path: str | Path, config_path: str | Path
+) -> dict[str, tuple[TrainedModel, dict]]:
+    saved = read_json(config_path)["folds"]
+    tensors = load_file(str(weights_path))
+    loaded = {}
+    for name, record in saved.items():
+        prefix = f"{name}/"
+        own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        loaded[name] = (model_from(record, own), record)
+    return loaded
 
 
 def _paths(prefix: Path) -> tuple[Path, Path]:

@@ -30,7 +30,7 @@ from ..data.conditions import (
     looks_like_control,
     unify_gene_order,
 )
-from ..data.splits import Split, make_split
+from ..data.splits import Split, SplitSettings, make_split
 from ..data.symbols import SymbolIndex, map_symbol
 from ..errors import InputError
 from ..io.artifacts import atomic_path, write_json_atomic
@@ -576,7 +576,10 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     )
     split = make_split(
         conditions,
-        params["split"] | ({"path": str(inputs["split_file"])} if "split_file" in inputs else {}),
+        SplitSettings.from_params(
+            params["split"]
+            | ({"path": str(inputs["split_file"])} if "split_file" in inputs else {})
+        ),
     )
     log.info(
         "%s split: %d train, %d val, %d test perturbations (test: %s)",

@@ -1,5 +1,6 @@
-"""The report stage: the metrics table (model, ablations, baselines, noise ceiling; mean ± sd over seeds)
-and the figures people read: metric bars per subgroup, predicted vs observed change on DE genes, the
+"""The report stage: the metrics table (model, ablations, baselines, noise ceiling; mean ± sd over seeds),
+the paired bootstrap intervals of each method's difference to train_mean and to the best baseline, and
+the figures people read: metric bars per subgroup, predicted vs observed change on DE genes, the
 facet-attention heatmap, one gene's facet weights across cells, the training curves, and the genetic
 interactions of pairs (test doubles predicted vs observed; the screen's pairs)."""
 
@@ -29,7 +30,22 @@ TABLE_METRICS = [
 ]
 BAR_METRICS = ["pearson_delta", "pearson_delta_centred", "discrimination"]
 CEILING = "noise_ceiling"
-BASELINE_ORDER = ["no_change", "train_mean", "additive", "linear", "knn", "other_contexts"]
+BASELINE_ORDER = [
+    "no_change",
+    "train_mean",
+    "additive",
+    "linear",
+    "kernel",
+    "knn",
+    "selected",
+    "other_contexts",
+]
+# The differences whose intervals the comparison table shows: (metric, reference label).
+COMPARED = [
+    ("pearson_delta", "train_mean"),
+    ("pearson_delta", "best_baseline"),
+    ("pearson_delta_centred", "train_mean"),
+]
 FIGURES = {
     "bars": "metric_bars.png",
     "de_changes": "de_changes.png",
@@ -69,6 +85,31 @@ def metrics_table(metrics: dict, group: str = "all") -> pd.DataFrame:
             row[metric] = _fmt(entry[metric], entry[f"{metric}_sd"], entry["seeds"])
         share = fractions.get(method, {}).get(group, {}).get("pearson_delta")
         row["pd/ceiling"] = _fmt(share)
+        rows[method] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _interval(entry: dict | None) -> str:
+    if not entry or "difference" not in entry:
+        return "n/a"
+    mark = {"better": " better", "worse": " WORSE"}.get(entry["verdict"], "")
+    return f"{entry['difference']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]{mark}"
+
+
+def comparison_table(metrics: dict) -> pd.DataFrame:
+    """Rows: methods; cells: the mean difference over perturbations to the reference with its paired
+    bootstrap interval, marked better / WORSE only where the interval excludes zero."""
+    compared = metrics.get("comparisons", {})
+    best = compared.get("best_baseline")
+    rows = {}
+    for method in method_order(metrics["summary"], metrics.get("main_variant", "dygenept")):
+        references = compared.get("methods", {}).get(method)
+        if not references:
+            continue
+        row = {}
+        for metric, label in COMPARED:
+            name = f"best baseline ({best})" if label == "best_baseline" else label
+            row[f"{metric} − {name}"] = _interval(references.get(label, {}).get(metric))
         rows[method] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -460,7 +501,7 @@ LOSS_AXES = {
 
 
 def plot_training_curves(training: dict, main: str, path: Path) -> str:
-    """Training and validation loss of every variant and seed (step 0: the train_mean baseline), the
+    """Training loss and validation score of every variant and seed (step 0: the prior it nests), the
     main model drawn last and thickest, a star at each kept step. Returns the caption's note."""
     plt = _pyplot()
     from matplotlib.ticker import FormatStrFormatter
@@ -506,17 +547,16 @@ def plot_training_curves(training: dict, main: str, path: Path) -> str:
     for ticks in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
         ticks(FormatStrFormatter("%g"))  # 0.6, 1, 2 rather than 6×10⁻¹
     axis.set_xlabel("training step")
-    if losses == {"relative"}:
-        axis.set_ylabel(f"{LOSS_AXES['relative']}\n(log scale)", fontsize=9)
-    else:  # the validation loss is always relative; the training loss is what config chose
-        axis.set_ylabel(
-            f"loss (log scale): validation relative,\ntraining {', '.join(sorted(losses))}"
-        )
+    # the validation score is always 1 − pearson_delta; the training loss is what config chose
+    axis.set_ylabel(
+        f"log scale: validation 1 − pearson_delta,\ntraining {', '.join(sorted(losses))} loss",
+        fontsize=9,
+    )
     axis.scatter([], [], marker="*", s=110, color="white", edgecolor="black", label="weights kept")
     axis.legend(fontsize=8)
     axis.set_title(
-        "Validation loss (dots; the main model thick, on top) and training loss (thin)\n"
-        "★: the step whose weights were kept (step 0 is the train_mean baseline)",
+        "Validation score (dots; the main model thick, on top) and training loss (thin)\n"
+        "★: the step whose weights were kept (step 0 is the prior the network nests)",
         fontsize=10,
     )
     _save(figure, path)
@@ -527,7 +567,12 @@ def plot_training_curves(training: dict, main: str, path: Path) -> str:
 
 
 METRIC_NOTE = (
-    "Mean over held-out perturbations, then mean ± sd over seeds (noise ceiling: over half-split draws). "
+    "Mean over held-out perturbations, then mean ± sd over runs (training seeds × split seeds; noise "
+    "ceiling: over half-split draws). Under cross-validation every perturbation is held out once per split "
+    "seed, by the models and baselines of its fold. Differences: each perturbation's score averaged over "
+    "runs, the mean difference to the reference over perturbations, and its paired bootstrap 95% interval; "
+    "a method is called better or WORSE only where the interval excludes zero (best baseline: the baseline "
+    "with the highest mean pearson_delta in this table). "
     "pearson_delta(_de): Pearson of predicted vs observed change from control on all genes (on the top DE "
     "genes); pearson_delta_centred: the same with changes measured from the mean of the training "
     "perturbations (Systema), so train_mean scores 0 and a positive score is perturbation-specific signal; "
@@ -541,31 +586,43 @@ METRIC_NOTE = (
 
 
 def verdict(metrics: dict) -> str:
-    """One plain sentence: does the main model beat train_mean, and does it carry specific signal?"""
+    """Plain sentences from the paired intervals: is the main model better than train_mean and than the
+    best baseline, and does it carry perturbation-specific signal? "Better" only where the interval
+    excludes zero."""
     summary, main = metrics["summary"], metrics["main_variant"]
-    if main not in summary or "train_mean" not in summary:
+    compared = metrics.get("comparisons", {})
+    references = compared.get("methods", {}).get(main)
+    if main not in summary or not references:
         return ""
-    model, mean = summary[main]["all"], summary["train_mean"]["all"]
-    beats = (model["pearson_delta"] or -1) >= (mean["pearson_delta"] or -1)
-    specific = (model["pearson_delta_centred"] or 0) > 0
-    best = max(
-        (m for m in summary if m not in (CEILING, "additive")),
-        key=lambda m: summary[m]["all"]["pearson_delta"] or -1,
+    model = summary[main]["all"]
+
+    def said(label: str, metric: str) -> str:
+        entry = references.get(label, {}).get(metric, {})
+        return {"better": "better", "worse": "WORSE"}.get(
+            entry.get("verdict", ""), "no difference shown"
+        ) + f" ({_interval(entry)})"
+
+    best = compared.get("best_baseline")
+    parts = [
+        f"{main} ({metrics.get('protocol', 'split')}, {model['n']} perturbations): pearson_delta "
+        f"{_fmt(model['pearson_delta'])}; vs train_mean: {said('train_mean', 'pearson_delta')}"
+    ]
+    if best and best != main:
+        parts.append(f"vs the best baseline ({best}): {said('best_baseline', 'pearson_delta')}")
+    parts.append(
+        f"centred pearson_delta {_fmt(model['pearson_delta_centred'])}, vs 0: "
+        f"{said('train_mean', 'pearson_delta_centred')}"
     )
-    return (
-        f"{main}: pearson_delta {_fmt(model['pearson_delta'])} vs train_mean "
-        f"{_fmt(mean['pearson_delta'])} ({'not worse' if beats else 'WORSE'}); centred pearson_delta "
-        f"{_fmt(model['pearson_delta_centred'])} "
-        f"({'perturbation-specific signal' if specific else 'no perturbation-specific signal beyond the mean'}). "
-        f"Best on pearson_delta over all held-out perturbations: {best}."
-    )
+    return "; ".join(parts) + ". Paired bootstrap 95% intervals over perturbations."
 
 
 def report_tables(metrics: dict) -> list[tuple[str, pd.DataFrame]]:
     groups = sorted({g for m in metrics["summary"].values() for g in m} - {"all"})
-    return [("Held-out perturbations (all)", metrics_table(metrics))] + [
-        (group, metrics_table(metrics, group)) for group in groups
-    ]
+    tables = [("Held-out perturbations (all)", metrics_table(metrics))]
+    comparison = comparison_table(metrics)
+    if not comparison.empty:
+        tables.append(("Differences with paired bootstrap 95% intervals", comparison))
+    return tables + [(group, metrics_table(metrics, group)) for group in groups]
 
 
 FIGURE_TITLES = {
@@ -706,5 +763,8 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
     names = {key: Path(outputs[key]).name for key in FIGURES}
     write_text_atomic(outputs["markdown"], markdown_report(metrics, names, captions))
     write_text_atomic(outputs["html"], html_report(metrics, names, captions))
-    write_text_atomic(outputs["table"], format_table(metrics_table(metrics)) + "\n")
+    tables = [format_table(metrics_table(metrics))]
+    if not (comparison := comparison_table(metrics)).empty:
+        tables.append(format_table(comparison))
+    write_text_atomic(outputs["table"], "\n\n".join(tables) + "\n")
     return {"methods": list(metrics["summary"])}
