@@ -183,7 +183,9 @@ def small_canonical(tmp_path_factory):
 def test_genes_stage_writes_provenance_beside_its_output(tmp_path, small_canonical, org_db, capsys):
     h5ad, conditions = small_canonical
     out = tmp_path / "genes.tsv"
-    params = section_params("genes", extra=["ERK"], symbol_overrides={"ERK": "5594"}, screen=[])
+    params = section_params(
+        "genes", extra=["ERK"], symbol_overrides={"ERK": "5594"}, screen=[], gene_set="model"
+    )
     status = cli.main(
         [
             "genes",

@@ -33,7 +33,7 @@ def test_genes_stage_by_hand_maps_the_old_symbols_and_records_provenance(tmp_pat
             "--out",
             f"genes={out}",
             "--params",
-            json.dumps(section_params("genes", extra=["TP53"], screen=[])),
+            json.dumps(section_params("genes", extra=["TP53"], screen=[], gene_set="model")),
         ]
     )
     assert status == 0
@@ -105,7 +105,7 @@ def test_missing_facet_spec_and_missing_database_are_one_line_errors(tmp_path, c
             "--out",
             f"genes={tmp_path / 'g.tsv'}",
             "--params",
-            json.dumps(section_params("genes", screen=[])),
+            json.dumps(section_params("genes", screen=[], gene_set="model")),
         ]
     )
     err = capsys.readouterr().err

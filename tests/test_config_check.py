@@ -61,7 +61,7 @@ def test_a_misspelled_section_is_guessed_at_the_top_level():
     config["trian"] = config.pop("train", {})
     message = config_error(config, SCHEMA)
     assert "config key 'trian' is not a setting." in message and "Did you mean 'train'?" in message
-    assert "the top-level keys: outdir, dataset" in message
+    assert "the top-level keys: outdir, shards, dataset" in message
 
 
 def test_the_file_named_is_the_one_that_sets_the_key(tmp_path):

@@ -187,9 +187,10 @@ def test_a_folder_the_user_cannot_write_is_named_with_the_fix(org_db):
 # ---- optional packages ----------------------------------------------------------------------------
 
 
-def test_vllm_missing_names_its_env_and_use_conda(monkeypatch):
+def test_vllm_missing_names_its_env_and_use_conda(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # what `import vllm` meets where it is absent
-    settings = EngineSettings.from_params({**section_params("facets")["llm"], "revision": "0" * 40})
+    local_model = {"model": str(tmp_path), "revision": "0" * 40}  # no fetch_models manifest needed
+    settings = EngineSettings.from_params({**section_params("facets")["llm"], **local_model})
     with pytest.raises(SetupError) as error:
         make_engine("vllm", settings, {"type": "object"})
     message = str(error.value)
