@@ -11,7 +11,7 @@ project's own code, and prints every figure as it goes and a summary at the end:
 3. train: `model.training.fit` at the real size (facet tensor 20,000 × 10 × 768, 5,045 measured genes,
    11,000 control cells × 512, 236 perturbations) with config/config.yaml's train settings, all steps run
    (patience off): steps/s;
-4. evaluate: the evaluate stage's predictions (`predict_all`: the baselines, and 3 variants × 3 seeds of the
+4. evaluate: the evaluate stage's predictions (`predict_fold`: the baselines, and 3 variants × 3 seeds of the
    trained network over every control cell of each test perturbation): predicted cells/s.
 
 Each part also runs a small slice on the CPU in the same process, and prints the ratio of the two rates
@@ -25,6 +25,7 @@ which the tests run. Any error ends the run with its traceback and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -416,52 +417,62 @@ def perturbation_data(size: Size, seed: int = 0):
     return data, train, val, test
 
 
-def train_params(size: Size, device: str, steps: int | None = None) -> dict:
+def train_settings(size: Size, device: str, steps: int | None = None):
     """config/config.yaml's train section (schema defaults filled in), the main variant, one seed, every
-    step run (patience off: a fixed amount of work)."""
-    real = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["train"]
-    settings = merged(section_defaults("train"), real)
+    step run (patience off: a fixed amount of work), with the prior's candidates (its baselines)."""
+    from dygenept.model.training import TrainSettings
+
+    real = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    settings = merged(section_defaults("train"), real["train"])
     variants = settings.pop("variants")
     settings.pop("seeds")
     main = next(iter(variants))
-    return {
-        **settings,
-        "model": {**settings["model"], **variants[main]},
-        "seed": 0,
-        "steps": steps or size.steps or settings["steps"],
-        "patience": 0,
-        "device": device,
-        "log_every": 100,
-    }
+    return TrainSettings.from_params(
+        {
+            **settings,
+            "model": {**settings["model"], **variants[main]},
+            "seed": 0,
+            "steps": steps or size.steps or settings["steps"],
+            "patience": 0,
+            "device": device,
+            "log_every": 100,
+            "baselines": merged(section_defaults("baselines"), real.get("baselines", {})),
+        }
+    )
 
 
 def bench_train(size: Size, device: str, work: Path) -> tuple[Figure, object, tuple]:
     import torch
 
     from dygenept.model.checkpoint import save_checkpoint
-    from dygenept.model.training import build_model, fit
+    from dygenept.model.network import TrainedModel
+    from dygenept.model.training import build_model, build_prior, fit
 
     data, train, val, test = perturbation_data(size)
-    params = train_params(size, device)
-    warm = build_model(data, params["model"], train)
-    fit(warm, data, train, {**params, "steps": 2}, val)
-    torch.manual_seed(0)
-    model = build_model(data, params["model"], train)
+    settings = train_settings(size, device)
+    prior, _ = build_prior(data, train, settings)  # closed form on the CPU, outside the measurement
+
+    def untrained() -> TrainedModel:
+        torch.manual_seed(0)
+        return TrainedModel(build_model(data, settings.model), prior)
+
+    fit(untrained(), data, train, dataclasses.replace(settings, steps=2), val)
+    model = untrained()
     with Meter(device) as meter:
-        result = fit(model, data, train, params, val)
+        result = fit(model, data, train, settings, val)
     steps = result["steps_run"]
     cpu_steps = size.cpu_steps
-    cpu_model = build_model(data, params["model"], train)
     started = time.perf_counter()
-    fit(cpu_model, data, train, {**params, "steps": cpu_steps, "device": "cpu"})  # steps alone
+    cpu_settings = dataclasses.replace(settings, steps=cpu_steps, device="cpu")
+    fit(untrained(), data, train, cpu_settings)  # steps alone
     cpu_seconds = time.perf_counter() - started
     save_checkpoint(model, work / "model.safetensors", work / "model.json", {})
     figure = Figure(
         "train",
         f"fit at {size.genes:,} × {size.facets} × {data.facets.embeddings.shape[2]} facets, "
         f"{size.measured_genes:,} genes, {size.cells:,} cells × {size.cell_dim}, {len(train)} train / "
-        f"{len(val)} val perturbations, {steps} steps (validation every {params['eval_every']}), "
-        f"{params['conditions_per_step']} × {params['cells_per_condition']} cells per step, amp "
+        f"{len(val)} val perturbations, {steps} steps (validation every {settings.eval_every}), "
+        f"{settings.conditions_per_step} × {settings.cells_per_condition} cells per step, amp "
         f"{result['amp']}; nine fits ≈ {9 * meter.seconds / 60:.1f} min; CPU slice {cpu_steps} steps "
         "without validation",
         {"steps/s": steps / meter.seconds},
@@ -473,22 +484,37 @@ def bench_train(size: Size, device: str, work: Path) -> tuple[Figure, object, tu
 
 
 def bench_evaluate(size: Size, device: str, work: Path, data, split) -> Figure:
-    from dygenept.stages.evaluate import predict_all
+    from dygenept.data.splits import Split
+    from dygenept.model.checkpoint import load_checkpoint
+    from dygenept.stages.evaluate import EvaluateSettings, FoldModels, predict_fold
 
     train, test = split
-    params = {**section_defaults("evaluate"), "device": device}  # as the rule gives train.device
-    checkpoint = (work / "model.safetensors", work / "model.json")
-    nine = {
-        variant: {seed: checkpoint for seed in range(3)}
-        for variant in ("dygenept", "dygenept_static", "dygenept_softmax")
-    }
-    predict_all(data, test[:1], train, {"dygenept": {0: checkpoint}}, params)  # warm-up
+    # the evaluate rule's params: its section, the baselines, interactions and train.device
+    settings = EvaluateSettings.from_params(
+        {
+            **section_defaults("evaluate"),
+            "baselines": section_defaults("baselines"),
+            "interactions": section_defaults("interactions"),
+            "device": device,
+        }
+    )
+
+    def fold(test_part: list[str], variants: tuple[str, ...], seeds: int, on: str) -> FoldModels:
+        """The same trained network as every variant and seed (the cost, not the scores, is measured)."""
+        model, _ = load_checkpoint(work / "model.safetensors", work / "model.json")
+        model.to(on)
+        models = {variant: {seed: model for seed in range(seeds)} for variant in variants}
+        return FoldModels("split", 0, Split(train, [], test_part, {}, {}), models)
+
+    nine = ("dygenept", "dygenept_static", "dygenept_softmax")
+    predict_fold(data, fold(test[:1], ("dygenept",), 1, device), settings)  # warm-up
+    measured = fold(test, nine, 3, device)
     with Meter(device) as meter:
-        predict_all(data, test, train, nine, params)
+        predict_fold(data, measured, settings)
     cells = 9 * len(test) * size.cells
     cpu_test = test[: size.cpu_test]
     started = time.perf_counter()
-    predict_all(data, cpu_test, train, {"dygenept": {0: checkpoint}}, {**params, "device": "cpu"})
+    predict_fold(data, fold(cpu_test, ("dygenept",), 1, "cpu"), settings)
     cpu_seconds = time.perf_counter() - started
     return Figure(
         "evaluate",
