@@ -36,7 +36,12 @@ def run(inputs: dict[str, Path], outputs: dict[str, Path], params: dict) -> dict
         model, result = train_model(data, train, val, settings, resume)
         models[fold.name] = (
             model,
-            {"train_conditions": train, "val_conditions": val, "training_result": result},
+            {
+                "train_conditions": train,
+                "val_conditions": val,
+                "training": settings.as_dict(),
+                "training_result": result,
+            },
         )
     save_fold_checkpoints(models, Path(outputs["weights"]), Path(outputs["config"]))
     for resume in resumes:
